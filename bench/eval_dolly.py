@@ -1,0 +1,51 @@
+"""Generalisation of a model to real prompts: tier macro-F1 on shared/data/dolly-dev.jsonl.
+
+    python bench/eval_dolly.py [--model DIR] [--data FILE]
+
+Prints accuracy and macro-F1 of the classifier's top tier and of the routing policy's tier
+(default-to-cheaper below the model's confidence threshold), per-tier F1 and the confusion
+matrix. The data is only read, never copied into the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+from classifier_service.artifact import bundled_model_dir, load_artifact
+from classifier_service.classifier import TierClassifier
+from classifier_service.policy import classifier_choice
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dolly-dev.jsonl"
+ORDER = ["simple", "medium", "complex"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    artifact = load_artifact(args.model or bundled_model_dir())
+    clf = TierClassifier(artifact)
+    rows = [json.loads(line) for line in args.data.open(encoding="utf-8") if line.strip()]
+    truth = [r["tier"] for r in rows]
+    top, policy = [], []
+    for r in rows:
+        scores = clf.score(r["text"])
+        top.append(scores.top_tier)
+        policy.append(classifier_choice(scores.tiers, ORDER, artifact.confidence_threshold)[0])
+    print(f"model {artifact.model_version} on {args.data.name}: {len(rows)} prompts")
+    for name, pred in (("classifier top tier", top), ("routing policy", policy)):
+        acc = sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth)
+        f1 = f1_score(truth, pred, labels=ORDER, average="macro")
+        print(f"{name:<20} accuracy {acc:.3f}  macro-F1 {f1:.3f}")
+    print(classification_report(truth, top, labels=ORDER, digits=3))
+    print("confusion (rows truth, cols predicted):", ORDER)
+    print(confusion_matrix(truth, top, labels=ORDER))
+
+
+if __name__ == "__main__":
+    main()

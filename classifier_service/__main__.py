@@ -1,0 +1,3 @@
+from classifier_service.cli import main
+
+raise SystemExit(main())

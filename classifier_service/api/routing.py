@@ -1,0 +1,99 @@
+"""``/v1/route`` and ``/v1/route/batch``: routing decisions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+
+from classifier_service.deps import RuntimeDep
+from classifier_service.errors import RequestError, TooLargeError
+from classifier_service.runtime import Runtime
+from classifier_service.schemas import (
+    BatchItemError,
+    BatchRequest,
+    BatchResponse,
+    EndpointRef,
+    ItemError,
+    RouteRequest,
+    RouteResponse,
+)
+
+router = APIRouter(prefix="/v1", tags=["routing"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The prompt is longer than the limit or than any allowed context."},
+    422: {"description": "The body is invalid: empty prompt, unknown tier, min above max."},
+}
+
+
+def route_one(runtime: Runtime, body: RouteRequest) -> RouteResponse:
+    routed = runtime.route(body.prompt, body.agent, body.min_tier, body.max_tier)
+    decision = routed.decision
+    scores = routed.scores
+    top = scores.top_tier
+    return RouteResponse(
+        request_id=uuid.uuid4().hex,
+        tier=decision.tier,
+        confidence=scores.tiers[top],
+        probabilities=runtime.tier_probabilities(scores),
+        category=scores.top_category,
+        endpoint=EndpointRef.of(decision.endpoint),
+        fallback=[EndpointRef.of(ep) for ep in decision.fallback],
+        reason=decision.reason,
+        adjustments=decision.adjustments,
+        reason_detail=decision.reason_detail,
+        model_version=runtime.model_version,
+    )
+
+
+@router.post(
+    "/route",
+    operation_id="route",
+    summary="Route one request",
+    description=(
+        "Classify a prompt's complexity and return its tier, the classifier's confidence, the "
+        "target endpoint and the fallback chain. Precedence: agent rule, category rule, then "
+        "the classifier with the default-to-cheaper policy; min_tier/max_tier clamp last; "
+        "endpoints whose context cannot hold the prompt are skipped."
+    ),
+    responses=ERRORS,
+)
+def route(body: RouteRequest, runtime: RuntimeDep) -> RouteResponse:
+    return route_one(runtime, body)
+
+
+@router.post(
+    "/route/batch",
+    operation_id="route_batch",
+    summary="Route many requests",
+    description=(
+        "Route several requests in one call. Results come back in order; an invalid item gets "
+        "its own error entry and the others are still routed. More than policy.max_batch items "
+        "is a 413."
+    ),
+    responses={413: {"description": "More items than policy.max_batch."}},
+)
+def route_batch(body: BatchRequest, runtime: RuntimeDep) -> BatchResponse:
+    limit = runtime.portfolio.policy.max_batch
+    if len(body.items) > limit:
+        raise TooLargeError(
+            f"the batch has {len(body.items)} items; the limit (policy.max_batch) is {limit}"
+        )
+    results: list[RouteResponse | BatchItemError] = []
+    for index, item in enumerate(body.items):
+        try:
+            results.append(route_one(runtime, RouteRequest.model_validate(item)))
+        except ValidationError as exc:
+            detail = [
+                {**err, "loc": ["body", "items", index, *err["loc"]]}
+                for err in exc.errors(include_url=False, include_context=False)
+            ]
+            results.append(BatchItemError(error=ItemError(status=422, detail=detail)))
+        except RequestError as exc:
+            results.append(
+                BatchItemError(error=ItemError(status=exc.status_code, detail=exc.detail()))
+            )
+    return BatchResponse(results=results)

@@ -1,0 +1,63 @@
+"""Health, readiness and the portfolio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from classifier_service.deps import RuntimeDep
+from classifier_service.schemas import Health, Readiness
+
+router = APIRouter(tags=["system"])
+
+
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    summary="Liveness",
+    description="Answers 200 while the process serves HTTP.",
+)
+def healthz() -> Health:
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Readiness",
+    description="200 once the model and the portfolio are loaded, 503 before.",
+    responses={503: {"description": "Not loaded yet."}},
+    response_model=Readiness,
+)
+def readyz(request: Request) -> Any:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return JSONResponse(status_code=503, content={"detail": "not ready"})
+    return Readiness(
+        model_version=runtime.model_version,
+        portfolio=str(runtime.portfolio_path),
+        tiers=runtime.portfolio.tier_names,
+    )
+
+
+@router.get(
+    "/v1/portfolio",
+    operation_id="get_portfolio",
+    summary="The model portfolio",
+    description=(
+        "The loaded portfolio (tiers cheapest first, specialists, rules, policy), with the "
+        "confidence threshold in force and the model's version and labels."
+    ),
+    tags=["portfolio"],
+)
+def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
+    data = runtime.portfolio.model_dump(mode="json")
+    data["policy"]["effective_confidence_threshold"] = runtime.confidence_threshold
+    data["model"] = {
+        "version": runtime.model_version,
+        "tiers": runtime.artifact.tier_labels,
+        "categories": runtime.classifier.category_labels,
+    }
+    return data

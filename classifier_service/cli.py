@@ -1,0 +1,188 @@
+"""The ``tier-router`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from classifier_service import __version__
+from classifier_service.errors import TierRouterError
+from classifier_service.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except TierRouterError as exc:
+        print(f"tier-router: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tier-router",
+        description="Route LLM requests between local models by task complexity.",
+    )
+    parser.add_argument("--version", action="version", version=f"tier-router {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="start the HTTP service",
+                           description="Start the routing service (FastAPI on uvicorn).")
+    serve.add_argument("--host", default=None,
+                       help=f"address to listen on (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=None,
+                       help=f"port to listen on (default {DEFAULT_PORT})")
+    _add_config_args(serve)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(handler=_serve)
+
+    route = sub.add_parser("route", help="route one prompt offline and print the decision",
+                           description="Route one prompt without starting the service.")
+    route.add_argument("prompt", help="the prompt text ('-' reads standard input)")
+    route.add_argument("--agent")
+    route.add_argument("--min-tier")
+    route.add_argument("--max-tier")
+    _add_config_args(route)
+    route.set_defaults(handler=_route)
+
+    check = sub.add_parser("check", help="validate a portfolio and a model folder",
+                           description="Load the portfolio and the model as `serve` would.")
+    _add_config_args(check)
+    check.set_defaults(handler=_check)
+
+    train = sub.add_parser("train", help="train a model on labelled prompts",
+                           description="Train the classifier on labelled prompts (JSONL or "
+                           "CSV). Without --data, rebuilds the default model from the "
+                           "bundled corpus.")
+    train.add_argument("--data", action="append", type=Path, metavar="FILE",
+                       help="labelled data, JSONL or CSV; repeatable (default: bundled corpus)")
+    train.add_argument("--out", type=Path, default=Path("model"),
+                       help="output model folder (default ./model)")
+    train.add_argument("--tiers", help="tier order, cheapest first, e.g. simple,medium,complex")
+    train.add_argument("--portfolio", type=Path, metavar="FILE",
+                       help="take the tier order from this portfolio")
+    train.add_argument("--text-column", help="column with the prompt (default: prompt, else text)")
+    train.add_argument("--label-column", default="tier", help="column with the tier (default tier)")
+    train.add_argument("--category-column", default="category",
+                       help="column with the task kind (default category; optional)")
+    train.add_argument("--on-bad-row", choices=["skip", "stop"], default="skip",
+                       help="skip bad rows with a report, or stop at the first (default skip)")
+    train.add_argument("--folds", type=int, default=5,
+                       help="cross-validation folds for metrics and the threshold (default 5)")
+    train.set_defaults(handler=_train)
+    return parser
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--portfolio", type=Path, metavar="FILE",
+                        help="portfolio YAML (default: the bundled example portfolio)")
+    parser.add_argument("--model", type=Path, metavar="DIR",
+                        help="model folder (default: the bundled default model)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
+                      ("model_dir", "model")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            overrides[key] = value
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from classifier_service.app import create_app
+    from classifier_service.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment.
+        os.environ["TIER_ROUTER_HOST"] = settings.host
+        os.environ["TIER_ROUTER_PORT"] = str(settings.port)
+        os.environ["TIER_ROUTER_PORTFOLIO"] = str(settings.portfolio_path)
+        os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path)
+        uvicorn.run("classifier_service.app:app_from_env", factory=True, host=settings.host,
+                    port=settings.port, workers=args.workers, log_level=args.log_level)
+    else:
+        uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
+                    log_level=args.log_level)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from classifier_service.api.routing import route_one
+    from classifier_service.runtime import Runtime
+    from classifier_service.schemas import RouteRequest
+
+    settings = _settings(args)
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    try:
+        body = RouteRequest(prompt=prompt, agent=args.agent, min_tier=args.min_tier,
+                            max_tier=args.max_tier)
+    except ValueError as exc:
+        print(f"tier-router: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(route_one(runtime, body).model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from classifier_service.runtime import Runtime
+
+    settings = _settings(args)
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
+    print(f"model {runtime.artifact.path}: {runtime.model_version}, "
+          f"confidence threshold {runtime.confidence_threshold:.2f}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tier_router_training.dataset import DEFAULT_TEXT_COLUMNS, Columns
+    from tier_router_training.train import train
+
+    tier_order: list[str] | None = None
+    if args.tiers:
+        tier_order = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    elif args.portfolio:
+        from classifier_service.portfolio import load_portfolio
+
+        tier_order = load_portfolio(args.portfolio).tier_names
+    columns = Columns(
+        text=(args.text_column,) if args.text_column else DEFAULT_TEXT_COLUMNS,
+        label=args.label_column,
+        category=args.category_column or None,
+    )
+    result = train(args.data, args.out, tier_order=tier_order, columns=columns,
+                   strict=args.on_bad_row == "stop", folds=args.folds)
+    report = result.report
+    meta = result.artifact.metadata
+    for line in report.skipped[:20]:
+        print(f"skipped {line}", file=sys.stderr)
+    if len(report.skipped) > 20:
+        print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
+    print(f"rows read {report.rows}, kept {report.kept}, duplicates {report.duplicates}, "
+          f"skipped {len(report.skipped)}")
+    print("tier       examples")
+    for tier in meta["labels"]["tier"]:
+        print(f"{tier:<10} {result.tier_counts.get(tier, 0):>8}")
+    for key, value in meta["metrics"].items():
+        print(f"{key}: {value}")
+    print(f"confidence threshold: {meta['thresholds']['confidence_threshold']}")
+    print(f"wrote {result.artifact.path} (model {result.artifact.model_version})")
+    return 0

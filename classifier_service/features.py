@@ -1,0 +1,60 @@
+"""Features of a prompt: the one analyzer that training and serving share.
+
+A prompt becomes a list of string features: lower-cased word unigrams and bigrams, plus a few
+structural markers that describe the request's shape rather than its topic (its length band,
+its opening words, whether it carries pasted lines, code or a question mark). Training feeds
+this function to scikit-learn's ``TfidfVectorizer(analyzer=analyze)``; serving calls it
+directly, so the two can never disagree.
+
+Very long prompts are read at their head and tail only (``HEAD_TOKENS`` + ``TAIL_TOKENS``
+words): the instruction is almost always there, and the cost of a decision stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+FEATURES_VERSION = 1
+"""Bump whenever :func:`analyze` changes: models record it and refuse a mismatch."""
+
+WORD = re.compile(r"\w+(?:'\w+)?")
+HEAD_TOKENS = 256
+TAIL_TOKENS = 64
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``."""
+    return WORD.findall(text.lower())
+
+
+def analyze(text: str) -> list[str]:
+    """All features of one prompt, in a stable order."""
+    toks = words(text)
+    n = len(toks)
+    if n > HEAD_TOKENS + TAIL_TOKENS:
+        toks = toks[:HEAD_TOKENS] + toks[-TAIL_TOKENS:]
+    feats = list(toks)
+    feats.extend([a + " " + b for a, b in zip(toks, toks[1:], strict=False)])
+    feats.append(f"__len{_length_band(n)}")
+    if toks:
+        feats.append("__first " + toks[0])
+        if n > 1:
+            feats.append("__first2 " + toks[0] + " " + toks[1])
+    stripped = text.strip()
+    if "\n" in stripped:
+        feats.append("__multiline")
+    if "```" in text or "    " in text or "\t" in text:
+        feats.append("__code_block")
+    if stripped.endswith("?"):
+        feats.append("__ends_question")
+    if ":" in stripped[-3:] or stripped.count(":") >= 3:
+        feats.append("__fields")
+    if '"' in text or "'" in text or "\u201c" in text:
+        feats.append("__quoted")
+    return feats
+
+
+def _length_band(n_words: int) -> int:
+    """Length in coarse logarithmic bands: 0 words, 1, 2-3, 4-7, 8-15, ... 256+."""
+    return min(int(math.log2(n_words + 1)), 9)

@@ -1,0 +1,184 @@
+"""The routing policy: from scores and rules to one endpoint and its fallback chain.
+
+Precedence, first match wins:
+
+1. ``agent``: the request names an agent that the portfolio pins to a tier or an endpoint;
+2. ``category``: the predicted task kind has a rule (``categories: {code: coder-7b}``) and its
+   probability reaches ``policy.category_threshold``;
+3. ``classifier``: the likeliest tier; when its probability is below the confidence threshold,
+   ``default_cheaper``: the cheaper of the two likeliest tiers, with fallback covering the rest.
+
+Then, in order, the adjustments: ``min_tier`` / ``max_tier`` clamp the tier, and
+``context_length`` moves past endpoints whose context cannot hold the prompt (estimated as
+characters / ``policy.chars_per_token``), never above ``max_tier``. When nothing fits, a
+:class:`TooLargeError` names the largest context available.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from classifier_service.classifier import Scores
+from classifier_service.errors import InvalidRequestError, TooLargeError
+from classifier_service.portfolio import Endpoint, Portfolio
+
+Reason = Literal["agent", "category", "classifier", "default_cheaper"]
+Adjustment = Literal["min_tier", "max_tier", "context_length"]
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    """The caller's routing options, already checked against the portfolio."""
+
+    agent: str | None = None
+    min_tier: str | None = None
+    max_tier: str | None = None
+
+
+@dataclass
+class Decision:
+    tier: str
+    endpoint: Endpoint
+    fallback: list[Endpoint]
+    reason: Reason
+    reason_detail: str
+    adjustments: list[Adjustment] = field(default_factory=list)
+
+
+def check_options(
+    portfolio: Portfolio, agent: str | None, min_tier: str | None, max_tier: str | None
+) -> RouteOptions:
+    """Validate tier names and bounds; empty strings mean "not set"."""
+    bounds: dict[str, str | None] = {"min_tier": min_tier or None, "max_tier": max_tier or None}
+    for key, value in bounds.items():
+        if value is not None and not portfolio.has_tier(value):
+            raise InvalidRequestError(
+                ("body", key),
+                f"unknown tier {value!r}; tiers: {', '.join(portfolio.tier_names)}",
+                value,
+            )
+    lo, hi = bounds["min_tier"], bounds["max_tier"]
+    if lo is not None and hi is not None and portfolio.tier_index(lo) > portfolio.tier_index(hi):
+        raise InvalidRequestError(
+            ("body", "min_tier"),
+            f"min_tier {lo!r} is above max_tier {hi!r} (tiers, cheapest first: "
+            f"{', '.join(portfolio.tier_names)})",
+            lo,
+        )
+    return RouteOptions(agent=agent or None, min_tier=lo, max_tier=hi)
+
+
+def classifier_choice(
+    tier_probs: dict[str, float], tier_order: Sequence[str], threshold: float
+) -> tuple[str, Reason, str]:
+    """The classifier's tier under the default-to-cheaper rule, with the reason and why."""
+    ranked = sorted(tier_order, key=lambda t: (-tier_probs.get(t, 0.0), tier_order.index(t)))
+    top, second = ranked[0], ranked[1] if len(ranked) > 1 else ranked[0]
+    p_top = tier_probs.get(top, 0.0)
+    if p_top >= threshold:
+        return top, "classifier", f"classifier: {top!r} with probability {p_top:.2f}"
+    cheaper = min(top, second, key=tier_order.index)
+    return cheaper, "default_cheaper", (
+        f"confidence {p_top:.2f} is below the threshold {threshold:.2f}: took the cheaper of "
+        f"{top!r} ({p_top:.2f}) and {second!r} ({tier_probs.get(second, 0.0):.2f})"
+    )
+
+
+def estimate_tokens(prompt_chars: int, chars_per_token: float) -> int:
+    return math.ceil(prompt_chars / chars_per_token)
+
+
+def decide(
+    portfolio: Portfolio,
+    scores: Scores,
+    options: RouteOptions,
+    *,
+    prompt_chars: int,
+    threshold: float,
+) -> Decision:
+    """Pick the endpoint for one request; see the module docstring for the rules."""
+    endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold)
+    adjustments: list[Adjustment] = []
+
+    tier = portfolio.tier_of(endpoint)
+    idx = portfolio.tier_index(tier)
+    if options.min_tier is not None and idx < portfolio.tier_index(options.min_tier):
+        endpoint = _first_endpoint(portfolio, options.min_tier)
+        adjustments.append("min_tier")
+    elif options.max_tier is not None and idx > portfolio.tier_index(options.max_tier):
+        endpoint = _first_endpoint(portfolio, options.max_tier)
+        adjustments.append("max_tier")
+
+    chain = [endpoint, *_escalation_chain(portfolio, endpoint, options.max_tier)]
+    tokens = estimate_tokens(prompt_chars, portfolio.policy.chars_per_token)
+    fitting = [ep for ep in chain if ep.context_length >= tokens]
+    if not fitting:
+        largest = max(chain, key=lambda ep: ep.context_length)
+        bound = f" up to max_tier {options.max_tier!r}" if options.max_tier else ""
+        raise TooLargeError(
+            f"the prompt needs about {tokens} tokens ({prompt_chars} characters / "
+            f"{portfolio.policy.chars_per_token:g}); the largest context available{bound} is "
+            f"{largest.context_length} tokens ({largest.name})"
+        )
+    if fitting[0] is not endpoint:
+        adjustments.append("context_length")
+        detail += (
+            f"; {endpoint.name} holds {endpoint.context_length} tokens, the prompt needs about "
+            f"{tokens}: moved to {fitting[0].name}"
+        )
+    chosen = fitting[0]
+    return Decision(
+        tier=portfolio.tier_of(chosen),
+        endpoint=chosen,
+        fallback=fitting[1:],
+        reason=reason,
+        reason_detail=detail,
+        adjustments=adjustments,
+    )
+
+
+def _rule_choice(
+    portfolio: Portfolio, scores: Scores, options: RouteOptions, threshold: float
+) -> tuple[Endpoint, Reason, str]:
+    prefix = ""
+    if options.agent is not None:
+        rule = portfolio.agents.get(options.agent)
+        if rule is None:
+            prefix = f"unknown agent {options.agent!r}, routed by the classifier; "
+        elif rule.endpoint is not None:
+            return (portfolio.endpoint(rule.endpoint), "agent",
+                    f"agent {options.agent!r} is pinned to endpoint {rule.endpoint!r}")
+        else:
+            assert rule.tier is not None
+            return (_first_endpoint(portfolio, rule.tier), "agent",
+                    f"agent {options.agent!r} is pinned to tier {rule.tier!r}")
+
+    kind = scores.top_category
+    if kind is not None and kind in portfolio.categories and scores.categories is not None:
+        p_kind = scores.categories[kind]
+        if p_kind >= portfolio.policy.category_threshold:
+            target = portfolio.categories[kind]
+            return (portfolio.endpoint(target), "category",
+                    prefix + f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r}")
+
+    tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names, threshold)
+    return _first_endpoint(portfolio, tier), reason, prefix + detail
+
+
+def _first_endpoint(portfolio: Portfolio, tier: str) -> Endpoint:
+    return portfolio.tiers[portfolio.tier_index(tier)].endpoints[0]
+
+
+def _escalation_chain(
+    portfolio: Portfolio, endpoint: Endpoint, max_tier: str | None
+) -> list[Endpoint]:
+    """Where escalation goes after ``endpoint``: the rest of its tier, then each higher tier."""
+    start = portfolio.tier_index(portfolio.tier_of(endpoint))
+    stop = portfolio.tier_index(max_tier) if max_tier is not None else len(portfolio.tiers) - 1
+    chain: list[Endpoint] = []
+    for tier in portfolio.tiers[start : stop + 1]:
+        chain.extend(ep for ep in tier.endpoints if ep.name != endpoint.name)
+    return chain

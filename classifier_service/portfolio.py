@@ -1,0 +1,257 @@
+"""The model portfolio: which endpoints exist, how they form a tier ladder, and the routing rules.
+
+A portfolio is a YAML file validated with pydantic. Every problem is reported as a
+:class:`~classifier_service.errors.PortfolioError` that names the file, the field and the
+problem, e.g. ``portfolio.yaml: agents.code-review.endpoint: unknown endpoint 'coder'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from classifier_service.errors import PortfolioError
+
+ApiKind = Literal["ollama", "openai"]
+Loading = Literal["concurrent", "on_demand"]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gpu(_Strict):
+    """One GPU of the server."""
+
+    memory_gb: float = Field(gt=0, description="GPU memory in GB (10^9 bytes).")
+    alert_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Share of memory above which VRAM use alerts."
+    )
+
+
+class Endpoint(_Strict):
+    """One model served by one inference server."""
+
+    name: Name
+    api: ApiKind = Field(description="Wire protocol: Ollama's native API or OpenAI-compatible.")
+    base_url: str = Field(pattern=r"^https?://[^\s/]+", description="Server address.")
+    model: str = Field(min_length=1, description="Model name as the server knows it.")
+    params_b: float | None = Field(default=None, gt=0, description="Parameters, billions.")
+    quantization: str | None = Field(default=None, description="e.g. q4_K_M, q8_0, awq, f16.")
+    context_length: int = Field(default=4096, gt=0, description="Context window, tokens.")
+    gpu: str | None = Field(default=None, description="Key into `gpus`.")
+    loading: Loading = "on_demand"
+    keep_alive: str | None = Field(
+        default=None, description="Ollama keep-alive: '-1' forever, '10m', '0' unload now."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class Specialist(Endpoint):
+    """An endpoint outside the ladder, reached by rules; escalation continues at ``tier``."""
+
+    tier: str = Field(description="The ladder tier this endpoint counts as.")
+
+
+class Tier(_Strict):
+    """One rung of the ladder; endpoints share its load, the first one is preferred."""
+
+    name: Name
+    endpoints: list[Endpoint] = Field(min_length=1)
+
+
+class AgentRule(_Strict):
+    """Agent-level routing: an agent pinned to a tier or to one endpoint."""
+
+    tier: str | None = None
+    endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.tier is None) == (self.endpoint is None):
+            raise ValueError("set exactly one of 'tier' or 'endpoint'")
+        return self
+
+
+class Policy(_Strict):
+    """Service-wide routing policy."""
+
+    max_prompt_chars: int = Field(default=64_000, gt=0)
+    max_batch: int = Field(default=256, gt=0)
+    confidence_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Below it the cheaper of the two likeliest tiers wins; default: the model's.",
+    )
+    category_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A category rule applies when the task kind's probability reaches this.",
+    )
+    chars_per_token: float = Field(
+        default=4.0, gt=0, description="Token estimate for context checks: characters / this."
+    )
+
+
+class Portfolio(_Strict):
+    """The whole portfolio file."""
+
+    version: Literal[1]
+    gpus: dict[str, Gpu] = Field(default_factory=dict)
+    tiers: list[Tier] = Field(min_length=1, description="Cheapest first.")
+    specialists: list[Specialist] = Field(default_factory=list)
+    categories: dict[str, str] = Field(
+        default_factory=dict, description="Task kind -> endpoint name."
+    )
+    agents: dict[str, AgentRule] = Field(default_factory=dict)
+    policy: Policy = Field(default_factory=Policy)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Self:
+        tier_names = [t.name for t in self.tiers]
+        _no_duplicates(tier_names, "tiers", "tier")
+        endpoint_names = [e.name for e in self.all_endpoints()]
+        _no_duplicates(endpoint_names, "endpoints", "endpoint")
+        known_endpoints = set(endpoint_names)
+
+        for ti, tier in enumerate(self.tiers):
+            for ei, ep in enumerate(tier.endpoints):
+                self._check_gpu(ep, f"tiers.{ti}.endpoints.{ei}.gpu")
+        for si, spec in enumerate(self.specialists):
+            self._check_gpu(spec, f"specialists.{si}.gpu")
+            if spec.tier not in tier_names:
+                raise ValueError(
+                    f"specialists.{si}.tier: unknown tier {spec.tier!r} "
+                    f"(tiers: {', '.join(tier_names)})"
+                )
+        for kind, target in self.categories.items():
+            if target not in known_endpoints:
+                raise ValueError(
+                    f"categories.{kind}: unknown endpoint {target!r} "
+                    f"(endpoints: {', '.join(endpoint_names)})"
+                )
+        for agent, rule in self.agents.items():
+            if rule.tier is not None and rule.tier not in tier_names:
+                raise ValueError(
+                    f"agents.{agent}.tier: unknown tier {rule.tier!r} "
+                    f"(tiers: {', '.join(tier_names)})"
+                )
+            if rule.endpoint is not None and rule.endpoint not in known_endpoints:
+                raise ValueError(
+                    f"agents.{agent}.endpoint: unknown endpoint {rule.endpoint!r} "
+                    f"(endpoints: {', '.join(endpoint_names)})"
+                )
+        return self
+
+    def _check_gpu(self, ep: Endpoint, where: str) -> None:
+        if ep.gpu is not None and ep.gpu not in self.gpus:
+            known = ", ".join(self.gpus) or "none defined"
+            raise ValueError(f"{where}: unknown gpu {ep.gpu!r} (gpus: {known})")
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def all_endpoints(self) -> Iterator[Endpoint]:
+        for tier in self.tiers:
+            yield from tier.endpoints
+        yield from self.specialists
+
+    @cached_property
+    def tier_names(self) -> list[str]:
+        return [t.name for t in self.tiers]
+
+    @cached_property
+    def _tier_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.tier_names)}
+
+    @cached_property
+    def _endpoints_by_name(self) -> dict[str, Endpoint]:
+        return {ep.name: ep for ep in self.all_endpoints()}
+
+    def tier_index(self, name: str) -> int:
+        return self._tier_index[name]
+
+    def has_tier(self, name: str) -> bool:
+        return name in self._tier_index
+
+    def endpoint(self, name: str) -> Endpoint:
+        return self._endpoints_by_name[name]
+
+    def tier_of(self, endpoint: Endpoint) -> str:
+        """The ladder tier of an endpoint; for a specialist, its ``tier``."""
+        if isinstance(endpoint, Specialist):
+            return endpoint.tier
+        for tier in self.tiers:
+            if any(ep.name == endpoint.name for ep in tier.endpoints):
+                return tier.name
+        raise KeyError(endpoint.name)
+
+
+def _no_duplicates(names: list[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{where}: duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+def bundled_portfolio_path() -> Path:
+    """The example portfolio shipped with the package (the guide's 24 GB server)."""
+    return Path(str(resources.files("classifier_service") / "portfolios" / "default.yaml"))
+
+
+def load_portfolio(path: Path | str) -> Portfolio:
+    """Read and validate a portfolio file; every problem raises :class:`PortfolioError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PortfolioError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PortfolioError(path, f"cannot read file: {exc}") from None
+    return parse_portfolio(text, path)
+
+
+def parse_portfolio(text: str, path: Path | str = "<portfolio>") -> Portfolio:
+    """Validate portfolio YAML text; ``path`` only names the source in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PortfolioError(path, f"{where}invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise PortfolioError(path, "expected a mapping at the top level (version, tiers, ...)")
+    try:
+        return Portfolio.model_validate(data)
+    except ValidationError as exc:
+        raise PortfolioError(path, _describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg)
+    return "; ".join(problems)

@@ -1,0 +1,79 @@
+"""The loaded state of a running service: one portfolio, one model, and how they route.
+
+A :class:`Runtime` is immutable once built; reloading builds a new one and swaps it in with a
+single assignment, so a request in flight always sees one consistent pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from classifier_service.artifact import Artifact, load_artifact
+from classifier_service.classifier import Scores, TierClassifier
+from classifier_service.errors import ModelArtifactError, TooLargeError
+from classifier_service.policy import Decision, check_options, decide
+from classifier_service.portfolio import Portfolio, load_portfolio
+
+
+@dataclass(frozen=True)
+class Routed:
+    scores: Scores
+    decision: Decision
+
+
+class Runtime:
+    def __init__(self, portfolio: Portfolio, portfolio_path: Path, artifact: Artifact) -> None:
+        unknown = [t for t in artifact.tier_labels if not portfolio.has_tier(t)]
+        if unknown:
+            raise ModelArtifactError(
+                artifact.path,
+                f"the model predicts tiers {unknown} that the portfolio {portfolio_path} does not "
+                f"define (its tiers: {', '.join(portfolio.tier_names)})",
+            )
+        self.portfolio = portfolio
+        self.portfolio_path = portfolio_path
+        self.artifact = artifact
+        self.classifier = TierClassifier(artifact)
+
+    @classmethod
+    def load(cls, portfolio_path: Path, model_dir: Path) -> Runtime:
+        portfolio = load_portfolio(portfolio_path)
+        return cls(portfolio, Path(portfolio_path), load_artifact(model_dir))
+
+    @property
+    def model_version(self) -> str:
+        return self.artifact.model_version
+
+    @property
+    def confidence_threshold(self) -> float:
+        explicit = self.portfolio.policy.confidence_threshold
+        return explicit if explicit is not None else self.artifact.confidence_threshold
+
+    def tier_probabilities(self, scores: Scores) -> dict[str, float]:
+        """The classifier's probabilities over every portfolio tier, in ladder order."""
+        return {t: scores.tiers.get(t, 0.0) for t in self.portfolio.tier_names}
+
+    def route(
+        self,
+        prompt: str,
+        agent: str | None = None,
+        min_tier: str | None = None,
+        max_tier: str | None = None,
+    ) -> Routed:
+        limit = self.portfolio.policy.max_prompt_chars
+        if len(prompt) > limit:
+            raise TooLargeError(
+                f"the prompt has {len(prompt)} characters; the limit "
+                f"(policy.max_prompt_chars) is {limit}"
+            )
+        options = check_options(self.portfolio, agent, min_tier, max_tier)
+        scores = self.classifier.score(prompt)
+        decision = decide(
+            self.portfolio,
+            scores,
+            options,
+            prompt_chars=len(prompt),
+            threshold=self.confidence_threshold,
+        )
+        return Routed(scores, decision)

@@ -1,0 +1,120 @@
+"""Request and response bodies of the HTTP API.
+
+Request bodies of the operations that Dify imports as tools (``route``) stay flat: scalar
+fields only, and optional fields are declared in OpenAPI as plain strings (no ``anyOf`` with
+``null``), because Dify's custom-tool import reads only top-level scalar properties. ``null``
+and ``""`` are both accepted and mean "not set".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from classifier_service.policy import Adjustment, Reason
+from classifier_service.portfolio import ApiKind, Endpoint
+
+
+def _optional_string(description: str) -> Any:
+    return Annotated[
+        str | None,
+        Field(default=None, description=description),
+        WithJsonSchema({"type": "string", "description": description}),
+    ]
+
+
+OptionalAgent = _optional_string(
+    "Agent name; an agent pinned in the portfolio routes to its tier or endpoint."
+)
+OptionalMinTier = _optional_string("Lowest tier allowed (a tier name of the portfolio).")
+OptionalMaxTier = _optional_string("Highest tier allowed (a tier name of the portfolio).")
+
+
+class RouteRequest(BaseModel):
+    """One request to route."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"prompt": "Is this review positive? 'Loved it!'"}]},
+    )
+
+    prompt: str = Field(description="The request text, including any pasted passage or data.")
+    agent: OptionalAgent = None
+    min_tier: OptionalMinTier = None
+    max_tier: OptionalMaxTier = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt must not be empty or whitespace")
+        return value
+
+
+class EndpointRef(BaseModel):
+    """Where to send the request."""
+
+    name: str
+    api: ApiKind
+    base_url: str
+    model: str
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> EndpointRef:
+        return cls(
+            name=endpoint.name, api=endpoint.api, base_url=endpoint.base_url, model=endpoint.model
+        )
+
+
+class RouteResponse(BaseModel):
+    """The routing decision for one request."""
+
+    request_id: str = Field(description="Identifies this decision (for feedback and logs).")
+    tier: str = Field(description="Tier of the chosen endpoint; for a specialist, its `tier`.")
+    confidence: float = Field(description="The classifier's probability for its predicted tier.")
+    probabilities: dict[str, float] = Field(description="Tier -> probability, summing to 1.")
+    category: str | None = Field(description="Predicted task kind; null without a kind head.")
+    endpoint: EndpointRef
+    fallback: list[EndpointRef] = Field(
+        description="Where to escalate, in order: the rest of the tier, then higher tiers."
+    )
+    reason: Reason = Field(description="The rule that picked the endpoint.")
+    adjustments: list[Adjustment] = Field(description="What moved the choice afterwards.")
+    reason_detail: str = Field(description="The decision in a sentence.")
+    model_version: str
+
+
+class BatchRequest(BaseModel):
+    """Several route requests; each item is validated on its own."""
+
+    items: list[Any] = Field(
+        description="Route request bodies (prompt, agent, min_tier, max_tier).",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/RouteRequest"}},
+    )
+
+
+class ItemError(BaseModel):
+    status: int
+    detail: Any
+
+
+class BatchItemError(BaseModel):
+    error: ItemError
+
+
+class BatchResponse(BaseModel):
+    results: list[RouteResponse | BatchItemError] = Field(
+        description="One entry per item, in order: a decision, or an error for that item."
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    model_version: str
+    portfolio: str
+    tiers: list[str]

@@ -1,0 +1,55 @@
+"""Service settings: command-line flags over ``TIER_ROUTER_*`` environment variables over defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from classifier_service.artifact import bundled_model_dir
+from classifier_service.portfolio import bundled_portfolio_path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8700
+
+
+class Settings(BaseSettings):
+    """Where the service listens and what it loads.
+
+    ``TIER_ROUTER_HOST``, ``TIER_ROUTER_PORT``, ``TIER_ROUTER_PORTFOLIO`` (a YAML file) and
+    ``TIER_ROUTER_MODEL_DIR`` (a model folder); unset paths mean the bundled ones.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TIER_ROUTER_", extra="ignore")
+
+    host: str = DEFAULT_HOST
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    portfolio: Path | None = None
+    model_dir: Path | None = None
+    public_url: str | None = Field(
+        default=None, description="The URL clients use, for the OpenAPI `servers` entry."
+    )
+
+    @property
+    def portfolio_path(self) -> Path:
+        return self.portfolio or bundled_portfolio_path()
+
+    @property
+    def model_path(self) -> Path:
+        return self.model_dir or bundled_model_dir()
+
+    @property
+    def server_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

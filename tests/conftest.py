@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from classifier_service.app import create_app
+from classifier_service.artifact import bundled_model_dir
+from classifier_service.portfolio import bundled_portfolio_path
+from classifier_service.runtime import Runtime
+from classifier_service.settings import Settings
+
+DEFAULT_PORTFOLIO = bundled_portfolio_path()
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Runtime:
+    return Runtime.load(bundled_portfolio_path(), bundled_model_dir())
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    app = create_app(Settings(), runtime=runtime)
+    with TestClient(app) as c:
+        yield c
+
+
+def portfolio_yaml(**policy: object) -> str:
+    """The bundled portfolio text, with its policy line replaced by ``policy``."""
+    text = DEFAULT_PORTFOLIO.read_text(encoding="utf-8")
+    if policy:
+        inline = ", ".join(f"{k}: {json.dumps(v)}" for k, v in policy.items())
+        text = text.replace("policy: {max_prompt_chars: 64000, max_batch: 256}",
+                            f"policy: {{{inline}}}")
+    return text
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
