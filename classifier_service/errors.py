@@ -70,7 +70,9 @@ class InvalidRequestError(RequestError):
         super().__init__(f"{'.'.join(str(p) for p in loc)}: {msg}")
 
     def detail(self) -> list[dict[str, Any]]:
-        return [{"type": "value_error", "loc": list(self.loc), "msg": self.msg, "input": self.value}]
+        return [
+            {"type": "value_error", "loc": list(self.loc), "msg": self.msg, "input": self.value}
+        ]
 
 
 class TooLargeError(RequestError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 
 FEATURES_VERSION = 1
 """Bump whenever :func:`analyze` changes: models record it and refuse a mismatch."""
@@ -35,7 +36,7 @@ def analyze(text: str) -> list[str]:
     if n > HEAD_TOKENS + TAIL_TOKENS:
         toks = toks[:HEAD_TOKENS] + toks[-TAIL_TOKENS:]
     feats = list(toks)
-    feats.extend([a + " " + b for a, b in zip(toks, toks[1:], strict=False)])
+    feats.extend([a + " " + b for a, b in pairwise(toks)])
     feats.append(f"__len{_length_band(n)}")
     if toks:
         feats.append("__first " + toks[0])

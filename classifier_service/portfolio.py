@@ -27,7 +27,9 @@ from classifier_service.errors import PortfolioError
 
 ApiKind = Literal["ollama", "openai"]
 Loading = Literal["concurrent", "on_demand"]
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]
 
 
 class _Strict(BaseModel):

@@ -15,20 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from classifier_service.policy import Adjustment, Reason
 from classifier_service.portfolio import ApiKind, Endpoint
 
+AGENT_DOC = "Agent name; an agent pinned in the portfolio routes to its tier or endpoint."
+MIN_TIER_DOC = "Lowest tier allowed (a tier name of the portfolio)."
+MAX_TIER_DOC = "Highest tier allowed (a tier name of the portfolio)."
 
-def _optional_string(description: str) -> Any:
-    return Annotated[
-        str | None,
-        Field(default=None, description=description),
-        WithJsonSchema({"type": "string", "description": description}),
-    ]
-
-
-OptionalAgent = _optional_string(
-    "Agent name; an agent pinned in the portfolio routes to its tier or endpoint."
-)
-OptionalMinTier = _optional_string("Lowest tier allowed (a tier name of the portfolio).")
-OptionalMaxTier = _optional_string("Highest tier allowed (a tier name of the portfolio).")
+OptionalAgent = Annotated[
+    str | None, Field(description=AGENT_DOC), WithJsonSchema({"type": "string",
+                                                              "description": AGENT_DOC})
+]
+OptionalMinTier = Annotated[
+    str | None, Field(description=MIN_TIER_DOC), WithJsonSchema({"type": "string",
+                                                                 "description": MIN_TIER_DOC})
+]
+OptionalMaxTier = Annotated[
+    str | None, Field(description=MAX_TIER_DOC), WithJsonSchema({"type": "string",
+                                                                 "description": MAX_TIER_DOC})
+]
 
 
 class RouteRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""Service settings: command-line flags over ``TIER_ROUTER_*`` environment variables over defaults."""
+"""Service settings: flags, then ``TIER_ROUTER_*`` environment variables, then defaults."""
 
 from __future__ import annotations
 

@@ -78,7 +78,8 @@ def test_tier_without_endpoints() -> None:
 def test_minimal_portfolio_uses_defaults() -> None:
     p = parse_portfolio(
         "version: 1\ntiers:\n"
-        "  - {name: small, endpoints: [{name: a, api: ollama, base_url: 'http://h:1/', model: m}]}\n"
+        "  - {name: small, endpoints:\n"
+        "      [{name: a, api: ollama, base_url: 'http://h:1/', model: m}]}\n"
     )
     assert p.endpoint("a").base_url == "http://h:1"
     assert p.endpoint("a").context_length == 4096

@@ -1,0 +1,90 @@
+"""The lean inference path computes exactly what scikit-learn computes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier_service.artifact import load_artifact, save_artifact
+from classifier_service.classifier import TierClassifier
+from classifier_service.runtime import Runtime
+from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
+from tier_router_training.pipeline import fit_bundle
+
+ODD_PROMPTS = [
+    "",
+    "?!",
+    "zzzz qqqq xxxxyyyy",
+    "ÄÖÜ ß 東京 🚀",
+    "word " * 3000,
+    "a\tb\n```c```",
+]
+
+
+def corpus_prompts(n: int) -> list[str]:
+    rows = load_examples(bundled_corpus_files())
+    return [rows[i].prompt for i in range(0, len(rows), max(1, len(rows) // n))][:n]
+
+
+def sklearn_proba(bundle: dict[str, object], head: str, prompts: list[str]) -> np.ndarray:
+    x = bundle["vectorizer"].transform(prompts)  # type: ignore[attr-defined]
+    return bundle["heads"][head].predict_proba(x)  # type: ignore[index, no-any-return]
+
+
+def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
+    bundle = runtime.artifact.bundle
+    clf = runtime.classifier
+    prompts = corpus_prompts(300) + ODD_PROMPTS
+    for head in ("tier", "category"):
+        expected = sklearn_proba(bundle, head, prompts)
+        labels = [str(c) for c in bundle["heads"][head].classes_]
+        for prompt, row in zip(prompts, expected, strict=True):
+            scores = clf.score(prompt)
+            got = scores.tiers if head == "tier" else scores.categories
+            assert got is not None
+            assert list(got) == labels
+            np.testing.assert_allclose(list(got.values()), row, rtol=0, atol=1e-9)
+
+
+def test_binary_model_without_kinds(tmp_path: Path) -> None:
+    examples = [Example(f"classify this short text number {i}", "small") for i in range(12)]
+    examples += [Example(f"write a long novel chapter about topic {i} with plot twists", "big")
+                 for i in range(12)]
+    bundle = fit_bundle(examples)
+    assert bundle["heads"]["category"] is None
+    save_artifact(tmp_path, bundle, {"labels": {"tier": ["small", "big"], "category": None},
+                                     "thresholds": {"confidence_threshold": 0.5}})
+    clf = TierClassifier(load_artifact(tmp_path))
+    prompts = ["classify this short text", "write a long novel chapter", "unseen words", ""]
+    expected = sklearn_proba(bundle, "tier", prompts)
+    for prompt, row in zip(prompts, expected, strict=True):
+        scores = clf.score(prompt)
+        assert scores.categories is None and scores.top_category is None
+        np.testing.assert_allclose(list(scores.tiers.values()), row, atol=1e-9)
+    assert clf.score("write a long novel chapter about dragons").top_tier == "big"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "tier"),
+    [
+        ("is this email spam? 'You won a free cruise, click here'", "simple"),
+        ("convert 5 miles to km", "simple"),
+        ("why is the sky blue", "medium"),
+        ("Write a haiku about autumn rain", "complex"),
+    ],
+)
+def test_default_model_sanity(runtime: Runtime, prompt: str, tier: str) -> None:
+    assert runtime.classifier.score(prompt).top_tier == tier
+
+
+def test_metadata_records_provenance(runtime: Runtime) -> None:
+    meta = runtime.artifact.metadata
+    assert meta["labels"]["tier"] == ["simple", "medium", "complex"]
+    assert len(meta["training_data"]["sha256"]) == 64
+    assert meta["libraries"]["scikit-learn"].startswith("1.")
+    assert 0 < meta["thresholds"]["confidence_threshold"] < 1
+    assert meta["metrics"]["cv_macro_f1"] > 0.7
+    assert json.dumps(meta)  # plain JSON

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classifier_service.cli import main
+
+
+def test_help_lists_the_commands() -> None:
+    result = subprocess.run([sys.executable, "-m", "classifier_service", "--help"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    for command in ("serve", "train", "route", "check"):
+        assert command in result.stdout
+
+
+def test_installed_script_runs() -> None:
+    script = Path(sys.executable).parent / "tier-router"  # installed beside this interpreter
+    result = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True,
+                            timeout=60, check=True)
+    for flag in ("--host", "--port", "--portfolio", "--model"):
+        assert flag in result.stdout
+
+
+def test_route_prints_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "write a limerick about a sleepy cat", "--max-tier", "medium"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tier"] == "medium"
+    assert data["adjustments"] == ["max_tier"]
+
+
+def test_route_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "hi", "--min-tier", "giant"]) == 2
+    assert "unknown tier 'giant'" in capsys.readouterr().err
+    assert main(["route", "   "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "tiers simple, medium, complex" in out and "confidence threshold" in out

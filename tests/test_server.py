@@ -1,0 +1,117 @@
+"""`tier-router serve` as a user starts it: a real uvicorn process on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from classifier_service.artifact import bundled_model_dir
+from tests.conftest import free_port, portfolio_yaml
+
+CLI = [sys.executable, "-m", "classifier_service"]
+
+
+def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"server exited with {proc.returncode}: {err}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "serve", "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, url)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    proc, url = start()
+    yield url
+    stop(proc)
+
+
+def test_serve_routes_over_real_http(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        data = c.post("/v1/route", json={"prompt": "translate 'thank you' into french"}).json()
+        assert data["tier"] == "simple"
+        assert data["endpoint"]["base_url"] == "http://127.0.0.1:11434"
+        batch = c.post("/v1/route/batch",
+                       json={"items": [{"prompt": "why do cats purr"}, {"prompt": " "}]}).json()
+        assert batch["results"][0]["tier"] == "medium"
+        assert batch["results"][1]["error"]["status"] == 422
+        assert c.get("/healthz").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert spec["servers"][0]["url"] == server
+        bad = c.post("/v1/route", content=b"{nope", headers={"content-type": "application/json"})
+        assert bad.status_code == 422
+
+
+def test_serve_takes_portfolio_and_model_flags(tmp_path: Path) -> None:
+    portfolio = tmp_path / "mine.yaml"
+    portfolio.write_text(portfolio_yaml(max_prompt_chars=100), encoding="utf-8")
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), model)
+    proc, url = start("--portfolio", str(portfolio), "--model", str(model), "--host", "127.0.0.1")
+    try:
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["portfolio"] == str(portfolio)
+        too_long = httpx.post(f"{url}/v1/route", json={"prompt": "x" * 101})
+        assert too_long.status_code == 413
+    finally:
+        stop(proc)
+
+
+def test_invalid_portfolio_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    portfolio = tmp_path / "broken.yaml"
+    portfolio.write_text(portfolio_yaml().replace("{endpoint: coder-7b}", "{endpoint: nope}"),
+                         encoding="utf-8")
+    result = subprocess.run([*CLI, "serve", "--port", str(free_port()), "--portfolio",
+                             str(portfolio)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{portfolio}: agents.code-review.endpoint: unknown endpoint 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_model_stops_start_up(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), model)
+    (model / "model.joblib").write_bytes(b"garbage")
+    result = subprocess.run([*CLI, "serve", "--port", str(free_port()), "--model", str(model)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "checksum mismatch" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,153 @@
+"""Training: reading labelled data, fitting, and rebuilding the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier_service.artifact import bundled_model_dir, load_artifact
+from classifier_service.classifier import TierClassifier
+from classifier_service.cli import main
+from classifier_service.errors import DataError
+from tests.conftest import write_jsonl
+from tier_router_training.dataset import (
+    Columns,
+    LoadReport,
+    bundled_corpus_files,
+    data_hash,
+    load_examples,
+)
+from tier_router_training.train import train
+
+SIMPLE = ["is this spam: 'win a free phone'", "positive or negative: great food",
+          "convert 3 km to miles", "extract the date: meeting on 4 May", "classify: refund request",
+          "translate 'hello' to spanish", "uppercase this: hello world", "yes or no: is 7 prime"]
+MEDIUM = ["why is the sky blue", "summarise this article about rail strikes",
+          "draft an email asking for a day off", "give me ideas for a birthday party",
+          "how do I boil an egg", "explain what inflation is", "rewrite this more politely",
+          "what is the capital of peru"]
+COMPLEX = ["write a poem about the sea at night", "write a short story about a lost robot",
+           "plan a 5 day trip with a budget of 800 and two kids, step by step",
+           "analyse the trade-offs of remote work for a startup",
+           "write a sonnet about winter", "design a distributed rate limiter",
+           "solve: a train leaves at 3pm at 60 mph, another at 4pm at 80 mph, when do they meet",
+           "write a haiku about coffee"]
+
+
+def small_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for tier, prompts in (("simple", SIMPLE), ("medium", MEDIUM), ("complex", COMPLEX)):
+        rows += [{"prompt": p, "tier": tier, "category": f"kind-{tier}"} for p in prompts]
+    return rows
+
+
+def test_load_jsonl_and_csv(tmp_path: Path) -> None:
+    jsonl = write_jsonl(tmp_path / "a.jsonl", [{"text": "hello", "tier": "simple"},
+                                              {"prompt": "why", "tier": "medium", "category": "q"}])
+    csv = tmp_path / "b.csv"
+    csv.write_text('prompt,tier\n"a, b",complex\nHELLO,simple\n', encoding="utf-8")
+    report = LoadReport()
+    examples = load_examples([jsonl, csv], report=report)
+    assert [(e.prompt, e.tier, e.category) for e in examples] == [
+        ("hello", "simple", None), ("why", "medium", "q"), ("a, b", "complex", None)]
+    assert report.duplicates == 1 and report.rows == 4 and report.kept == 3
+
+
+def test_custom_columns(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [{"q": "hi", "level": "low", "kind": "greet"}])
+    examples = load_examples([path], Columns(text=("q",), label="level", category="kind"))
+    assert examples[0].prompt == "hi" and examples[0].tier == "low"
+    assert examples[0].category == "greet"
+
+
+def test_bad_rows_are_skipped_with_a_report_or_stop(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "ok", "tier": "simple"}\n{broken\n[1, 2]\n'
+                    '{"prompt": "  ", "tier": "simple"}\n{"prompt": "no label"}\n',
+                    encoding="utf-8")
+    report = LoadReport()
+    assert len(load_examples([path], report=report)) == 1
+    assert [s.split(": ", 1)[0] for s in report.skipped] == [
+        f"{path}:line 2", f"{path}:line 3", f"{path}:line 4", f"{path}:line 5"]
+    assert "invalid JSON" in report.skipped[0]
+    assert "no label in column 'tier'" in report.skipped[3]
+    with pytest.raises(DataError, match=r"bad.jsonl:line 2: invalid JSON"):
+        load_examples([path], strict=True)
+
+
+def test_unusable_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        load_examples([tmp_path / "missing.jsonl"])
+    (tmp_path / "x.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_examples([tmp_path / "x.parquet"])
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError, match="no usable labelled rows"):
+        load_examples([tmp_path / "empty.jsonl"])
+
+
+def test_data_hash_ignores_order() -> None:
+    rows = load_examples(bundled_corpus_files()[:1])
+    assert data_hash(rows) == data_hash(list(reversed(rows)))
+
+
+def test_train_writes_a_loadable_model(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", small_rows())
+    result = train([data], tmp_path / "m", folds=3)
+    artifact = load_artifact(tmp_path / "m")
+    assert artifact.tier_labels == ["simple", "medium", "complex"]
+    assert artifact.metadata["metrics"]["cv_folds"] == 3
+    assert artifact.metadata["training_data"]["rows"] == 24
+    clf = TierClassifier(artifact)
+    assert clf.score("write a poem about the moon").top_tier == "complex"
+    assert result.tier_counts == {"simple": 8, "medium": 8, "complex": 8}
+
+
+def test_train_is_reproducible(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", small_rows())
+    first = train([data], tmp_path / "one", folds=2).artifact
+    second = train([data], tmp_path / "two", folds=2).artifact
+    assert first.metadata["artifact"]["sha256"] == second.metadata["artifact"]["sha256"]
+
+
+def test_custom_tier_order(tmp_path: Path) -> None:
+    rows = [{**r, "tier": {"simple": "t1", "medium": "t2", "complex": "t4"}[str(r["tier"])]}
+            for r in small_rows()]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DataError, match="--tiers"):
+        train([data], tmp_path / "m")
+    with pytest.raises(DataError, match=r"not in the tier order"):
+        train([data], tmp_path / "m", tier_order=["t1", "t2"])
+    artifact = train([data], tmp_path / "m", tier_order=["t1", "t2", "t3", "t4"], folds=2).artifact
+    assert artifact.tier_labels == ["t1", "t2", "t4"]
+
+
+def test_train_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "mine.csv"
+    csv.write_text("text,tier\n" + "".join(f'"{r["prompt"]}",{r["tier"]}\n' for r in small_rows())
+                   + '"",simple\n', encoding="utf-8")
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(csv), "--out", str(out), "--folds", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "kept 24" in captured.out and "skipped 1" in captured.out
+    assert f"wrote {out}" in captured.out
+    assert "no text in column" in captured.err
+    assert load_artifact(out).metadata["labels"]["category"] is None
+    assert main(["train", "--data", str(csv), "--out", str(out), "--on-bad-row", "stop"]) == 2
+    assert "line 26" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(600)
+def test_train_rebuilds_the_shipped_model(tmp_path: Path) -> None:
+    shipped = load_artifact(bundled_model_dir())
+    rebuilt = train(None, tmp_path / "model").artifact
+    assert rebuilt.metadata["training_data"] == shipped.metadata["training_data"]
+    assert rebuilt.metadata["thresholds"] == shipped.metadata["thresholds"]
+    assert rebuilt.metadata["metrics"] == shipped.metadata["metrics"]
+    prompts = [e.prompt for e in load_examples(bundled_corpus_files())][::7]
+    a, b = TierClassifier(shipped), TierClassifier(rebuilt)
+    for prompt in prompts:
+        np.testing.assert_allclose(list(a.score(prompt).tiers.values()),
+                                   list(b.score(prompt).tiers.values()), atol=1e-6)

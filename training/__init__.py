@@ -1,1 +1,0 @@
-"""tier-router's training pipeline and its labelled corpus (installed as ``tier_router_training``)."""

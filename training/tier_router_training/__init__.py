@@ -1,0 +1,1 @@
+"""tier-router's training pipeline and its labelled corpus (the ``training/`` folder)."""
