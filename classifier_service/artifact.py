@@ -2,8 +2,9 @@
 
 A model folder holds two files:
 
-- ``model.joblib``: a dict ``{"format": 1, "vectorizer": TfidfVectorizer,
-  "heads": {"tier": LogisticRegression, "category": LogisticRegression | None}}``;
+- ``model.joblib``: a dict ``{"format": 1, "vectorizer": TfidfVectorizer, "heads": {"tier":
+  HEAD, "category": HEAD | None}}``, where a HEAD is a list of ``(weight, estimator)`` pairs,
+  each estimator a fitted ``LogisticRegression`` or ``MultinomialNB`` over the same classes;
 - ``metadata.json``: library versions, label sets, training-data hash, metrics, thresholds,
   and the sha256 of ``model.joblib``.
 
@@ -213,13 +214,23 @@ def _check_heads(model_path: Path, bundle: dict[str, Any], meta: dict[str, Any])
         raise ModelArtifactError(model_path, "the bundle has no tier head")
     for head, labels in (("tier", meta["labels"].get("tier")),
                          ("category", meta["labels"].get("category"))):
-        est = heads.get(head)
-        if est is None:
+        members = heads.get(head)
+        if members is None:
             if labels:
                 raise ModelArtifactError(model_path, f"metadata lists {head} labels but the "
                                          f"bundle has no {head} head")
             continue
-        classes = [str(c) for c in getattr(est, "classes_", [])]
+        if not isinstance(members, list) or not members or not all(
+            isinstance(m, tuple | list) and len(m) == 2 and isinstance(m[0], float)
+            and (hasattr(m[1], "coef_") or hasattr(m[1], "feature_log_prob_"))
+            for m in members
+        ):
+            raise ModelArtifactError(model_path, f"the {head} head is not a list of "
+                                     "(weight, fitted linear estimator) pairs")
+        classes = [str(c) for c in members[0][1].classes_]
+        if any([str(c) for c in est.classes_] != classes for _, est in members):
+            raise ModelArtifactError(model_path, f"the experts of the {head} head disagree "
+                                     "on their classes")
         if sorted(classes) != sorted(labels or []):
             raise ModelArtifactError(
                 model_path,

@@ -6,18 +6,20 @@ policy's job (:mod:`classifier_service.policy`).
 
 The lean inference path
 -----------------------
-The model is a scikit-learn ``TfidfVectorizer`` feeding one ``LogisticRegression`` per head.
-Calling ``Pipeline.predict_proba`` for one short prompt costs about 0.6 ms, nearly all of it
-input validation and sparse-matrix plumbing. At load time the fitted estimators are compiled
-into plain arrays instead: for each vocabulary feature its idf weight and one row of
-coefficients for every output of every head. Scoring is then a dictionary lookup per feature,
-one small gather, one dot product and a softmax per head: the same arithmetic as
-scikit-learn's (sublinear tf, idf, l2 norm, multinomial logistic), checked to agree with
-``predict_proba`` to 1e-9 by the tests.
+The model is a scikit-learn ``TfidfVectorizer`` feeding, per head, a weighted blend of linear
+experts (``LogisticRegression`` and ``MultinomialNB``; see the training pipeline). Calling
+scikit-learn's ``predict_proba`` for one short prompt costs about 0.6 ms, nearly all of it input
+validation and sparse-matrix plumbing. At load time the fitted estimators are compiled into
+plain arrays instead: for each vocabulary feature, its idf weight folded into one row of
+blended coefficients for every output of every head. Scoring is then a dictionary lookup per
+feature, one small gather, one dot product and a softmax per head: the same arithmetic as
+scikit-learn's (sublinear tf, idf, l2 norm, weighted log-probabilities), checked to agree with
+it to 1e-9 by the tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,16 +81,16 @@ class TierClassifier:
         heads: dict[str, _Head] = {}
         width = 0
         for name in ("tier", "category"):
-            est = bundle["heads"].get(name)
-            if est is None:
+            members = bundle["heads"].get(name)
+            if members is None:
                 continue
-            coef, bias = _multinomial_weights(est)
+            coef, bias = _blend_weights(members)
             if coef.shape[1] != len(idf):
                 raise ModelArtifactError(
                     artifact.path, f"the {name} head expects {coef.shape[1]} features, "
                     f"the vectorizer makes {len(idf)}"
                 )
-            labels = tuple(str(c) for c in est.classes_)
+            labels = tuple(str(c) for c in members[0][1].classes_)
             heads[name] = _Head(labels, width, width + len(labels))
             width += len(labels)
             blocks.append(coef)
@@ -132,12 +134,29 @@ class TierClassifier:
         return result
 
 
-def _multinomial_weights(est: Any) -> tuple[FloatArray, FloatArray]:
-    """Coefficients and intercepts with one row per class, as a multinomial softmax reads them.
+def _blend_weights(members: Sequence[tuple[float, Any]]) -> tuple[FloatArray, FloatArray]:
+    """One coefficient row and one intercept per class for a weighted blend of linear experts."""
+    coef: FloatArray | None = None
+    bias: FloatArray | None = None
+    for weight, est in members:
+        c, b = _linear_weights(est)
+        coef = weight * c if coef is None else coef + weight * c
+        bias = weight * b if bias is None else bias + weight * b
+    assert coef is not None and bias is not None
+    return coef, bias
 
-    A binary logistic regression stores one row ``z``; ``softmax([0, z])`` equals its
-    ``predict_proba``, so class 0 gets a zero row.
+
+def _linear_weights(est: Any) -> tuple[FloatArray, FloatArray]:
+    """Coefficients and intercepts of one expert, up to a per-sample constant of its logits.
+
+    - ``LogisticRegression``: ``coef_`` and ``intercept_``. A binary model stores one row
+      ``z``; ``softmax([0, z])`` equals its ``predict_proba``, so class 0 gets a zero row.
+    - ``MultinomialNB``: its joint log-likelihood is ``x @ feature_log_prob_.T +
+      class_log_prior_``, and ``predict_log_proba`` subtracts a per-sample constant.
     """
+    if hasattr(est, "feature_log_prob_"):
+        return (np.asarray(est.feature_log_prob_, dtype=np.float64),
+                np.asarray(est.class_log_prior_, dtype=np.float64))
     coef = np.asarray(est.coef_, dtype=np.float64)
     bias = np.asarray(est.intercept_, dtype=np.float64)
     if coef.shape[0] == 1 and len(est.classes_) == 2:

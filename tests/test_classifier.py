@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from classifier_service.artifact import load_artifact, save_artifact
 from classifier_service.classifier import TierClassifier
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
-from tier_router_training.pipeline import fit_bundle
+from tier_router_training.pipeline import Recipe, blend_proba, fit_bundle, head_classes
 
 ODD_PROMPTS = [
     "",
@@ -29,9 +30,9 @@ def corpus_prompts(n: int) -> list[str]:
     return [rows[i].prompt for i in range(0, len(rows), max(1, len(rows) // n))][:n]
 
 
-def sklearn_proba(bundle: dict[str, object], head: str, prompts: list[str]) -> np.ndarray:
-    x = bundle["vectorizer"].transform(prompts)  # type: ignore[attr-defined]
-    return bundle["heads"][head].predict_proba(x)  # type: ignore[index, no-any-return]
+def sklearn_proba(bundle: dict[str, Any], head: str, prompts: list[str]) -> np.ndarray:
+    """What scikit-learn itself computes for a head: the blend of its experts' log-probas."""
+    return blend_proba(bundle["heads"][head], bundle["vectorizer"].transform(prompts))
 
 
 def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
@@ -40,7 +41,7 @@ def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
     prompts = corpus_prompts(300) + ODD_PROMPTS
     for head in ("tier", "category"):
         expected = sklearn_proba(bundle, head, prompts)
-        labels = [str(c) for c in bundle["heads"][head].classes_]
+        labels = head_classes(bundle["heads"][head])
         for prompt, row in zip(prompts, expected, strict=True):
             scores = clf.score(prompt)
             got = scores.tiers if head == "tier" else scores.categories
@@ -49,11 +50,13 @@ def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
             np.testing.assert_allclose(list(got.values()), row, rtol=0, atol=1e-9)
 
 
-def test_binary_model_without_kinds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lr_weight", [1.0, 0.7, 0.0])
+def test_binary_model_without_kinds(tmp_path: Path, lr_weight: float) -> None:
     examples = [Example(f"classify this short text number {i}", "small") for i in range(12)]
     examples += [Example(f"write a long novel chapter about topic {i} with plot twists", "big")
                  for i in range(12)]
-    bundle = fit_bundle(examples)
+    bundle = fit_bundle(examples, Recipe(lr_weight=lr_weight))
+    assert len(bundle["heads"]["tier"]) == (1 if lr_weight in (0.0, 1.0) else 2)
     assert bundle["heads"]["category"] is None
     save_artifact(tmp_path, bundle, {"labels": {"tier": ["small", "big"], "category": None},
                                      "thresholds": {"confidence_threshold": 0.5}})

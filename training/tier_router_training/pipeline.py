@@ -1,33 +1,54 @@
-"""Fitting the model: a TF-IDF vectorizer over the shared analyzer, one logistic head per label.
+"""Fitting the model: TF-IDF over the shared analyzer, and per label a blend of two linear experts.
 
-Everything here is deterministic for the same examples (fixed seeds, sorted input), so
-``tier-router train`` rebuilds the shipped model byte for byte.
+Each head (tier, and task kind when the data has kinds) is a log-linear blend, a product of
+experts: ``lr_weight`` x the log-probabilities of a logistic regression plus
+``1 - lr_weight`` x those of a multinomial naive Bayes with a uniform prior, both on the same
+TF-IDF vector. Naive Bayes adds robust word evidence from few examples, logistic regression
+the discriminative fit; both are linear in the features, so the blend is one linear model and
+the serving path stays a single dot product.
+
+Everything here is deterministic for the same examples and recipe (fixed seeds, sorted
+input), so ``tier-router train`` rebuilds the shipped model exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import MultinomialNB
 
 from classifier_service.artifact import FORMAT_VERSION
 from classifier_service.features import analyze
 from tier_router_training.dataset import Example
 
 SEED = 20261129
-MIN_DF = 2
-C_TIER = 4.0
-C_CATEGORY = 4.0
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.34, 0.91, 0.02))
 THRESHOLD_TOLERANCE = 0.01
-"""Calibration takes the highest confidence threshold whose macro-F1 stays this close to
-the best one: the guide's "default to the small model" as far as quality allows."""
+"""The trained threshold is the highest one whose macro-F1 stays this close to the best:
+the guide's "default to the small model" as far as quality allows."""
+
+ClassWeight = Literal["none", "balanced"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is fitted; stored in the model's metadata."""
+
+    c: float = 4.0
+    class_weight: ClassWeight = "none"
+    lr_weight: float = 0.7
+    nb_alpha: float = 0.05
+    min_df: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -37,35 +58,63 @@ class CrossValidation:
     accuracy: float
     category_accuracy: float | None
     out_of_fold: np.ndarray  # (n, n_tiers) tier probabilities, columns in tier order
+    labels: list[str]  # the true tier of each row of out_of_fold
 
 
 def sort_examples(examples: Sequence[Example]) -> list[Example]:
     return sorted(examples, key=lambda e: (e.prompt, e.tier, e.category or ""))
 
 
-def build_vectorizer() -> TfidfVectorizer:
+def build_vectorizer(recipe: Recipe) -> TfidfVectorizer:
     return TfidfVectorizer(
-        analyzer=analyze, sublinear_tf=True, min_df=MIN_DF, norm="l2", dtype=np.float64
+        analyzer=analyze, sublinear_tf=True, min_df=recipe.min_df, norm="l2", dtype=np.float64
     )
 
 
-def build_head(c: float) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=SEED)
+def fit_head(x: Any, labels: Sequence[str], recipe: Recipe) -> list[tuple[float, Any]]:
+    """The blend for one label set: ``[(weight, estimator), ...]``."""
+    members: list[tuple[float, Any]] = []
+    if recipe.lr_weight > 0:
+        lr = LogisticRegression(
+            C=recipe.c,
+            max_iter=3000,
+            random_state=SEED,
+            class_weight="balanced" if recipe.class_weight == "balanced" else None,
+        )
+        members.append((recipe.lr_weight, lr.fit(x, labels)))
+    if recipe.lr_weight < 1:
+        nb = MultinomialNB(alpha=recipe.nb_alpha, fit_prior=False)
+        members.append((round(1.0 - recipe.lr_weight, 10), nb.fit(x, labels)))
+    return members
+
+
+def blend_proba(members: Sequence[tuple[float, Any]], x: Any) -> np.ndarray:
+    """scikit-learn's own probabilities for a blend: softmax of the weighted log-probabilities."""
+    logp = sum(w * est.predict_log_proba(x) for w, est in members)
+    z = np.asarray(logp)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    result: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return result
+
+
+def head_classes(members: Sequence[tuple[float, Any]]) -> list[str]:
+    return [str(c) for c in members[0][1].classes_]
 
 
 def has_categories(examples: Sequence[Example]) -> bool:
-    return all(e.category for e in examples)
+    return all(e.category for e in examples) and len({e.category for e in examples}) > 1
 
 
-def fit_bundle(examples: Sequence[Example]) -> dict[str, Any]:
+def fit_bundle(examples: Sequence[Example], recipe: Recipe | None = None) -> dict[str, Any]:
     """Fit vectorizer and heads on ``examples``; a category head when every row has a kind."""
+    recipe = recipe or Recipe()
     examples = sort_examples(examples)
-    vectorizer = build_vectorizer()
+    vectorizer = build_vectorizer(recipe)
     x = vectorizer.fit_transform([e.prompt for e in examples])
-    tier_head = build_head(C_TIER).fit(x, [e.tier for e in examples])
+    tier_head = fit_head(x, [e.tier for e in examples], recipe)
     category_head = None
-    if has_categories(examples) and len({e.category for e in examples}) > 1:
-        category_head = build_head(C_CATEGORY).fit(x, [e.category for e in examples])
+    if has_categories(examples):
+        category_head = fit_head(x, [str(e.category) for e in examples], recipe)
     return {
         "format": FORMAT_VERSION,
         "vectorizer": vectorizer,
@@ -74,7 +123,11 @@ def fit_bundle(examples: Sequence[Example]) -> dict[str, Any]:
 
 
 def cross_validate(
-    examples: Sequence[Example], tier_order: Sequence[str], folds: int = 5
+    examples: Sequence[Example],
+    tier_order: Sequence[str],
+    folds: int = 5,
+    recipe: Recipe | None = None,
+    on_fold: Callable[[int], None] | None = None,
 ) -> CrossValidation:
     """Stratified k-fold estimate of the tier head, with out-of-fold probabilities."""
     examples = sort_examples(examples)
@@ -83,16 +136,19 @@ def cross_validate(
     oof = np.zeros((len(examples), len(tier_order)))
     cat_hits = 0
     with_cats = has_categories(examples)
-    for train_idx, test_idx in splitter.split(np.zeros(len(tiers)), tiers):
-        bundle = fit_bundle([examples[i] for i in train_idx])
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(tiers)), tiers), 1):
+        bundle = fit_bundle([examples[i] for i in train_idx], recipe)
         x = bundle["vectorizer"].transform([examples[i].prompt for i in test_idx])
         head = bundle["heads"]["tier"]
-        proba = head.predict_proba(x)
-        cols = [list(tier_order).index(str(c)) for c in head.classes_]
-        oof[np.ix_(test_idx, cols)] = proba
-        if with_cats and bundle["heads"]["category"] is not None:
-            pred = bundle["heads"]["category"].predict(x)
+        cols = [list(tier_order).index(c) for c in head_classes(head)]
+        oof[np.ix_(test_idx, cols)] = blend_proba(head, x)
+        cat_head = bundle["heads"]["category"]
+        if with_cats and cat_head is not None:
+            classes = np.array(head_classes(cat_head))
+            pred = classes[blend_proba(cat_head, x).argmax(axis=1)]
             cat_hits += sum(p == examples[i].category for p, i in zip(pred, test_idx, strict=True))
+        if on_fold is not None:
+            on_fold(fold)
     predicted = np.array(tier_order)[oof.argmax(axis=1)]
     return CrossValidation(
         folds=folds,
@@ -100,6 +156,7 @@ def cross_validate(
         accuracy=float((predicted == tiers).mean()),
         category_accuracy=cat_hits / len(examples) if with_cats else None,
         out_of_fold=oof,
+        labels=tiers.tolist(),
     )
 
 

@@ -18,7 +18,13 @@ from tier_router_training.dataset import (
     data_hash,
     load_examples,
 )
-from tier_router_training.pipeline import choose_threshold, cross_validate, fit_bundle
+from tier_router_training.pipeline import (
+    Recipe,
+    choose_threshold,
+    cross_validate,
+    fit_bundle,
+    head_classes,
+)
 
 STANDARD_TIERS = ("simple", "medium", "complex")
 DEFAULT_THRESHOLD = 0.5
@@ -58,8 +64,10 @@ def train(
     columns: Columns | None = None,
     strict: bool = False,
     folds: int = 5,
+    recipe: Recipe | None = None,
 ) -> TrainResult:
     """Train on ``data`` (default: the bundled corpus) and write the model to ``out_dir``."""
+    recipe = recipe or Recipe()
     paths = list(data) if data else bundled_corpus_files()
     report = LoadReport()
     examples = load_examples(paths, columns, strict=strict, report=report)
@@ -71,10 +79,8 @@ def train(
     smallest = min(counts.values())
     k = min(folds, smallest)
     if k >= 2:
-        cv = cross_validate(examples, order, folds=k)
-        labels = [e.tier for e in sorted(examples, key=lambda e: (e.prompt, e.tier,
-                                                                  e.category or ""))]
-        threshold, policy_f1 = choose_threshold(cv.out_of_fold, labels, order)
+        cv = cross_validate(examples, order, folds=k, recipe=recipe)
+        threshold, policy_f1 = choose_threshold(cv.out_of_fold, cv.labels, order)
         metrics = {
             "cv_folds": cv.folds,
             "cv_macro_f1": round(cv.macro_f1, 4),
@@ -84,13 +90,14 @@ def train(
         if cv.category_accuracy is not None:
             metrics["cv_category_accuracy"] = round(cv.category_accuracy, 4)
 
-    bundle = fit_bundle(examples)
+    bundle = fit_bundle(examples, recipe)
     category_head = bundle["heads"]["category"]
     metadata: dict[str, Any] = {
         "labels": {
             "tier": order,
-            "category": sorted(str(c) for c in category_head.classes_) if category_head else None,
+            "category": head_classes(category_head) if category_head else None,
         },
+        "recipe": recipe.as_dict(),
         "thresholds": {"confidence_threshold": threshold, "source": "cross-validation"},
         "training_data": {
             "sha256": data_hash(examples),
