@@ -24,10 +24,11 @@ from pathlib import Path
 import httpx
 import psutil
 
-from classifier_service.artifact import bundled_model_dir
+from classifier_service.artifact import bundled_model_dir, load_artifact
 from classifier_service.portfolio import bundled_portfolio_path
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import bundled_corpus_files, load_examples
+from tier_router_training.pipeline import blend_proba
 
 
 def percentiles(samples: Sequence[float]) -> tuple[float, float]:
@@ -103,9 +104,9 @@ def main() -> None:
         runtime.route(prompt)
     decision = time_each(runtime.route, prompts)
     score = time_each(runtime.classifier.score, prompts)
-    bundle = runtime.artifact.bundle
+    bundle = load_artifact(bundled_model_dir()).bundle
     vectorizer, head = bundle["vectorizer"], bundle["heads"]["tier"]
-    sk = time_each(lambda p: head.predict_proba(vectorizer.transform([p])), prompts[:1000])
+    sk = time_each(lambda p: blend_proba(head, vectorizer.transform([p])), prompts[:1000])
     http, rss = http_bench(prompts)
 
     print(f"{len(prompts)} distinct prompts (median {words:.0f} words), model "
@@ -114,7 +115,7 @@ def main() -> None:
     for name, samples in (
         ("in-process decision (score + policy)", decision),
         ("in-process score only (lean path)", score),
-        ("scikit-learn predict_proba, one prompt", sk),
+        ("scikit-learn, one prompt (tier head only)", sk),
         ("POST /v1/route over uvicorn, loopback", http),
     ):
         p50, p99 = percentiles(samples)

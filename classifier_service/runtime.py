@@ -6,7 +6,7 @@ single assignment, so a request in flight always sees one consistent pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from classifier_service.artifact import Artifact, load_artifact
@@ -23,7 +23,13 @@ class Routed:
 
 
 class Runtime:
-    def __init__(self, portfolio: Portfolio, portfolio_path: Path, artifact: Artifact) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        portfolio_path: Path,
+        artifact: Artifact,
+        classifier: TierClassifier | None = None,
+    ) -> None:
         unknown = [t for t in artifact.tier_labels if not portfolio.has_tier(t)]
         if unknown:
             raise ModelArtifactError(
@@ -33,13 +39,19 @@ class Runtime:
             )
         self.portfolio = portfolio
         self.portfolio_path = portfolio_path
-        self.artifact = artifact
-        self.classifier = TierClassifier(artifact)
+        self.classifier = classifier or TierClassifier(artifact)
+        # The compiled classifier holds what serving needs; keep the metadata, not the
+        # fitted estimators (tens of MB).
+        self.artifact = replace(artifact, bundle={})
 
     @classmethod
     def load(cls, portfolio_path: Path, model_dir: Path) -> Runtime:
         portfolio = load_portfolio(portfolio_path)
         return cls(portfolio, Path(portfolio_path), load_artifact(model_dir))
+
+    def with_portfolio(self, portfolio: Portfolio, portfolio_path: Path) -> Runtime:
+        """The same model with another portfolio (checked against the model's tiers)."""
+        return Runtime(portfolio, portfolio_path, self.artifact, self.classifier)
 
     @property
     def model_version(self) -> str:

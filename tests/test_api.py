@@ -179,7 +179,7 @@ def test_batch_routes_in_order_with_per_item_errors(client: TestClient) -> None:
 
 def test_batch_over_the_limit_is_413(runtime: Runtime, tmp_path: Path) -> None:
     portfolio = parse_portfolio(portfolio_yaml(max_batch=3))
-    small = Runtime(portfolio, tmp_path / "p.yaml", runtime.artifact)
+    small = runtime.with_portfolio(portfolio, tmp_path / "p.yaml")
     with TestClient(create_app(Settings(), runtime=small)) as c:
         ok = c.post("/v1/route/batch", json={"items": [{"prompt": "a"}] * 3})
         assert ok.status_code == 200
@@ -192,7 +192,7 @@ def test_batch_over_the_limit_is_413(runtime: Runtime, tmp_path: Path) -> None:
 
 def test_portfolio_threshold_overrides_the_models(runtime: Runtime, tmp_path: Path) -> None:
     portfolio = parse_portfolio(portfolio_yaml(confidence_threshold=1.0))
-    strict = Runtime(portfolio, tmp_path / "p.yaml", runtime.artifact)
+    strict = runtime.with_portfolio(portfolio, tmp_path / "p.yaml")
     assert strict.confidence_threshold == 1.0
     with TestClient(create_app(Settings(), runtime=strict)) as c:
         data = c.post("/v1/route", json={"prompt": "Write a story about a brave mouse",

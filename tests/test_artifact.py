@@ -100,7 +100,7 @@ def test_model_tiers_must_exist_in_the_portfolio(runtime: Runtime, tmp_path: Pat
         "  - {name: large, endpoints: [{name: b, api: ollama, base_url: 'http://h:1', model: n}]}\n"
     )
     with pytest.raises(ModelArtifactError, match="does not define"):
-        Runtime(portfolio, tmp_path / "p.yaml", runtime.artifact)
+        runtime.with_portfolio(portfolio, tmp_path / "p.yaml")
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from classifier_service.artifact import load_artifact, save_artifact
+from classifier_service.artifact import bundled_model_dir, load_artifact, save_artifact
 from classifier_service.classifier import TierClassifier
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
@@ -36,7 +36,7 @@ def sklearn_proba(bundle: dict[str, Any], head: str, prompts: list[str]) -> np.n
 
 
 def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
-    bundle = runtime.artifact.bundle
+    bundle = load_artifact(bundled_model_dir()).bundle
     clf = runtime.classifier
     prompts = corpus_prompts(300) + ODD_PROMPTS
     for head in ("tier", "category"):

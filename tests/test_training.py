@@ -14,11 +14,13 @@ from classifier_service.errors import DataError
 from tests.conftest import write_jsonl
 from tier_router_training.dataset import (
     Columns,
+    Example,
     LoadReport,
     bundled_corpus_files,
     data_hash,
     load_examples,
 )
+from tier_router_training.pipeline import Recipe, fit_bundle
 from tier_router_training.train import train
 
 SIMPLE = ["is this spam: 'win a free phone'", "positive or negative: great food",
@@ -151,3 +153,23 @@ def test_train_rebuilds_the_shipped_model(tmp_path: Path) -> None:
     for prompt in prompts:
         np.testing.assert_allclose(list(a.score(prompt).tiers.values()),
                                    list(b.score(prompt).tiers.values()), atol=1e-6)
+
+
+def test_rare_features_are_dropped_after_fitting() -> None:
+    rows = small_rows()
+    examples = load_examples_from_rows(rows + [{"prompt": "zyzzyva frobnicate", "tier": "simple"}])
+    bundle = fit_bundle(examples, Recipe(keep_min_df=2))
+    vocab = bundle["vectorizer"].vocabulary_
+    assert "zyzzyva" not in vocab  # seen in one prompt only
+    assert "write" in vocab and "write a" in vocab
+    for _, est in bundle["heads"]["tier"]:
+        weights = getattr(est, "coef_", None)
+        if weights is None:
+            weights = est.feature_log_prob_
+        assert weights.shape[1] == len(vocab)
+    kept_all = fit_bundle(examples, Recipe(keep_min_df=1))
+    assert "zyzzyva" in kept_all["vectorizer"].vocabulary_
+
+
+def load_examples_from_rows(rows: list[dict[str, object]]) -> list[Example]:
+    return [Example(str(r["prompt"]), str(r["tier"])) for r in rows]
