@@ -157,7 +157,7 @@ def test_train_rebuilds_the_shipped_model(tmp_path: Path) -> None:
 
 def test_rare_features_are_dropped_after_fitting() -> None:
     rows = small_rows()
-    examples = load_examples_from_rows(rows + [{"prompt": "zyzzyva frobnicate", "tier": "simple"}])
+    examples = load_examples_from_rows([*rows, {"prompt": "zyzzyva frobnicate", "tier": "simple"}])
     bundle = fit_bundle(examples, Recipe(keep_min_df=2))
     vocab = bundle["vectorizer"].vocabulary_
     assert "zyzzyva" not in vocab  # seen in one prompt only
