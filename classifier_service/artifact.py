@@ -129,6 +129,20 @@ def save_artifact(out_dir: Path, bundle: dict[str, Any], metadata: dict[str, Any
     return Artifact(path=out_dir, bundle=bundle, metadata=meta)
 
 
+def update_metadata(model_dir: Path | str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Replace top-level metadata fields of a verified model folder, atomically.
+
+    The model file is untouched, so its checksum and version stay; a service reading the
+    folder sees either the old metadata or the new, never a mix.
+    """
+    artifact = load_artifact(model_dir)
+    meta = {**artifact.metadata, **changes}
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(model_dir) / METADATA_FILE,
+                 lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return meta
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     """Read and check ``metadata.json`` of a model folder, without unpickling anything."""
     model_dir = Path(model_dir)

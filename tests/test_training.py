@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from tier_router_training.dataset import (
     LoadReport,
     bundled_corpus_files,
     data_hash,
+    load_category_map,
     load_examples,
 )
+from tier_router_training.feedback import load_feedback_examples
 from tier_router_training.pipeline import Recipe, fit_bundle
 from tier_router_training.train import train
 
@@ -178,3 +181,80 @@ def test_rare_features_are_dropped_after_fitting() -> None:
 
 def load_examples_from_rows(rows: list[dict[str, object]]) -> list[Example]:
     return [Example(str(r["prompt"]), str(r["tier"])) for r in rows]
+
+
+def test_category_map_labels_rows_by_kind(tmp_path: Path) -> None:
+    rows = [{"prompt": r["prompt"], "category": str(r["tier"]).upper()} for r in small_rows()]
+    data = write_jsonl(tmp_path / "kinds.jsonl", rows)
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("SIMPLE: simple\nMEDIUM: medium\nCOMPLEX: complex\n", encoding="utf-8")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"),
+                 "--category-map", str(cmap), "--folds", "2", "--quiet"]) == 0
+    artifact = load_artifact(tmp_path / "m")
+    assert artifact.tier_labels == ["simple", "medium", "complex"]
+    assert artifact.metadata["labels"]["category"] == ["COMPLEX", "MEDIUM", "SIMPLE"]
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("SIMPLE: simple\nMEDIUM: medium\n", encoding="utf-8")
+    report = LoadReport()
+    load_examples([data], report=report, category_map=load_category_map(partial))
+    assert "the category map has no tier for kind 'COMPLEX'" in report.skipped[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(DataError, match="kind -> tier"):
+        load_category_map(bad)
+
+
+def test_conflicting_duplicates_and_thin_tiers(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [
+        {"prompt": "why is the sea salty", "tier": "medium"},
+        {"prompt": "Why is the sea salty", "tier": "complex"},
+        {"prompt": "why is the sea salty", "tier": "medium"},
+        {"prompt": "write a poem", "tier": "complex"},
+        {"prompt": "what is rain", "tier": "medium"},
+    ])
+    report = LoadReport()
+    examples = load_examples([path], report=report, min_per_tier=2)
+    assert [e.prompt for e in examples] == ["why is the sea salty", "what is rain"]
+    assert report.duplicates == 1
+    assert (f"{path}:line 2: the same prompt is labelled 'medium' at {path}:line 1 and "
+            "'complex' here") in report.skipped
+    assert any("tier 'complex' has 1 example(s); at least 2" in s for s in report.skipped)
+    with pytest.raises(DataError, match="line 2: the same prompt"):
+        load_examples([path], strict=True)
+
+
+def test_wrong_encoding_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "ok", "tier": "simple"}\n'
+                     b'{"prompt": "caf\xe9", "tier": "simple"}\n')
+    report = LoadReport()
+    load_examples([path], report=report)
+    assert report.skipped == [f"{path}:line 2: not UTF-8 text (invalid continuation byte)"]
+    csv = tmp_path / "latin1.csv"
+    csv.write_bytes(b"prompt,tier\nok,simple\ncaf\xe9,simple\n")
+    with pytest.raises(DataError, match=r"latin1.csv:line 3: not UTF-8"):
+        load_examples([csv])
+
+
+def test_feedback_log_becomes_training_rows(tmp_path: Path) -> None:
+    log = tmp_path / "feedback.jsonl"
+    log.write_text(
+        json.dumps({"request_id": "a", "prompt": "tell me a story about a fox",
+                    "tier_used": "medium", "escalated": True, "final_tier": "complex"}) + "\n"
+        + json.dumps({"request_id": "b", "tier_used": "simple", "final_tier": "simple"}) + "\n"
+        + json.dumps({"request_id": "c", "prompt": "what is 2+2", "label": "simple",
+                      "final_tier": "medium"}) + "\n"
+        + json.dumps({"request_id": "d", "prompt": "odd", "final_tier": "mega"}) + "\n"
+        + '{"request_id": "e", "prompt": "torn',
+        encoding="utf-8")
+    report = LoadReport()
+    examples = load_feedback_examples([log], report, tiers={"simple", "medium", "complex"})
+    assert [(e.prompt, e.tier) for e in examples] == [
+        ("tell me a story about a fox", "complex"), ("what is 2+2", "simple")]
+    assert any("line 5: torn last line" in s for s in report.skipped)
+    assert any("line 4: unknown tier 'mega'" in s for s in report.skipped)
+    data = write_jsonl(tmp_path / "d.jsonl", small_rows())
+    result = train([data], tmp_path / "m", feedback=[log], folds=2)
+    assert result.feedback_rows == 2
+    assert result.artifact.metadata["training_data"]["rows"] == 26
+    assert "feedback.jsonl" in result.artifact.metadata["training_data"]["sources"]

@@ -150,6 +150,26 @@ def load_examples(
     return examples
 
 
+def load_prompts(paths: Iterable[Path | str], columns: Columns | None = None) -> list[str]:
+    """The prompt texts of JSONL/CSV files, labelled or not (a reference set of traffic)."""
+    columns = columns or Columns()
+    prompts: list[str] = []
+    for path in paths:
+        for _, row in _rows(Path(path)):
+            if isinstance(row, dict):
+                text = next((row[c] for c in columns.text if isinstance(row.get(c), str)), None)
+                if text is not None and text.strip():
+                    prompts.append(text)
+    if not prompts:
+        raise DataError("no prompts in " + ", ".join(str(p) for p in paths))
+    return prompts
+
+
+def sort_key(example: Example) -> tuple[str, str, str]:
+    """The canonical order of examples (training is independent of file order)."""
+    return (example.prompt, example.tier, example.category or "")
+
+
 def data_hash(examples: Sequence[Example]) -> str:
     """A stable sha256 of the examples' content, independent of file layout and row order."""
     digest = hashlib.sha256()

@@ -26,10 +26,10 @@ from sklearn.naive_bayes import MultinomialNB
 
 from classifier_service.artifact import FORMAT_VERSION
 from classifier_service.features import analyze
-from tier_router_training.dataset import Example
+from tier_router_training.dataset import Example, sort_key
 
 SEED = 20261129
-THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.34, 0.91, 0.02))
+THRESHOLD_GRID = tuple(float(round(x, 2)) for x in np.arange(0.34, 0.91, 0.02))
 THRESHOLD_TOLERANCE = 0.01
 """The trained threshold is the highest one whose macro-F1 stays this close to the best:
 the guide's "default to the small model" as far as quality allows."""
@@ -69,7 +69,7 @@ class CrossValidation:
 
 
 def sort_examples(examples: Sequence[Example]) -> list[Example]:
-    return sorted(examples, key=lambda e: (e.prompt, e.tier, e.category or ""))
+    return sorted(examples, key=sort_key)
 
 
 def build_vectorizer(recipe: Recipe, vocabulary: list[str] | None = None) -> TfidfVectorizer:

@@ -82,7 +82,8 @@ def train(
                              category_map=category_map, min_per_tier=MIN_EXAMPLES_PER_TIER)
     feedback_rows = 0
     if feedback:
-        learned = load_feedback_examples(feedback, report, tiers=allowed, strict=strict)
+        known = allowed if allowed is not None else {e.tier for e in examples}
+        learned = load_feedback_examples(feedback, report, tiers=known, strict=strict)
         seen = {e.prompt.strip().lower() for e in examples}
         fresh = [e for e in learned if e.prompt.strip().lower() not in seen]
         report.duplicates += len(learned) - len(fresh)
