@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,8 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from classifier_service import __version__
-from classifier_service.api import routing, system
+from classifier_service.api import admin, feedback, routing, system
 from classifier_service.errors import RequestError
+from classifier_service.feedback import FeedbackLog
+from classifier_service.reloading import Reloader, read_state
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings, get_settings
 
@@ -29,15 +33,34 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        generation = 0
         if getattr(app.state, "runtime", None) is None:
-            app.state.runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+            # A worker started after a reload takes the reloaded paths; one that raced a
+            # reload sees a newer generation in its watcher and follows.
+            shared = read_state(settings.state_file)
+            portfolio = shared.portfolio if shared else settings.portfolio_path
+            model_dir = shared.model_dir if shared else settings.model_path
+            app.state.runtime = Runtime.load(portfolio, model_dir)
+            generation = shared.generation if shared else 0
+        reloader = Reloader(app.state, settings.state_file, generation)
+        app.state.reloader = reloader
         loaded = app.state.runtime
         log.info(
             "tier-router ready: model %s, portfolio %s",
             loaded.model_version,
             loaded.portfolio_path,
         )
-        yield
+        hup = reloader.install_sighup()
+        watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if hup:
+                reloader.uninstall_sighup()
 
     app = FastAPI(
         title="tier-router",
@@ -48,8 +71,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.feedback_log = FeedbackLog(settings.feedback_log)
     app.include_router(routing.router)
+    app.include_router(feedback.router)
     app.include_router(system.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:

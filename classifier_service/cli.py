@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"port to listen on (default {DEFAULT_PORT})")
     _add_config_args(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--feedback-log", type=Path, metavar="FILE",
+                       help="where POST /v1/feedback appends (default ./feedback.jsonl)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=_serve)
@@ -155,7 +159,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
-                      ("model_dir", "model")):
+                      ("model_dir", "model"), ("feedback_log", "feedback_log")):
         value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = value
@@ -171,17 +175,37 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
     if args.workers > 1:
-        # Each worker process builds its own app from the environment.
+        # Each worker process builds its own app from the environment; reloads are shared
+        # through a state file in a private temporary folder.
+        state_dir = tempfile.mkdtemp(prefix="tier-router-")
         os.environ["TIER_ROUTER_HOST"] = settings.host
         os.environ["TIER_ROUTER_PORT"] = str(settings.port)
-        os.environ["TIER_ROUTER_PORTFOLIO"] = str(settings.portfolio_path)
-        os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path)
-        uvicorn.run("classifier_service.app:app_from_env", factory=True, host=settings.host,
-                    port=settings.port, workers=args.workers, log_level=args.log_level)
+        os.environ["TIER_ROUTER_PORTFOLIO"] = str(settings.portfolio_path.resolve())
+        os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
+        os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
+        os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        try:
+            uvicorn.run("classifier_service.app:app_from_env", factory=True,
+                        host=settings.host, port=settings.port, workers=args.workers,
+                        log_level=args.log_level, log_config=_log_config())
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
-                    log_level=args.log_level)
+                    log_level=args.log_level, log_config=_log_config())
     return 0
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the service's own ``tier_router`` logger on the same handler."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["tier_router"] = {"handlers": ["default"], "level": "INFO",
+                                        "propagate": False}
+    return config
 
 
 def _route(args: argparse.Namespace) -> int:

@@ -118,5 +118,6 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     model_version: str
+    model_dir: str
     portfolio: str
     tiers: list[str]

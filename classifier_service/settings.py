@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     ``TIER_ROUTER_HOST``, ``TIER_ROUTER_PORT``, ``TIER_ROUTER_PORTFOLIO`` (a YAML file) and
     ``TIER_ROUTER_MODEL_DIR`` (a model folder); unset paths mean the bundled ones.
+    ``TIER_ROUTER_FEEDBACK_LOG`` (default ``./feedback.jsonl``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIER_ROUTER_", extra="ignore")
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     public_url: str | None = Field(
         default=None, description="The URL clients use, for the OpenAPI `servers` entry."
+    )
+    feedback_log: Path = Field(
+        default=Path("feedback.jsonl"), description="Where POST /v1/feedback appends records."
+    )
+    state_file: Path | None = Field(
+        default=None, description="Reload state shared by worker processes (set by `serve`)."
     )
 
     @property

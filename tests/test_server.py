@@ -22,7 +22,7 @@ def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 30.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr else ""
+            err = proc.stderr.read() if proc.stderr else "(see its log)"
             raise AssertionError(f"server exited with {proc.returncode}: {err}")
         try:
             if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:

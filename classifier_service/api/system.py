@@ -37,6 +37,7 @@ def readyz(request: Request) -> Any:
         return JSONResponse(status_code=503, content={"detail": "not ready"})
     return Readiness(
         model_version=runtime.model_version,
+        model_dir=str(runtime.artifact.path),
         portfolio=str(runtime.portfolio_path),
         tiers=runtime.portfolio.tier_names,
     )

@@ -1,0 +1,82 @@
+"""``/v1/feedback``: what happened after a routing decision, for learning from outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
+
+from classifier_service.deps import RuntimeDep
+from classifier_service.errors import InvalidRequestError
+from classifier_service.feedback import FeedbackLog
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+
+OptionalTier = Annotated[str | None, WithJsonSchema({"type": "string"})]
+
+
+class FeedbackRequest(BaseModel):
+    request_id: str = Field(min_length=1, max_length=200,
+                            description="The request_id that /v1/route returned.")
+    prompt: str | None = Field(default=None, description=(
+        "The prompt text, only if you want it kept in the feedback log and used for "
+        "retraining (see the privacy note in the README)."))
+    tier_used: OptionalTier = Field(default=None, description="The tier that answered first.")
+    escalated: bool = Field(default=False, description="Whether the answer was escalated.")
+    final_tier: OptionalTier = Field(default=None,
+                                     description="The tier whose answer was good enough.")
+    label: OptionalTier = Field(default=None, description="A person's tier label.")
+
+    @field_validator("prompt", "tier_used", "final_tier", "label")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class FeedbackResponse(BaseModel):
+    status: Literal["recorded"] = "recorded"
+    request_id: str
+
+
+def get_feedback_log(request: Request) -> FeedbackLog:
+    log: FeedbackLog = request.app.state.feedback_log
+    return log
+
+
+@router.post(
+    "/feedback",
+    operation_id="feedback",
+    summary="Report the outcome of a routed request",
+    description=(
+        "Append one record to the feedback log: which tier answered, whether it was "
+        "escalated, and the tier that answered well (final_tier) or a person's label. The "
+        "record is on disk (fsynced) before the 200. Records that carry the prompt become "
+        "training rows with `tier-router train --feedback LOG`."
+    ),
+    responses={422: {"description": "Unknown tier, or neither final_tier nor label."}},
+)
+def feedback(
+    body: FeedbackRequest,
+    runtime: RuntimeDep,
+    log: Annotated[FeedbackLog, Depends(get_feedback_log)],
+) -> FeedbackResponse:
+    for name in ("tier_used", "final_tier", "label"):
+        value = getattr(body, name)
+        if value is not None and not runtime.portfolio.has_tier(value):
+            raise InvalidRequestError(
+                ("body", name),
+                f"unknown tier {value!r}; tiers: {', '.join(runtime.portfolio.tier_names)}",
+                value,
+            )
+    if body.final_tier is None and body.label is None:
+        raise InvalidRequestError(("body", "final_tier"),
+                                  "give final_tier (the tier that answered well) or label", None)
+    record = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        **body.model_dump(exclude_none=True),
+        "model_version": runtime.model_version,
+    }
+    log.append(record)
+    return FeedbackResponse(request_id=body.request_id)

@@ -1,0 +1,138 @@
+"""Hot reload: swap in a new model and re-read the portfolio without dropping requests.
+
+The app's current :class:`Runtime` lives in ``app.state.runtime``. A reload builds a complete
+new runtime off the event loop (load, verify, compile), and only if that succeeds replaces the
+reference in one assignment: requests in flight finish on the runtime they started with, new
+ones get the new one, and a broken or mismatched artifact leaves the old one serving.
+
+Triggers: ``POST /v1/admin/reload`` and SIGHUP. With several worker processes, the worker that
+reloads writes the new paths and a generation number to a shared state file; every other
+worker checks that file once a second and follows, and a worker (re)started later reads it at
+start-up. SIGHUP sent to the ``tier-router serve`` parent makes uvicorn restart the workers one
+by one, each ready before the old one stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from classifier_service.artifact import atomic_write
+from classifier_service.runtime import Runtime
+
+log = logging.getLogger("tier_router")
+WATCH_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class SharedState:
+    generation: int
+    model_dir: Path
+    portfolio: Path
+
+
+def read_state(path: Path | None) -> SharedState | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SharedState(int(data["generation"]), Path(data["model_dir"]),
+                           Path(data["portfolio"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable reload state %s: %s", path, exc)
+        return None
+
+
+class Reloader:
+    """Replaces ``state.runtime``; one reload at a time."""
+
+    def __init__(self, state: Any, state_file: Path | None = None, generation: int = 0) -> None:
+        """``generation``: the shared generation that ``state.runtime`` was loaded from."""
+        self._state = state
+        self._state_file = state_file
+        self._lock = threading.Lock()
+        self.generation = generation
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self._state.runtime
+        return runtime
+
+    def reload(self, model_dir: Path | None = None, portfolio: Path | None = None) -> Runtime:
+        """Load and swap in; on any error raise it and keep the current runtime."""
+        with self._lock:
+            current = self.runtime
+            new = Runtime.load(Path(portfolio or current.portfolio_path),
+                               Path(model_dir or current.artifact.path))
+            self._state.runtime = new
+            if self._state_file is not None:
+                self._publish(new)
+            else:
+                self.generation += 1
+        log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
+                 new.model_version, new.artifact.path, new.portfolio_path, self.generation)
+        return new
+
+    def follow(self) -> None:
+        """Catch up with a reload another worker published."""
+        shared = read_state(self._state_file)
+        if shared is None or shared.generation <= self.generation:
+            return
+        with self._lock:
+            try:
+                new = Runtime.load(shared.portfolio, shared.model_dir)
+            except Exception as exc:
+                log.error("could not follow reload generation %d: %s", shared.generation, exc)
+                self.generation = shared.generation  # don't retry a broken generation forever
+                return
+            self._state.runtime = new
+            self.generation = shared.generation
+        log.info("followed reload generation %d: model %s", shared.generation,
+                 new.model_version)
+
+    def _publish(self, runtime: Runtime) -> None:
+        assert self._state_file is not None
+        shared = read_state(self._state_file)
+        self.generation = max(self.generation, (shared.generation + 1) if shared else 1)
+        text = json.dumps({"generation": self.generation, "model_dir": str(runtime.artifact.path),
+                           "portfolio": str(runtime.portfolio_path)})
+        atomic_write(self._state_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    async def watch(self) -> None:
+        """Poll the shared state file (cheap: one small read a second) until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            await loop.run_in_executor(None, self.follow)
+
+    def install_sighup(self) -> bool:
+        """Reload the current paths on SIGHUP; False where signals cannot be handled here."""
+        loop = asyncio.get_running_loop()
+
+        def on_hup() -> None:
+            loop.run_in_executor(None, self._reload_logged)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            return False
+        return True
+
+    def uninstall_sighup(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    def _reload_logged(self) -> None:
+        try:
+            self.reload()
+        except Exception as exc:
+            log.error("SIGHUP reload refused, the previous model keeps serving: %s", exc)

@@ -1,0 +1,291 @@
+"""Hot reload (admin endpoint, SIGHUP, several workers) and the feedback log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from classifier_service.app import create_app
+from classifier_service.artifact import bundled_model_dir, load_artifact
+from classifier_service.feedback import read_records
+from classifier_service.settings import Settings
+from tests.conftest import free_port, portfolio_yaml, write_jsonl
+from tests.test_server import wait_ready
+from tests.test_training import small_rows
+from tier_router_training.train import train
+
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, different model with the standard tiers."""
+    tmp = tmp_path_factory.mktemp("other")
+    data = write_jsonl(tmp / "d.jsonl", small_rows())
+    return train([data], tmp / "model", folds=2).artifact.path
+
+
+@pytest.fixture
+def app_client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(feedback_log=tmp_path / "feedback.jsonl"))
+    with TestClient(app, client=LOOPBACK) as client:
+        yield client
+
+
+def version(client: TestClient | httpx.Client) -> str:
+    data: dict[str, str] = client.get("/readyz").json()
+    return data["model_version"]
+
+
+def test_admin_reload_swaps_model_and_portfolio(
+    app_client: TestClient, other_model: Path, tmp_path: Path
+) -> None:
+    shipped = version(app_client)
+    portfolio = tmp_path / "p.yaml"
+    portfolio.write_text(portfolio_yaml(max_prompt_chars=50), encoding="utf-8")
+    response = app_client.post("/v1/admin/reload", json={"model_dir": str(other_model),
+                                                         "portfolio": str(portfolio)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == load_artifact(other_model).model_version != shipped
+    assert body["generation"] == 1
+    assert version(app_client) == body["model_version"]
+    assert app_client.post("/v1/route", json={"prompt": "x" * 51}).status_code == 413
+    # no body: reload the current paths
+    again = app_client.post("/v1/admin/reload")
+    assert again.status_code == 200 and again.json()["generation"] == 2
+
+
+def test_broken_artifact_is_refused_and_the_old_model_keeps_serving(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    before = version(app_client)
+    broken = tmp_path / "broken"
+    shutil.copytree(bundled_model_dir(), broken)
+    (broken / "model.joblib").write_bytes(b"garbage")
+    response = app_client.post("/v1/admin/reload", json={"model_dir": str(broken)})
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "model_dir"]
+    assert "checksum mismatch" in detail["msg"] and "previous model keeps serving" in detail["msg"]
+    bad_portfolio = tmp_path / "bad.yaml"
+    bad_portfolio.write_text("version: 1\ntiers: []\n", encoding="utf-8")
+    response = app_client.post("/v1/admin/reload", json={"portfolio": str(bad_portfolio)})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "portfolio"]
+    assert version(app_client) == before
+    assert app_client.post("/v1/route", json={"prompt": "hello"}).status_code == 200
+
+
+def test_admin_answers_on_loopback_only(tmp_path: Path) -> None:
+    app = create_app(Settings(feedback_log=tmp_path / "f.jsonl"))
+    with TestClient(app, client=("203.0.113.9", 40000)) as remote:
+        response = remote.post("/v1/admin/reload")
+        assert response.status_code == 403
+        assert "loopback" in response.json()["detail"]
+
+
+def test_feedback_is_appended_durably(app_client: TestClient, tmp_path: Path) -> None:
+    decision = app_client.post("/v1/route", json={"prompt": "tell me a story"}).json()
+    ok = app_client.post("/v1/feedback", json={
+        "request_id": decision["request_id"], "prompt": "tell me a story", "tier_used": "medium",
+        "escalated": True, "final_tier": "complex"})
+    assert ok.status_code == 200
+    assert ok.json() == {"status": "recorded", "request_id": decision["request_id"]}
+    private = app_client.post("/v1/feedback", json={"request_id": "r2", "label": "simple",
+                                                    "prompt": ""})
+    assert private.status_code == 200
+    records, problems = read_records(tmp_path / "feedback.jsonl")
+    assert problems == []
+    first, second = records[0][1], records[1][1]
+    assert first["final_tier"] == "complex" and first["escalated"] is True
+    assert first["model_version"] == decision["model_version"] and "ts" in first
+    assert "prompt" not in second  # the caller decides whether the text is kept
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"request_id": "x", "final_tier": "galaxy"}, "unknown tier 'galaxy'"),
+        ({"request_id": "x", "tier_used": "simple"}, "give final_tier"),
+        ({"final_tier": "simple"}, "request_id"),
+        ({"request_id": "", "final_tier": "simple"}, "request_id"),
+        ({"request_id": "x", "final_tier": "simple", "escalated": "perhaps"}, "escalated"),
+    ],
+)
+def test_bad_feedback_is_422(app_client: TestClient, body: dict[str, object], needle: str) -> None:
+    response = app_client.post("/v1/feedback", json=body)
+    assert response.status_code == 422
+    assert needle in response.text
+
+
+# -- real processes ---------------------------------------------------------------------
+
+
+def serve(*args: str, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe)."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "classifier_service", "serve", "--port", str(port), *args],
+            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, url, timeout=60)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, url
+
+
+class Hammer(threading.Thread):
+    """Routes prompts on fresh connections until stopped; counts what failed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stop_flag = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                r = httpx.post(f"{self.url}/v1/route", json={"prompt": "why is the sky blue"},
+                               timeout=10)
+                if r.status_code == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{r.status_code} {r.text[:100]}")
+            except httpx.HTTPError as exc:
+                self.failures.append(repr(exc))
+
+    def finish(self) -> None:
+        self.stop_flag.set()
+        self.join(timeout=30)
+
+
+def fresh_versions(url: str, n: int) -> set[str]:
+    """model_version seen on ``n`` new connections (spread over the workers)."""
+    return {httpx.get(f"{url}/readyz", timeout=10).json()["model_version"] for _ in range(n)}
+
+
+def wait_for(predicate: object, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sighup_reloads_without_dropping_requests(tmp_path: Path, other_model: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), model)
+    proc, url = serve("--model", str(model), "--feedback-log", str(tmp_path / "f.jsonl"),
+                      log=tmp_path / "serve.log")
+    hammer = Hammer(url)
+    try:
+        before = fresh_versions(url, 1)
+        hammer.start()
+        time.sleep(0.5)
+        for name in ("model.joblib", "metadata.json"):  # deploy the new model in place
+            shutil.copy(other_model / name, model / f".{name}.new")
+            (model / f".{name}.new").replace(model / name)
+        proc.send_signal(signal.SIGHUP)
+        expected = load_artifact(other_model).model_version
+        assert wait_for(lambda: fresh_versions(url, 1) == {expected}), before
+        time.sleep(0.5)
+    finally:
+        hammer.finish()
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert hammer.failures == []
+    assert hammer.ok > 20
+
+
+def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> None:
+    proc, url = serve("--workers", "2", "--feedback-log", str(tmp_path / "f.jsonl"),
+                      log=tmp_path / "serve.log")
+    expected = load_artifact(other_model).model_version
+    hammer = Hammer(url)
+    try:
+        assert wait_for(lambda: len(fresh_versions(url, 1)) == 1)
+        hammer.start()
+        response = httpx.post(f"{url}/v1/admin/reload", json={"model_dir": str(other_model)},
+                              timeout=30)
+        assert response.status_code == 200, response.text
+        # fresh connections land on both workers; all of them serve the new model
+        assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=20)
+        # SIGHUP to the parent restarts the workers one by one; they keep the reloaded model
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(3)
+        assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=30)
+    finally:
+        hammer.finish()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert hammer.failures == []
+
+
+def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    log = tmp_path / "feedback.jsonl"
+    proc, url = serve("--feedback-log", str(log), log=tmp_path / "serve.log")
+    acked: list[str] = []
+    stop_at = time.monotonic() + 1.5
+
+    def writer(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            i = 0
+            while True:
+                rid = f"w{n}-{i}"
+                try:
+                    r = client.post("/v1/feedback", json={
+                        "request_id": rid, "final_tier": "simple", "prompt": "p" * 2000})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    acked.append(rid)
+                i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(4)]
+    for t in threads:
+        t.start()
+    while time.monotonic() < stop_at:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    for t in threads:
+        t.join(timeout=10)
+    records, problems = read_records(log)
+    present = {r["request_id"] for _, r in records}
+    assert len(acked) > 10
+    assert set(acked) <= present
+    assert all("torn last line" in p for p in problems) and len(problems) <= 1
+    for _, record in records:
+        assert record["prompt"] == "p" * 2000
+    # the next append after a torn line starts on a fresh line
+    with log.open("ab") as fh:
+        fh.write(b'{"request_id": "half')
+    app = create_app(Settings(feedback_log=log))
+    with TestClient(app) as client:
+        assert client.post("/v1/feedback", json={"request_id": "after",
+                                                 "final_tier": "simple"}).status_code == 200
+    records, problems = read_records(log)
+    assert records[-1][1]["request_id"] == "after"
+    assert any("not a JSON record" in p for p in problems)
