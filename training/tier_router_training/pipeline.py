@@ -83,18 +83,26 @@ def build_vectorizer(recipe: Recipe, vocabulary: list[str] | None = None) -> Tfi
     )
 
 
-def fit_head(x: Any, labels: Sequence[str], recipe: Recipe) -> list[tuple[float, Any]]:
-    """The blend for one label set: ``[(weight, estimator), ...]``."""
+def fit_head(
+    x: Any, labels: Sequence[str], recipe: Recipe, *, weighted: bool = True
+) -> list[tuple[float, Any]]:
+    """The blend for one label set: ``[(weight, estimator), ...]``.
+
+    Solvers, measured on this corpus against lbfgs (same optimum): for the few-class tier head,
+    Newton-CG converges in a handful of iterations, with or without class weights (10x
+    faster); for the many-class kind head, SAG (15x faster; it stalls with class weights, so
+    that head is never weighted).
+    """
     members: list[tuple[float, Any]] = []
     if recipe.lr_weight > 0:
-        # SAG suits l2-normalised sparse TF-IDF: about 15x faster here than lbfgs, same optimum.
+        balanced = weighted and recipe.class_weight == "balanced"
         lr = LogisticRegression(
             C=recipe.c,
-            solver="sag",
+            solver="newton-cg" if weighted else "sag",
             tol=1e-4,
-            max_iter=1000,
+            max_iter=200 if weighted else 1000,
             random_state=SEED,
-            class_weight="balanced" if recipe.class_weight == "balanced" else None,
+            class_weight="balanced" if balanced else None,
         )
         members.append((recipe.lr_weight, lr.fit(x, labels)))
     if recipe.lr_weight < 1:
@@ -131,7 +139,7 @@ def fit_bundle(
     tier_head = fit_head(x, [e.tier for e in examples], recipe)
     category_head = None
     if with_category and has_categories(examples):
-        category_head = fit_head(x, [str(e.category) for e in examples], recipe)
+        category_head = fit_head(x, [str(e.category) for e in examples], recipe, weighted=False)
     heads = {"tier": tier_head, "category": category_head}
     if recipe.keep_min_df > recipe.min_df:
         doc_freq = np.asarray((x > 0).sum(axis=0)).ravel()
@@ -162,11 +170,15 @@ def cross_validate(
     folds: int = 5,
     recipe: Recipe | None = None,
     on_fold: Callable[[int], None] | None = None,
+    seed: int = SEED,
 ) -> CrossValidation:
-    """Stratified k-fold estimate of the tier head, with out-of-fold probabilities."""
+    """Stratified k-fold estimate of the tier head, with out-of-fold probabilities.
+
+    ``seed`` shuffles the folds; repeating with other seeds measures the split's noise.
+    """
     examples = sort_examples(examples)
     tiers = np.array([e.tier for e in examples])
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.zeros((len(examples), len(tier_order)))
     for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(tiers)), tiers), 1):
         bundle = fit_bundle([examples[i] for i in train_idx], recipe, with_category=False)
