@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from classifier_service import __version__
-from classifier_service.api import admin, feedback, routing, system
+from classifier_service.api import admin, feedback, quality, routing, system
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.reloading import Reloader, read_state
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.feedback_log = FeedbackLog(settings.feedback_log)
     app.include_router(routing.router)
+    app.include_router(quality.router)
     app.include_router(feedback.router)
     app.include_router(system.router)
     app.include_router(admin.router)

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from classifier_service.errors import PortfolioError
+from classifier_service.quality import QualityPolicy
 
 ApiKind = Literal["ollama", "openai"]
 Loading = Literal["concurrent", "on_demand"]
@@ -127,6 +128,7 @@ class Portfolio(_Strict):
     )
     agents: dict[str, AgentRule] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -197,6 +199,11 @@ class Portfolio(_Strict):
 
     def endpoint(self, name: str) -> Endpoint:
         return self._endpoints_by_name[name]
+
+    def next_tier(self, tier: str) -> str | None:
+        """The tier above ``tier`` on the ladder, or None at the top."""
+        index = self.tier_index(tier) + 1
+        return self.tier_names[index] if index < len(self.tier_names) else None
 
     def tier_of(self, endpoint: Endpoint) -> str:
         """The ladder tier of an endpoint; for a specialist, its ``tier``."""
