@@ -48,19 +48,23 @@ class Decision:
     adjustments: list[Adjustment] = field(default_factory=list)
 
 
+def check_tier(portfolio: Portfolio, value: str | None, field: str) -> str | None:
+    """``value`` if it names a tier of the portfolio (or is unset); else a 422 on ``field``."""
+    if value is not None and not portfolio.has_tier(value):
+        raise InvalidRequestError(
+            ("body", field),
+            f"unknown tier {value!r}; tiers: {', '.join(portfolio.tier_names)}",
+            value,
+        )
+    return value
+
+
 def check_options(
     portfolio: Portfolio, agent: str | None, min_tier: str | None, max_tier: str | None
 ) -> RouteOptions:
     """Validate tier names and bounds; empty strings mean "not set"."""
-    bounds: dict[str, str | None] = {"min_tier": min_tier or None, "max_tier": max_tier or None}
-    for key, value in bounds.items():
-        if value is not None and not portfolio.has_tier(value):
-            raise InvalidRequestError(
-                ("body", key),
-                f"unknown tier {value!r}; tiers: {', '.join(portfolio.tier_names)}",
-                value,
-            )
-    lo, hi = bounds["min_tier"], bounds["max_tier"]
+    lo = check_tier(portfolio, min_tier or None, "min_tier")
+    hi = check_tier(portfolio, max_tier or None, "max_tier")
     if lo is not None and hi is not None and portfolio.tier_index(lo) > portfolio.tier_index(hi):
         raise InvalidRequestError(
             ("body", "min_tier"),

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from classifier_service.policy import Adjustment, Reason
 from classifier_service.portfolio import ApiKind, Endpoint
 
-AGENT_DOC = "Agent name; an agent pinned in the portfolio routes to its tier or endpoint."
-MIN_TIER_DOC = "Lowest tier allowed (a tier name of the portfolio)."
-MAX_TIER_DOC = "Highest tier allowed (a tier name of the portfolio)."
 
-OptionalAgent = Annotated[
-    str | None, Field(description=AGENT_DOC), WithJsonSchema({"type": "string",
-                                                              "description": AGENT_DOC})
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("prompt must not be empty or whitespace")
+    return value
+
+
+def _blank_is_unset(value: object) -> object:
+    return None if value == "" else value
+
+
+# Field types of flat request bodies: plain scalars in OpenAPI, no anyOf/null.
+Prompt = Annotated[str, AfterValidator(_not_blank)]
+OptionalString = Annotated[
+    str | None, BeforeValidator(_blank_is_unset), WithJsonSchema({"type": "string"})
 ]
-OptionalMinTier = Annotated[
-    str | None, Field(description=MIN_TIER_DOC), WithJsonSchema({"type": "string",
-                                                                 "description": MIN_TIER_DOC})
-]
-OptionalMaxTier = Annotated[
-    str | None, Field(description=MAX_TIER_DOC), WithJsonSchema({"type": "string",
-                                                                 "description": MAX_TIER_DOC})
-]
+OptionalNumber = Annotated[float | None, WithJsonSchema({"type": "number"})]
+OptionalInteger = Annotated[int | None, WithJsonSchema({"type": "integer"})]
 
 
 class RouteRequest(BaseModel):
@@ -41,17 +43,13 @@ class RouteRequest(BaseModel):
         json_schema_extra={"examples": [{"prompt": "Is this review positive? 'Loved it!'"}]},
     )
 
-    prompt: str = Field(description="The request text, including any pasted passage or data.")
-    agent: OptionalAgent = None
-    min_tier: OptionalMinTier = None
-    max_tier: OptionalMaxTier = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be empty or whitespace")
-        return value
+    prompt: Prompt = Field(description="The request text, including any pasted passage or data.")
+    agent: OptionalString = Field(default=None, description=(
+        "Agent name; an agent pinned in the portfolio routes to its tier or endpoint."))
+    min_tier: OptionalString = Field(default=None, description=(
+        "Lowest tier allowed (a tier name of the portfolio)."))
+    max_tier: OptionalString = Field(default=None, description=(
+        "Highest tier allowed (a tier name of the portfolio)."))
 
 
 class EndpointRef(BaseModel):

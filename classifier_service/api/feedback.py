@@ -6,33 +6,27 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, Field
 
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError
 from classifier_service.feedback import FeedbackLog
+from classifier_service.policy import check_tier
+from classifier_service.schemas import OptionalString
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
-
-OptionalTier = Annotated[str | None, WithJsonSchema({"type": "string"})]
-
 
 class FeedbackRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=200,
                             description="The request_id that /v1/route returned.")
-    prompt: str | None = Field(default=None, description=(
+    prompt: OptionalString = Field(default=None, description=(
         "The prompt text, only if you want it kept in the feedback log and used for "
         "retraining (see the privacy note in the README)."))
-    tier_used: OptionalTier = Field(default=None, description="The tier that answered first.")
+    tier_used: OptionalString = Field(default=None, description="The tier that answered first.")
     escalated: bool = Field(default=False, description="Whether the answer was escalated.")
-    final_tier: OptionalTier = Field(default=None,
-                                     description="The tier whose answer was good enough.")
-    label: OptionalTier = Field(default=None, description="A person's tier label.")
-
-    @field_validator("prompt", "tier_used", "final_tier", "label")
-    @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        return value or None
+    final_tier: OptionalString = Field(default=None,
+                                       description="The tier whose answer was good enough.")
+    label: OptionalString = Field(default=None, description="A person's tier label.")
 
 
 class FeedbackResponse(BaseModel):
@@ -63,13 +57,7 @@ def feedback(
     log: Annotated[FeedbackLog, Depends(get_feedback_log)],
 ) -> FeedbackResponse:
     for name in ("tier_used", "final_tier", "label"):
-        value = getattr(body, name)
-        if value is not None and not runtime.portfolio.has_tier(value):
-            raise InvalidRequestError(
-                ("body", name),
-                f"unknown tier {value!r}; tiers: {', '.join(runtime.portfolio.tier_names)}",
-                value,
-            )
+        check_tier(runtime.portfolio, getattr(body, name), name)
     if body.final_tier is None and body.label is None:
         raise InvalidRequestError(("body", "final_tier"),
                                   "give final_tier (the tier that answered well) or label", None)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, Field
 
 from classifier_service.deps import RuntimeDep
-from classifier_service.errors import InvalidRequestError
+from classifier_service.policy import check_tier
 from classifier_service.portfolio import Portfolio
 from classifier_service.quality import Signal, check
-from classifier_service.schemas import EndpointRef
+from classifier_service.schemas import (
+    EndpointRef,
+    OptionalInteger,
+    OptionalNumber,
+    OptionalString,
+    Prompt,
+)
 
 router = APIRouter(prefix="/v1", tags=["quality"])
 
@@ -19,28 +23,16 @@ router = APIRouter(prefix="/v1", tags=["quality"])
 class QualityRequest(BaseModel):
     """Flat body (scalars only), so Dify's custom-tool import can use it."""
 
-    prompt: str = Field(description="The request the answer is for.")
+    prompt: Prompt = Field(description="The request the answer is for.")
     response: str = Field(description="The answer to check.")
-    finish_reason: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+    finish_reason: OptionalString = Field(
         default=None, description="The server's finish_reason, e.g. stop or length.")
-    tier: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+    tier: OptionalString = Field(
         default=None, description="The tier that answered (default: the cheapest).")
-    avg_logprob: Annotated[float | None, WithJsonSchema({"type": "number"})] = Field(
+    avg_logprob: OptionalNumber = Field(
         default=None, le=0, description="Mean token log-probability of the answer, if known.")
-    max_tokens: Annotated[int | None, WithJsonSchema({"type": "integer"})] = Field(
+    max_tokens: OptionalInteger = Field(
         default=None, gt=0, description="The length cap the caller set, if any.")
-
-    @field_validator("prompt")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt must not be empty or whitespace")
-        return value
-
-    @field_validator("finish_reason", "tier")
-    @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        return value or None
 
 
 class QualityResponse(BaseModel):
@@ -68,11 +60,7 @@ class QualityResponse(BaseModel):
 )
 def check_quality(body: QualityRequest, runtime: RuntimeDep) -> QualityResponse:
     portfolio = runtime.portfolio
-    tier = body.tier or portfolio.tier_names[0]
-    if not portfolio.has_tier(tier):
-        raise InvalidRequestError(
-            ("body", "tier"), f"unknown tier {tier!r}; tiers: {', '.join(portfolio.tier_names)}",
-            tier)
+    tier = check_tier(portfolio, body.tier, "tier") or portfolio.tier_names[0]
     kind = runtime.classifier.score(body.prompt).top_category
     result = check(body.response, portfolio.quality, kind=kind, tier=tier,
                    finish_reason=body.finish_reason, max_tokens=body.max_tokens,
