@@ -8,13 +8,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from classifier_service import __version__
-from classifier_service.api import admin, feedback, quality, routing, system
+from classifier_service.api import admin, feedback, openai_gateway, quality, routing, system
+from classifier_service.backends import Backends
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
+from classifier_service.gateway import Gateway
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings, get_settings
@@ -50,6 +53,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             loaded.model_version,
             loaded.portfolio_path,
         )
+        timeout = app.state.runtime.portfolio.policy.backend_timeout_s
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
+                                   limits=httpx.Limits(max_connections=256))
+        app.state.gateway = Gateway(Backends(client))
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
         try:
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                     await watcher
             if hup:
                 reloader.uninstall_sighup()
+            await client.aclose()
 
     app = FastAPI(
         title="tier-router",
@@ -74,6 +82,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.feedback_log = FeedbackLog(settings.feedback_log)
     app.include_router(routing.router)
     app.include_router(quality.router)
+    app.include_router(openai_gateway.router)
     app.include_router(feedback.router)
     app.include_router(system.router)
     app.include_router(admin.router)

@@ -114,6 +114,15 @@ class Policy(_Strict):
     chars_per_token: float = Field(
         default=4.0, gt=0, description="Token estimate for context checks: characters / this."
     )
+    max_escalations: int = Field(
+        default=2, ge=0, description="Gateway: how many times an answer may move up a tier."
+    )
+    backend_timeout_s: float = Field(
+        default=120.0, gt=0, description="Gateway: how long one backend call may take."
+    )
+    failover_cooldown_s: float = Field(
+        default=30.0, ge=0, description="Gateway: how long a failed endpoint is skipped."
+    )
 
 
 class Portfolio(_Strict):

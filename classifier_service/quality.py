@@ -150,7 +150,7 @@ def check(
     lowered = text.lower()
     if not any(ch.isalnum() for ch in text):
         reasons.append("empty")
-    elif len(text) < _min_chars(policy, kind, tier):
+    elif len(text) < _min_chars(policy, kind, tier, max_tokens):
         reasons.append("too_short")
     cut_by_server = finish_reason == "length" and max_tokens is None
     if cut_by_server or (finish_reason != "length" and _stops_mid_sentence(text, policy)):
@@ -171,12 +171,17 @@ def check(
     return QualityResult(reasons=reasons, score=score, escalate=score < policy.escalate_below)
 
 
-def _min_chars(policy: QualityPolicy, kind: str | None, tier: str | None) -> int:
+def _min_chars(policy: QualityPolicy, kind: str | None, tier: str | None,
+               max_tokens: int | None) -> int:
     if kind is not None and kind in policy.min_chars:
-        return policy.min_chars[kind]
-    if tier is not None and tier in policy.min_chars_by_tier:
-        return policy.min_chars_by_tier[tier]
-    return 1
+        minimum = policy.min_chars[kind]
+    elif tier is not None and tier in policy.min_chars_by_tier:
+        minimum = policy.min_chars_by_tier[tier]
+    else:
+        minimum = 1
+    # An answer the caller capped at a few tokens cannot be judged short against a longer
+    # minimum (e.g. Dify's model check: max_tokens 5, "ping").
+    return minimum if max_tokens is None else min(minimum, 2 * max_tokens)
 
 
 def _stops_mid_sentence(text: str, policy: QualityPolicy) -> bool:

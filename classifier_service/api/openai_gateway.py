@@ -1,0 +1,135 @@
+"""The OpenAI-compatible gateway: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Clients (the ``openai`` SDK, n8n's OpenAI Chat Model, Dify's OpenAI-API-compatible provider)
+see one model server; ``model`` is ``auto``, a tier or an endpoint name. Route options travel
+in headers: ``x-tier-router-agent``, ``x-tier-router-min-tier``, ``x-tier-router-max-tier``,
+``x-tier-router-session``. Errors use OpenAI's ``{"error": {...}}`` shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from classifier_service.deps import RuntimeDep
+from classifier_service.errors import InvalidRequestError, RequestError
+from classifier_service.gateway import Gateway, Outcome, Plan
+
+router = APIRouter(prefix="/v1", tags=["gateway"])
+
+
+def openai_error(status: int, message: str, code: str | None = None) -> JSONResponse:
+    kind = {400: "invalid_request_error", 404: "invalid_request_error",
+            413: "invalid_request_error", 422: "invalid_request_error"}.get(status, "api_error")
+    return JSONResponse(status_code=status, content={
+        "error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def _message(exc: RequestError) -> str:
+    if isinstance(exc, InvalidRequestError):
+        return f"{exc.loc[-1]}: {exc.msg}"
+    return str(exc)
+
+
+@router.get("/models", operation_id="list_models", summary="Models (OpenAI-compatible)",
+            description="`auto`, every tier and every endpoint, as OpenAI model objects.")
+def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+    names = ["auto", *runtime.portfolio.tier_names,
+             *(e.name for e in runtime.portfolio.all_endpoints())]
+    return {"object": "list", "data": [
+        {"id": name, "object": "model", "created": 0, "owned_by": "tier-router"}
+        for name in names]}
+
+
+@router.post(
+    "/chat/completions",
+    operation_id="chat_completions",
+    summary="Chat completions (OpenAI-compatible), routed",
+    description=(
+        "Route the request (model `auto`, a tier or an endpoint), forward it with every other "
+        "field untouched, check the answer and escalate along the fallback chain; fail over on "
+        "errors. The response carries a `tier_router` field and `x-tier-router-*` headers."
+    ),
+)
+async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        return openai_error(400, "the body is not valid JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) \
+            or not body["messages"]:
+        return openai_error(400, "messages: a non-empty list of messages is required")
+    model = body.get("model") or "auto"
+    if not isinstance(model, str):
+        return openai_error(400, "model: must be a string")
+    headers = request.headers
+    session = headers.get("x-tier-router-session") or body.get("user")
+    gateway: Gateway = request.app.state.gateway
+    try:
+        plan = gateway.plan(
+            runtime, model, body["messages"],
+            agent=headers.get("x-tier-router-agent") or None,
+            min_tier=headers.get("x-tier-router-min-tier") or None,
+            max_tier=headers.get("x-tier-router-max-tier") or None,
+            session=session if isinstance(session, str) else None,
+        )
+        if body.get("stream"):
+            return await _stream(gateway, runtime, plan, body, session)
+        outcome = await gateway.complete(runtime, plan, body)
+    except RequestError as exc:
+        return openai_error(exc.status_code, _message(exc))
+    gateway.remember(session if isinstance(session, str) else None, outcome.tier)
+    return JSONResponse(content=_annotated(outcome, plan), headers=_headers(outcome, plan))
+
+
+def _annotated(outcome: Outcome, plan: Plan) -> dict[str, Any]:
+    data = dict(outcome.completion.body)
+    data["tier_router"] = {
+        "endpoint": outcome.endpoint.name,
+        "tier": outcome.tier,
+        "reason": plan.reason,
+        "escalations": outcome.escalations,
+        "route": [step.as_dict() for step in outcome.steps],
+    }
+    return data
+
+
+def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
+    return {
+        "x-tier-router-endpoint": outcome.endpoint.name,
+        "x-tier-router-tier": outcome.tier,
+        "x-tier-router-reason": plan.reason,
+        "x-tier-router-escalations": str(outcome.escalations),
+        "x-tier-router-route": ",".join(f"{s.endpoint}:{s.outcome}" for s in outcome.steps),
+    }
+
+
+async def _stream(gateway: Gateway, runtime: Any, plan: Plan, body: dict[str, Any],
+                  session: Any) -> StreamingResponse:
+    endpoint, steps, chunks = await gateway.open_stream(runtime, plan, body)
+    tier = runtime.portfolio.tier_of(endpoint)
+    gateway.remember(session if isinstance(session, str) else None, tier)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+        except RequestError as exc:  # the backend broke off mid-stream
+            error = {"error": {"message": str(exc), "type": "api_error", "param": None,
+                               "code": None}, "id": f"chatcmpl-{uuid.uuid4().hex}"}
+            yield f"data: {json.dumps(error)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    headers = {
+        "x-tier-router-endpoint": endpoint.name,
+        "x-tier-router-tier": tier,
+        "x-tier-router-reason": plan.reason,
+        "x-tier-router-route": ",".join(f"{s.endpoint}:{s.outcome}" for s in steps),
+        "cache-control": "no-cache",
+    }
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,243 @@
+"""The gateway: route a chat request, send it, check the answer, escalate or fail over.
+
+``model`` picks the plan: ``auto`` classifies the last user message and routes it like
+``/v1/route``; a tier name starts at that tier; an endpoint name pins that endpoint (its
+answers are not checked: the caller chose the model; failover still applies). Either way the
+plan is an ordered chain of endpoints: the chosen one, the rest of its tier, then each higher
+tier (never above ``max_tier``).
+
+Non-streaming: the answer of each endpoint is checked (:mod:`classifier_service.quality`);
+when it should escalate, the next *tier* of the chain is tried, up to
+``policy.max_escalations`` times. Failover is separate: a connection error, timeout or 5xx
+moves to the next *endpoint*, and the failed endpoint cools down for
+``policy.failover_cooldown_s`` before it is tried again. With every endpoint of the chain down,
+:class:`NoBackendError` (a 503 in OpenAI's error format), at once.
+
+Streaming: the chain is tried until one endpoint starts answering; its chunks are then passed
+on as they come, unchecked (once bytes are sent, an answer cannot be taken back).
+
+A conversation (OpenAI's ``user`` field, or the ``x-tier-router-session`` header) keeps the
+tier it was first routed to, or escalated to, for later turns with ``model: auto``. This is
+per process and best effort: an in-memory map of the 10,000 most recent sessions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from classifier_service.backends import BackendError, Backends, Completion
+from classifier_service.errors import RequestError
+from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.quality import check
+from classifier_service.runtime import Runtime
+
+SESSION_LIMIT = 10_000
+
+
+class UnknownModelError(RequestError):
+    status_code = 404
+
+
+class NoBackendError(RequestError):
+    status_code = 503
+
+
+@dataclass
+class Plan:
+    chain: list[Endpoint]
+    tier: str
+    reason: str
+    request_id: str | None = None
+    category: str | None = None
+    escalate: bool = True
+    """False for a pinned endpoint: the caller chose the model; only failover moves on."""
+
+
+@dataclass
+class Step:
+    endpoint: str
+    tier: str
+    outcome: str  # "answered", "escalated", "failed", "cooling_down"
+    detail: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "tier": self.tier, "outcome": self.outcome,
+                "detail": self.detail}
+
+
+@dataclass
+class Outcome:
+    completion: Completion
+    endpoint: Endpoint
+    tier: str
+    steps: list[Step]
+    escalations: int
+
+
+def last_user_text(messages: Any) -> str:
+    """The text of the last user message (content parts joined)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def chain_from(portfolio: Portfolio, start: Endpoint, max_tier: str | None) -> list[Endpoint]:
+    """``start``, the rest of its tier, then each higher tier up to ``max_tier``."""
+    first = portfolio.tier_index(portfolio.tier_of(start))
+    last = portfolio.tier_index(max_tier) if max_tier else len(portfolio.tiers) - 1
+    chain = [start]
+    for tier in portfolio.tiers[first : last + 1]:
+        chain.extend(ep for ep in tier.endpoints if ep.name != start.name)
+    return chain
+
+
+class Gateway:
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self._cooldown: dict[str, float] = {}
+        self._sessions: OrderedDict[str, str] = OrderedDict()
+
+    # -- planning -------------------------------------------------------------------------
+
+    def plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None = None,
+             min_tier: str | None = None, max_tier: str | None = None,
+             session: str | None = None) -> Plan:
+        portfolio = runtime.portfolio
+        prompt = last_user_text(messages)
+        if model in ("auto", "", "tier-router"):
+            sticky = self._sessions.get(session) if session else None
+            if sticky is not None and portfolio.has_tier(sticky):
+                min_tier = _sticky_floor(portfolio, sticky, min_tier, max_tier)
+            routed = runtime.route(prompt or " ", agent, min_tier, max_tier)
+            decision = routed.decision
+            reason = "session" if sticky is not None else decision.reason
+            return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,
+                        category=routed.scores.top_category)
+        category = runtime.classifier.score(prompt).top_category if prompt else None
+        if portfolio.has_tier(model):
+            start = portfolio.tiers[portfolio.tier_index(model)].endpoints[0]
+            return Plan(chain_from(portfolio, start, max_tier), model, "model",
+                        category=category)
+        try:
+            endpoint = portfolio.endpoint(model)
+        except KeyError:
+            known = ["auto", *portfolio.tier_names, *(e.name for e in portfolio.all_endpoints())]
+            raise UnknownModelError(
+                f"model {model!r} does not exist; use one of: {', '.join(known)}"
+            ) from None
+        return Plan(chain_from(portfolio, endpoint, max_tier), portfolio.tier_of(endpoint),
+                    "model", category=category, escalate=False)
+
+    def remember(self, session: str | None, tier: str) -> None:
+        if not session:
+            return
+        self._sessions[session] = tier
+        self._sessions.move_to_end(session)
+        while len(self._sessions) > SESSION_LIMIT:
+            self._sessions.popitem(last=False)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _cooling(self, endpoint: Endpoint) -> bool:
+        until = self._cooldown.get(endpoint.name)
+        return until is not None and until > time.monotonic()
+
+    def _fail(self, endpoint: Endpoint, cooldown_s: float) -> None:
+        self._cooldown[endpoint.name] = time.monotonic() + cooldown_s
+
+    async def complete(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
+                       ) -> Outcome:
+        portfolio = runtime.portfolio
+        policy = portfolio.policy
+        steps: list[Step] = []
+        escalations = 0
+        index = 0
+        chain = plan.chain
+        while index < len(chain):
+            endpoint = chain[index]
+            tier = portfolio.tier_of(endpoint)
+            if self._cooling(endpoint):
+                steps.append(Step(endpoint.name, tier, "cooling_down"))
+                index += 1
+                continue
+            try:
+                completion = await self.backends.complete(endpoint, request)
+            except BackendError as exc:
+                self._fail(endpoint, policy.failover_cooldown_s)
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                index += 1
+                continue
+            self._cooldown.pop(endpoint.name, None)
+            verdict = None
+            if plan.escalate and not completion.has_tool_calls:
+                verdict = check(completion.content, portfolio.quality, kind=plan.category,
+                                tier=tier, finish_reason=completion.finish_reason,
+                                max_tokens=request.get("max_tokens")
+                                or request.get("max_completion_tokens"))
+            higher = next((i for i in range(index + 1, len(chain))
+                           if portfolio.tier_of(chain[i]) != tier), None)
+            if (verdict is not None and verdict.escalate and higher is not None
+                    and escalations < policy.max_escalations):
+                steps.append(Step(endpoint.name, tier, "escalated", list(verdict.reasons)))
+                escalations += 1
+                index = higher
+                continue
+            steps.append(Step(endpoint.name, tier, "answered",
+                              list(verdict.reasons) if verdict else []))
+            return Outcome(completion, endpoint, tier, steps, escalations)
+        raise NoBackendError(_all_down(steps))
+
+    async def open_stream(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
+                          ) -> tuple[Endpoint, list[Step], AsyncIterator[dict[str, Any]]]:
+        """The first endpoint of the chain that starts streaming, and its chunks."""
+        portfolio = runtime.portfolio
+        steps: list[Step] = []
+        for endpoint in plan.chain:
+            tier = portfolio.tier_of(endpoint)
+            if self._cooling(endpoint):
+                steps.append(Step(endpoint.name, tier, "cooling_down"))
+                continue
+            chunks = self.backends.stream(endpoint, request)
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except BackendError as exc:
+                self._fail(endpoint, portfolio.policy.failover_cooldown_s)
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                continue
+            steps.append(Step(endpoint.name, tier, "answered"))
+            return endpoint, steps, _prepend(first, chunks)
+        raise NoBackendError(_all_down(steps))
+
+
+def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
+                  max_tier: str | None) -> str:
+    """The session's tier as a lower bound, within the caller's own bounds."""
+    floor = max((t for t in (sticky, min_tier) if t), key=portfolio.tier_index)
+    if max_tier is not None and portfolio.tier_index(floor) > portfolio.tier_index(max_tier):
+        return max_tier
+    return floor
+
+
+async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
+                   ) -> AsyncIterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _all_down(steps: list[Step]) -> str:
+    tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}" for s in steps)
+    return f"no endpoint could answer ({tried or 'none available'})"

@@ -1,0 +1,187 @@
+"""Test doubles for LLM servers that speak the real wire formats.
+
+``fake_ollama()`` answers Ollama's native API (``/api/chat`` with NDJSON streaming,
+``/api/generate``, ``/api/tags``, ``/api/ps``); ``fake_openai()`` answers the OpenAI
+chat-completions API (``/v1/chat/completions`` with SSE streaming, ``/v1/models``). Both are
+checked with the official ``ollama`` and ``openai`` clients in ``test_doubles.py``.
+
+What a model answers is scripted per model name through a :class:`Script`; every request a
+double receives is recorded in ``server.requests`` for the tests to inspect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tests.conftest import free_port
+
+
+@dataclass
+class Script:
+    """How one model behaves."""
+
+    content: str = "The answer is 42."
+    finish: str = "stop"
+    status: int = 200
+    delay_s: float = 0.0
+    tool_call: dict[str, Any] | None = None
+
+
+@dataclass
+class Double:
+    app: FastAPI
+    scripts: dict[str, Script] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def script(self, model: str) -> Script:
+        return self.scripts.get(model, Script())
+
+
+def _words(text: str) -> list[str]:
+    parts = text.split(" ")
+    return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
+
+
+def fake_ollama() -> Double:
+    app = FastAPI()
+    double = Double(app)
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        double.requests.append(body)
+        script = double.script(body["model"])
+        await asyncio.sleep(script.delay_s)
+        if script.status != 200:
+            return JSONResponse(status_code=script.status, content={"error": "model failed"})
+        message: dict[str, Any] = {"role": "assistant", "content": script.content}
+        if script.tool_call:
+            message = {"role": "assistant", "content": "",
+                       "tool_calls": [{"function": script.tool_call}]}
+        done_reason = "length" if script.finish == "length" else "stop"
+        if not body.get("stream", True):
+            return {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                    "message": message, "done": True, "done_reason": done_reason,
+                    "total_duration": 1000, "load_duration": 10, "prompt_eval_count": 12,
+                    "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
+
+        async def lines() -> AsyncIterator[bytes]:
+            for word in _words(message["content"]) if not script.tool_call else []:
+                yield (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                                   "message": {"role": "assistant", "content": word},
+                                   "done": False}) + "\n").encode()
+            last = {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                    "message": message if script.tool_call else
+                    {"role": "assistant", "content": ""},
+                    "done": True, "done_reason": done_reason, "total_duration": 1000,
+                    "prompt_eval_count": 12, "eval_count": 8}
+            yield (json.dumps(last) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.post("/api/generate")
+    async def generate(request: Request) -> Any:
+        body = await request.json()
+        double.requests.append(body)
+        return {"model": body["model"], "created_at": "2026-11-29T12:00:00Z", "response": "",
+                "done": True, "done_reason": "load"}
+
+    @app.get("/api/tags")
+    async def tags() -> Any:
+        return {"models": [{"name": m, "model": m, "modified_at": "2026-11-29T12:00:00Z",
+                            "size": 1, "digest": "0" * 64,
+                            "details": {"format": "gguf", "family": "llama"}}
+                           for m in double.scripts]}
+
+    @app.get("/api/ps")
+    async def ps() -> Any:
+        return {"models": []}
+
+    return double
+
+
+def fake_openai() -> Double:
+    app = FastAPI()
+    double = Double(app)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        double.requests.append(body)
+        script = double.script(body["model"])
+        await asyncio.sleep(script.delay_s)
+        if script.status != 200:
+            return JSONResponse(status_code=script.status, content={
+                "error": {"message": "model failed", "type": "server_error", "param": None,
+                          "code": None}})
+        cid = f"chatcmpl-{uuid.uuid4().hex}"
+        message: dict[str, Any] = {"role": "assistant", "content": script.content}
+        finish = script.finish
+        if script.tool_call:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": script.tool_call["name"],
+                              "arguments": json.dumps(script.tool_call["arguments"])}}]}
+            finish = "tool_calls"
+        if not body.get("stream"):
+            return {"id": cid, "object": "chat.completion", "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                                 "logprobs": None}],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}}
+
+        async def events() -> AsyncIterator[bytes]:
+            def chunk(delta: dict[str, Any], reason: str | None) -> bytes:
+                data = {"id": cid, "object": "chat.completion.chunk",
+                        "created": int(time.time()), "model": body["model"],
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+                return f"data: {json.dumps(data)}\n\n".encode()
+
+            yield chunk({"role": "assistant", "content": ""}, None)
+            for word in _words(script.content):
+                yield chunk({"content": word}, None)
+            yield chunk({}, finish)
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models() -> Any:
+        return {"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+            for m in double.scripts]}
+
+    return double
+
+
+@contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
