@@ -1,0 +1,83 @@
+"""Added latency of the OpenAI-compatible gateway over calling the backend directly.
+
+    python -m bench.bench_gateway [--requests N]     (from the repository root)
+
+A wire-format test double (the fake OpenAI-compatible server of the test suite, answering at
+once) serves as the backend; tier-router runs in the same way as `tier-router serve`
+(uvicorn, loopback). One client, keep-alive, sequential non-streaming requests with distinct
+prompts: direct to the backend, then through the gateway with ``model`` set to the tier
+(routing + forwarding + quality check) and to ``auto`` (plus classification). The overhead is
+the difference of the medians. Target: p50 overhead <= 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from classifier_service.app import create_app
+from classifier_service.settings import Settings
+from tests.doubles import Script, fake_openai, running
+
+PORTFOLIO = """
+version: 1
+tiers:
+  - name: simple
+    endpoints: [{{name: small, api: openai, base_url: "{url}/v1", model: small}}]
+  - name: medium
+    endpoints: [{{name: mid, api: openai, base_url: "{url}/v1", model: mid}}]
+  - name: complex
+    endpoints: [{{name: big, api: openai, base_url: "{url}/v1", model: big}}]
+"""
+
+
+def timed(client: httpx.Client, url: str, model: str, n: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        body = {"model": model, "messages": [
+            {"role": "user", "content": f"Is review {i} positive or negative? 'Lovely, {i}'"}]}
+        start = time.perf_counter()
+        client.post(url, json=body).raise_for_status()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    double = fake_openai()
+    double.scripts["small"] = Script(content="Positive")
+    double.scripts["mid"] = Script(content="Positive")
+    double.scripts["big"] = Script(content="Positive")
+    with running(double.app) as backend, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.yaml"
+        path.write_text(PORTFOLIO.format(url=backend), encoding="utf-8")
+        app = create_app(Settings(portfolio=path, feedback_log=Path(tmp) / "f.jsonl"))
+        with running(app) as gateway, httpx.Client(timeout=10) as client:
+            direct_url = f"{backend}/v1/chat/completions"
+            via_url = f"{gateway}/v1/chat/completions"
+            timed(client, direct_url, "small", 100)
+            timed(client, via_url, "simple", 100)
+            direct = timed(client, direct_url, "small", args.requests)
+            tier = timed(client, via_url, "simple", args.requests)
+            auto = timed(client, via_url, "auto", args.requests)
+    base = statistics.median(direct)
+    print(f"{args.requests} sequential requests each; backend answers at once")
+    print(f"{'path':<40}{'p50 ms':>9}{'p99 ms':>9}{'overhead p50':>14}")
+    for name, samples in (("direct to the backend", direct),
+                          ("gateway, model = tier", tier),
+                          ("gateway, model = auto (classifies)", auto)):
+        p50 = statistics.median(samples)
+        p99 = sorted(samples)[int(0.99 * len(samples))]
+        print(f"{name:<40}{p50:>9.2f}{p99:>9.2f}{p50 - base:>14.2f}")
+    print("target: gateway overhead p50 <= 2 ms")
+
+
+if __name__ == "__main__":
+    main()
