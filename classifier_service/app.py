@@ -13,7 +13,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from classifier_service import __version__
-from classifier_service.api import admin, feedback, openai_gateway, quality, routing, system
+from classifier_service.api import (
+    admin,
+    feedback,
+    ollama_gateway,
+    openai_gateway,
+    quality,
+    routing,
+    system,
+)
 from classifier_service.backends import Backends
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
@@ -83,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(routing.router)
     app.include_router(quality.router)
     app.include_router(openai_gateway.router)
+    app.include_router(ollama_gateway.router)
     app.include_router(feedback.router)
     app.include_router(system.router)
     app.include_router(admin.router)

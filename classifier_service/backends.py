@@ -18,7 +18,6 @@ answers raise :class:`BackendError`, which the gateway treats as "try the next e
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,13 +26,8 @@ from typing import Any
 import httpx
 
 from classifier_service.errors import TierRouterError
+from classifier_service.ollama_wire import ollama_request, ollama_to_chunk, ollama_to_completion
 from classifier_service.portfolio import Endpoint
-
-OLLAMA_OPTIONS = {
-    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
-    "max_tokens": "num_predict", "max_completion_tokens": "num_predict",
-    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
-}
 
 
 class BackendError(TierRouterError):
@@ -134,120 +128,3 @@ async def _raise_for_status(endpoint: Endpoint, response: httpx.Response) -> Non
         await response.aread()
         raise BackendError(endpoint.name, f"HTTP {response.status_code}: "
                            f"{response.text[:200]}", response.status_code)
-
-
-def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
-                   ) -> dict[str, Any]:
-    """An OpenAI chat request in Ollama's native ``/api/chat`` shape."""
-    options: dict[str, Any] = {"num_ctx": endpoint.context_length}
-    for openai_name, ollama_name in OLLAMA_OPTIONS.items():
-        if request.get(openai_name) is not None:
-            options[ollama_name] = request[openai_name]
-    body: dict[str, Any] = {
-        "model": endpoint.model,
-        "messages": [_ollama_message(m) for m in request.get("messages", [])],
-        "stream": stream,
-        "options": options,
-    }
-    if endpoint.keep_alive is not None:
-        body["keep_alive"] = _keep_alive(endpoint.keep_alive)
-    if request.get("tools"):
-        body["tools"] = request["tools"]
-    fmt = request.get("response_format")
-    if isinstance(fmt, dict):
-        if fmt.get("type") == "json_object":
-            body["format"] = "json"
-        elif fmt.get("type") == "json_schema":
-            body["format"] = (fmt.get("json_schema") or {}).get("schema", "json")
-    return body
-
-
-def _keep_alive(value: str) -> str | int:
-    """Ollama takes durations ("10m") or seconds; "-1" and "0" are numbers to it."""
-    try:
-        return int(value)
-    except ValueError:
-        return value
-
-
-def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.get("role", "user")}
-    content = message.get("content")
-    if isinstance(content, list):  # OpenAI content parts: keep the text
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    out["content"] = content or ""
-    if message.get("tool_calls"):
-        out["tool_calls"] = [
-            {"function": {"name": c["function"]["name"],
-                          "arguments": _json_object(c["function"].get("arguments"))}}
-            for c in message["tool_calls"]
-        ]
-    if message.get("role") == "tool" and message.get("name"):
-        out["tool_name"] = message["name"]
-    return out
-
-
-def _json_object(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except ValueError:
-            return {}
-    return arguments
-
-
-def _openai_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]] | None:
-    calls = message.get("tool_calls")
-    if not calls:
-        return None
-    return [
-        {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-         "function": {"name": c["function"]["name"],
-                      "arguments": json.dumps(c["function"].get("arguments", {}))}}
-        for c in calls
-    ]
-
-
-def _finish_reason(data: dict[str, Any], tool_calls: Any) -> str:
-    if tool_calls:
-        return "tool_calls"
-    return "length" if data.get("done_reason") == "length" else "stop"
-
-
-def ollama_to_completion(data: dict[str, Any], model: str) -> dict[str, Any]:
-    message = data.get("message") or {}
-    tool_calls = _openai_tool_calls(message)
-    out_message: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
-    if tool_calls:
-        out_message["tool_calls"] = tool_calls
-    prompt_tokens = int(data.get("prompt_eval_count") or 0)
-    completion_tokens = int(data.get("eval_count") or 0)
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": out_message,
-                     "finish_reason": _finish_reason(data, tool_calls)}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    }
-
-
-def ollama_to_chunk(data: dict[str, Any], chunk_id: str, model: str) -> dict[str, Any]:
-    message = data.get("message") or {}
-    delta: dict[str, Any] = {}
-    if message.get("content"):
-        delta["content"] = message["content"]
-    tool_calls = _openai_tool_calls(message)
-    if tool_calls:
-        delta["tool_calls"] = [{**c, "index": i} for i, c in enumerate(tool_calls)]
-    done = bool(data.get("done"))
-    return {
-        "id": chunk_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta,
-                     "finish_reason": _finish_reason(data, tool_calls) if done else None}],
-    }

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,15 @@ class Outcome:
     tier: str
     steps: list[Step]
     escalations: int
+
+
+def header_options(headers: Mapping[str, str]) -> dict[str, str | None]:
+    """Route options carried in ``x-tier-router-*`` headers (empty means unset)."""
+    return {
+        "agent": headers.get("x-tier-router-agent") or None,
+        "min_tier": headers.get("x-tier-router-min-tier") or None,
+        "max_tier": headers.get("x-tier-router-max-tier") or None,
+    }
 
 
 def last_user_text(messages: Any) -> str:

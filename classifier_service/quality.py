@@ -68,9 +68,11 @@ DEFAULT_REFUSAL = [
     "como modelo de lenguaje", "lo siento, pero no puedo",
 ]
 DEFAULT_MIN_CHARS: dict[str, int] = {
+    # A factual question may take a one-word answer ("Paris", "1989"); the kinds below it
+    # ask for text that a word cannot be.
     "classification": 1, "extraction": 1, "conversion": 1, "template": 10, "closed_qa": 1,
-    "open_qa": 20, "summarization": 60, "drafting": 120, "brainstorming": 40,
-    "rewriting": 20, "code": 20, "reasoning": 40, "analysis": 150, "creative_writing": 120,
+    "open_qa": 2, "summarization": 60, "drafting": 120, "brainstorming": 40,
+    "rewriting": 20, "code": 10, "reasoning": 10, "analysis": 150, "creative_writing": 120,
     "expert_knowledge": 120,
 }
 DEFAULT_WEIGHTS: dict[str, float] = {

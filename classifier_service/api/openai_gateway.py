@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import Gateway, Outcome, Plan
+from classifier_service.gateway import Gateway, Outcome, Plan, header_options
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -67,17 +67,12 @@ async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
     model = body.get("model") or "auto"
     if not isinstance(model, str):
         return openai_error(400, "model: must be a string")
-    headers = request.headers
-    session = headers.get("x-tier-router-session") or body.get("user")
+    session = request.headers.get("x-tier-router-session") or body.get("user")
     gateway: Gateway = request.app.state.gateway
     try:
-        plan = gateway.plan(
-            runtime, model, body["messages"],
-            agent=headers.get("x-tier-router-agent") or None,
-            min_tier=headers.get("x-tier-router-min-tier") or None,
-            max_tier=headers.get("x-tier-router-max-tier") or None,
-            session=session if isinstance(session, str) else None,
-        )
+        plan = gateway.plan(runtime, model, body["messages"],
+                            session=session if isinstance(session, str) else None,
+                            **header_options(request.headers))
         if body.get("stream"):
             return await _stream(gateway, runtime, plan, body, session)
         outcome = await gateway.complete(runtime, plan, body)

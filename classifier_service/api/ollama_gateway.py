@@ -1,0 +1,107 @@
+"""The Ollama-compatible gateway: ``/api/chat``, ``/api/generate``, ``/api/tags``.
+
+Ollama clients (the ``ollama`` SDK, n8n's Ollama Chat Model, Dify's Ollama provider) point at
+tier-router instead of at Ollama. The same routing as the OpenAI gateway (``model``: ``auto``,
+a tier or an endpoint; the same ``x-tier-router-*`` headers), the same checks, escalation and
+failover; streaming (Ollama's default) is NDJSON. Errors use Ollama's ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from classifier_service.deps import RuntimeDep
+from classifier_service.errors import InvalidRequestError, RequestError
+from classifier_service.gateway import Gateway, header_options
+from classifier_service.ollama_wire import (
+    chat_to_generate,
+    chat_to_openai,
+    chunk_to_chat,
+    completion_to_chat,
+    generate_to_openai,
+    now_iso,
+)
+from classifier_service.runtime import Runtime
+
+router = APIRouter(prefix="/api", tags=["ollama gateway"])
+
+
+def ollama_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+@router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
+            description="`auto`, every tier and every endpoint, as Ollama model entries.")
+def tags(runtime: RuntimeDep) -> dict[str, Any]:
+    names = ["auto", *runtime.portfolio.tier_names,
+             *(e.name for e in runtime.portfolio.all_endpoints())]
+    return {"models": [{"name": n, "model": n, "modified_at": now_iso(), "size": 0,
+                        "digest": "", "details": {"format": "tier-router", "family": "router"}}
+                       for n in names]}
+
+
+@router.post("/chat", operation_id="ollama_chat", summary="Chat (Ollama-compatible), routed",
+             description="Ollama's /api/chat, routed, checked and escalated like "
+             "/v1/chat/completions; NDJSON streaming unless `stream` is false.")
+async def chat(request: Request, runtime: RuntimeDep) -> Any:
+    return await _serve(request, runtime, chat_to_openai, lambda line: line)
+
+
+@router.post("/generate", operation_id="ollama_generate",
+             summary="Generate (Ollama-compatible), routed",
+             description="Ollama's /api/generate (prompt and system), routed like /api/chat.")
+async def generate(request: Request, runtime: RuntimeDep) -> Any:
+    return await _serve(request, runtime, generate_to_openai, chat_to_generate)
+
+
+async def _serve(request: Request, runtime: Runtime,
+                 to_openai: Callable[[dict[str, Any]], dict[str, Any]],
+                 shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        return ollama_error(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return ollama_error(400, "the body must be a JSON object")
+    model = body.get("model") or "auto"
+    if not isinstance(model, str):
+        return ollama_error(400, "model must be a string")
+    openai_request = to_openai(body)
+    if not openai_request["messages"] or not any(
+            m.get("content") for m in openai_request["messages"]):
+        # Ollama's "load the model" call: nothing to route, nothing to answer.
+        return shape({"model": model, "created_at": now_iso(),
+                      "message": {"role": "assistant", "content": ""}, "done": True,
+                      "done_reason": "load"})
+    session = request.headers.get("x-tier-router-session")
+    gateway: Gateway = request.app.state.gateway
+    try:
+        plan = gateway.plan(runtime, model, openai_request["messages"], session=session,
+                            **header_options(request.headers))
+        if body.get("stream", True):
+            endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
+            gateway.remember(session, runtime.portfolio.tier_of(endpoint))
+
+            async def lines() -> AsyncIterator[bytes]:
+                async for chunk in chunks:
+                    yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
+
+            return StreamingResponse(lines(), media_type="application/x-ndjson",
+                                     headers={"x-tier-router-endpoint": endpoint.name})
+        outcome = await gateway.complete(runtime, plan, openai_request)
+    except RequestError as exc:
+        message = f"{exc.loc[-1]}: {exc.msg}" if isinstance(exc, InvalidRequestError) \
+            else str(exc)
+        return ollama_error(exc.status_code, message)
+    gateway.remember(session, outcome.tier)
+    answer = shape(completion_to_chat(outcome.completion.body, model))
+    answer["tier_router"] = {"endpoint": outcome.endpoint.name, "tier": outcome.tier,
+                             "reason": plan.reason, "escalations": outcome.escalations,
+                             "route": [s.as_dict() for s in outcome.steps]}
+    return JSONResponse(content=answer, headers={
+        "x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier})

@@ -1,0 +1,233 @@
+"""Ollama's native chat wire format, both ways.
+
+tier-router works in OpenAI's chat-completions shape. Towards Ollama endpoints (the backends)
+it turns OpenAI requests into ``/api/chat`` bodies and Ollama answers into OpenAI completions
+and chunks; for Ollama clients (the Ollama-compatible gateway) it does the reverse: ``/api/chat``
+and ``/api/generate`` bodies into OpenAI requests, OpenAI answers into Ollama messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from classifier_service.portfolio import Endpoint
+
+OLLAMA_OPTIONS = {
+    "temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
+    "max_tokens": "num_predict", "max_completion_tokens": "num_predict",
+    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
+}
+
+
+def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
+                   ) -> dict[str, Any]:
+    """An OpenAI chat request in Ollama's native ``/api/chat`` shape."""
+    options: dict[str, Any] = {"num_ctx": endpoint.context_length}
+    for openai_name, ollama_name in OLLAMA_OPTIONS.items():
+        if request.get(openai_name) is not None:
+            options[ollama_name] = request[openai_name]
+    body: dict[str, Any] = {
+        "model": endpoint.model,
+        "messages": [_ollama_message(m) for m in request.get("messages", [])],
+        "stream": stream,
+        "options": options,
+    }
+    if endpoint.keep_alive is not None:
+        body["keep_alive"] = _keep_alive(endpoint.keep_alive)
+    if request.get("tools"):
+        body["tools"] = request["tools"]
+    fmt = request.get("response_format")
+    if isinstance(fmt, dict):
+        if fmt.get("type") == "json_object":
+            body["format"] = "json"
+        elif fmt.get("type") == "json_schema":
+            body["format"] = (fmt.get("json_schema") or {}).get("schema", "json")
+    return body
+
+
+def _keep_alive(value: str) -> str | int:
+    """Ollama takes durations ("10m") or seconds; "-1" and "0" are numbers to it."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.get("role", "user")}
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts: keep the text
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    out["content"] = content or ""
+    if message.get("tool_calls"):
+        out["tool_calls"] = [
+            {"function": {"name": c["function"]["name"],
+                          "arguments": _json_object(c["function"].get("arguments"))}}
+            for c in message["tool_calls"]
+        ]
+    if message.get("role") == "tool" and message.get("name"):
+        out["tool_name"] = message["name"]
+    return out
+
+
+def _json_object(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return {}
+    return arguments
+
+
+def _openai_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]] | None:
+    calls = message.get("tool_calls")
+    if not calls:
+        return None
+    return [
+        {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+         "function": {"name": c["function"]["name"],
+                      "arguments": json.dumps(c["function"].get("arguments", {}))}}
+        for c in calls
+    ]
+
+
+def _finish_reason(data: dict[str, Any], tool_calls: Any) -> str:
+    if tool_calls:
+        return "tool_calls"
+    return "length" if data.get("done_reason") == "length" else "stop"
+
+
+def ollama_to_completion(data: dict[str, Any], model: str) -> dict[str, Any]:
+    message = data.get("message") or {}
+    tool_calls = _openai_tool_calls(message)
+    out_message: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
+    if tool_calls:
+        out_message["tool_calls"] = tool_calls
+    prompt_tokens = int(data.get("prompt_eval_count") or 0)
+    completion_tokens = int(data.get("eval_count") or 0)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": out_message,
+                     "finish_reason": _finish_reason(data, tool_calls)}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def ollama_to_chunk(data: dict[str, Any], chunk_id: str, model: str) -> dict[str, Any]:
+    message = data.get("message") or {}
+    delta: dict[str, Any] = {}
+    if message.get("content"):
+        delta["content"] = message["content"]
+    tool_calls = _openai_tool_calls(message)
+    if tool_calls:
+        delta["tool_calls"] = [{**c, "index": i} for i, c in enumerate(tool_calls)]
+    done = bool(data.get("done"))
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta,
+                     "finish_reason": _finish_reason(data, tool_calls) if done else None}],
+    }
+
+
+# -- Ollama clients -> tier-router ---------------------------------------------------------
+
+
+def chat_to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An Ollama ``/api/chat`` body as an OpenAI chat request."""
+    request: dict[str, Any] = {
+        "model": body.get("model") or "auto",
+        "messages": [_openai_message(m) for m in body.get("messages") or []],
+    }
+    options = body.get("options") or {}
+    for openai_name, ollama_name in OLLAMA_OPTIONS.items():
+        if ollama_name in options and openai_name != "max_completion_tokens":
+            request[openai_name] = options[ollama_name]
+    if body.get("tools"):
+        request["tools"] = body["tools"]
+    fmt = body.get("format")
+    if fmt == "json":
+        request["response_format"] = {"type": "json_object"}
+    elif isinstance(fmt, dict):
+        request["response_format"] = {"type": "json_schema",
+                                      "json_schema": {"name": "output", "schema": fmt}}
+    return request
+
+
+def generate_to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An Ollama ``/api/generate`` body as an OpenAI chat request."""
+    messages = []
+    if body.get("system"):
+        messages.append({"role": "system", "content": body["system"]})
+    messages.append({"role": "user", "content": body.get("prompt") or ""})
+    return chat_to_openai({**body, "messages": messages})
+
+
+def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.get("role", "user"),
+                           "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        out["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function",
+             "function": {"name": c["function"]["name"],
+                          "arguments": json.dumps(c["function"].get("arguments", {}))}}
+            for i, c in enumerate(message["tool_calls"])
+        ]
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ollama_done_reason(finish_reason: str | None) -> str:
+    return "length" if finish_reason == "length" else "stop"
+
+
+def completion_to_chat(completion: dict[str, Any], model: str) -> dict[str, Any]:
+    """An OpenAI completion as an Ollama ``/api/chat`` answer."""
+    choice = completion["choices"][0]
+    message = choice.get("message") or {}
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        out["tool_calls"] = [
+            {"function": {"name": c["function"]["name"],
+                          "arguments": _json_object(c["function"].get("arguments"))}}
+            for c in message["tool_calls"]
+        ]
+    usage = completion.get("usage") or {}
+    return {"model": model, "created_at": now_iso(), "message": out, "done": True,
+            "done_reason": _ollama_done_reason(choice.get("finish_reason")),
+            "prompt_eval_count": usage.get("prompt_tokens", 0),
+            "eval_count": usage.get("completion_tokens", 0)}
+
+
+def chunk_to_chat(chunk: dict[str, Any], model: str) -> dict[str, Any]:
+    """An OpenAI stream chunk as one line of an Ollama ``/api/chat`` stream."""
+    choice = (chunk.get("choices") or [{}])[0]
+    delta = choice.get("delta") or {}
+    finish = choice.get("finish_reason")
+    line: dict[str, Any] = {"model": model, "created_at": now_iso(),
+                            "message": {"role": "assistant", "content": delta.get("content")
+                                        or ""},
+                            "done": finish is not None}
+    if finish is not None:
+        line["done_reason"] = _ollama_done_reason(finish)
+    return line
+
+
+def chat_to_generate(line: dict[str, Any]) -> dict[str, Any]:
+    """An ``/api/chat`` answer or stream line in ``/api/generate``'s shape."""
+    out = {k: v for k, v in line.items() if k != "message"}
+    out["response"] = (line.get("message") or {}).get("content", "")
+    return out

@@ -1,0 +1,92 @@
+"""The Ollama-compatible gateway, through the official ``ollama`` client, over real uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import ollama
+import pytest
+
+from tests.doubles import Script
+from tests.test_gateway import ESSAY, Stack
+from tests.test_gateway import stack as stack
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[ollama.Client]:
+    with ollama.Client(host=stack.url) as c:
+        yield c
+
+
+def test_chat_routes_and_answers(stack: Stack, client: ollama.Client) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="Positive")
+    reply = client.chat(model="auto", messages=[
+        {"role": "user", "content": "positive or negative: 'great phone'"}])
+    assert reply.message.content == "Positive"
+    assert reply.done and reply.done_reason == "stop"
+    assert stack.ollama.requests[-1]["model"] == "small-a"
+    raw = httpx.post(f"{stack.url}/api/chat", json={"model": "auto", "stream": False, "messages": [
+        {"role": "user", "content": "positive or negative: 'great phone'"}]})
+    assert raw.headers["x-tier-router-endpoint"] == "small-a"
+    assert raw.json()["tier_router"]["tier"] == "simple"
+
+
+def test_chat_escalates_and_streams(stack: Stack, client: ollama.Client) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="I'm not sure.")
+    stack.ollama.scripts["mid"] = Script(content="Positive")
+    reply = client.chat(model="auto", messages=[
+        {"role": "user", "content": "positive or negative: 'fine'"}])
+    assert reply.message.content == "Positive"  # the medium model's answer
+    assert [r["model"] for r in stack.ollama.requests[-2:]] == ["small-a", "mid"]
+    stack.openai.scripts["big-model"] = Script(content=ESSAY)
+    parts = list(client.chat(model="complex", messages=[
+        {"role": "user", "content": "essay on remote work"}], stream=True))
+    assert "".join(p.message.content or "" for p in parts) == ESSAY
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+
+
+def test_options_tools_and_format_pass_on(stack: Stack, client: ollama.Client) -> None:
+    stack.openai.scripts["big-model"] = Script(
+        tool_call={"name": "get_weather", "arguments": {"city": "Oslo"}})
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    reply = client.chat(model="complex", messages=[{"role": "user", "content": "weather?"}],
+                        tools=tools, options={"temperature": 0.3, "num_predict": 64},
+                        format="json", stream=False)
+    assert reply.message.tool_calls is not None
+    assert reply.message.tool_calls[0].function.arguments == {"city": "Oslo"}
+    sent = stack.openai.requests[-1]
+    assert sent["temperature"] == 0.3 and sent["max_tokens"] == 64
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_generate_and_tags(stack: Stack, client: ollama.Client) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="Paris")
+    reply = client.generate(model="simple", prompt="Capital of France? One word.",
+                            system="Answer tersely.")
+    assert reply.response == "Paris"
+    sent = stack.ollama.requests[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "Answer tersely."}
+    streamed = "".join(p.response or "" for p in client.generate(
+        model="simple", prompt="Capital of France? One word.", stream=True))
+    assert streamed == "Paris"
+    loaded = client.generate(model="auto", prompt="")  # a preload: nothing to route
+    assert loaded.done_reason == "load"
+    names = [m.model for m in client.list().models]
+    assert names[:4] == ["auto", "simple", "medium", "complex"]
+
+
+def test_errors_in_ollama_format(stack: Stack, client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as info:
+        client.chat(model="nope", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert info.value.status_code == 404
+    assert "model 'nope' does not exist" in info.value.error
+    for model in ("small-a", "small-b", "mid"):
+        stack.ollama.scripts[model] = Script(status=500)
+    stack.openai.scripts["big-model"] = Script(status=500)
+    down = httpx.post(f"{stack.url}/api/chat", json={
+        "model": "auto", "stream": False, "messages": [{"role": "user", "content": "hi"}]})
+    assert down.status_code == 503 and "no endpoint could answer" in down.json()["error"]
