@@ -14,7 +14,10 @@ moves to the next *endpoint*, and the failed endpoint cools down for
 :class:`NoBackendError` (a 503 in OpenAI's error format), at once.
 
 Streaming: the chain is tried until one endpoint starts answering; its chunks are then passed
-on as they come, unchecked (once bytes are sent, an answer cannot be taken back).
+on as they come, unchecked (once bytes are sent, an answer cannot be taken back). Buffered
+streaming (opt-in, header ``x-tier-router-stream: buffered``) runs the non-streaming path,
+checks and escalates, then sends the final answer as a stream: the client keeps its
+streaming code and gets checked answers, at the price of the first token arriving last.
 
 A conversation (OpenAI's ``user`` field, or the ``x-tier-router-session`` header) keeps the
 tier it was first routed to, or escalated to, for later turns with ``model: auto``. This is
@@ -76,6 +79,28 @@ class Outcome:
     tier: str
     steps: list[Step]
     escalations: int
+
+
+def buffered(headers: Mapping[str, str]) -> bool:
+    return headers.get("x-tier-router-stream", "").lower() == "buffered"
+
+
+def as_chunks(completion: Completion) -> list[dict[str, Any]]:
+    """A finished answer as OpenAI stream chunks (role, content or tool calls, finish)."""
+    body = completion.body
+    message = body["choices"][0].get("message") or {}
+    base = {"id": body.get("id", ""), "object": "chat.completion.chunk",
+            "created": body.get("created", int(time.time())), "model": body.get("model", "")}
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    content: dict[str, Any] = {"content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        content = {"tool_calls": [{**c, "index": i}
+                                  for i, c in enumerate(message["tool_calls"])]}
+    return [chunk({"role": "assistant", "content": ""}, None), chunk(content, None),
+            chunk({}, completion.finish_reason or "stop")]
 
 
 def header_options(headers: Mapping[str, str]) -> dict[str, str | None]:

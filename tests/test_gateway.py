@@ -294,3 +294,20 @@ def test_models_and_bad_requests(stack: Stack) -> None:
     broken = httpx.post(f"{stack.url}/v1/chat/completions", content=b"{",
                         headers={"content-type": "application/json"})
     assert broken.status_code == 400 and "error" in broken.json()
+
+
+def test_buffered_streaming_checks_before_sending(stack: Stack) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="I'm not sure.")
+    stack.ollama.scripts["mid"] = Script(content="Positive")
+    with stack.client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "positive or negative: 'ok'"}],
+            stream=True, extra_headers={"x-tier-router-stream": "buffered"}) as stream:
+        chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Positive"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # unbuffered, the first answer goes out as it comes
+    stack.ollama.scripts["small-a"] = Script(content="I'm not sure.")
+    with stack.client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "positive or negative: 'ok'"}],
+            stream=True) as stream:
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == "I'm not sure."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -90,3 +91,15 @@ def test_errors_in_ollama_format(stack: Stack, client: ollama.Client) -> None:
     down = httpx.post(f"{stack.url}/api/chat", json={
         "model": "auto", "stream": False, "messages": [{"role": "user", "content": "hi"}]})
     assert down.status_code == 503 and "no endpoint could answer" in down.json()["error"]
+
+
+def test_buffered_ndjson_stream(stack: Stack, client: ollama.Client) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="I don't know.")
+    stack.ollama.scripts["mid"] = Script(content="Positive")
+    raw = httpx.post(f"{stack.url}/api/chat", headers={"x-tier-router-stream": "buffered"},
+                     json={"model": "auto", "messages": [
+                         {"role": "user", "content": "positive or negative: 'ok'"}]})
+    lines = [json.loads(line) for line in raw.text.splitlines()]
+    assert "".join(line["message"]["content"] for line in lines) == "Positive"
+    assert lines[-1]["done"] is True
+    assert raw.headers["x-tier-router-endpoint"] == "mid"

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import Gateway, header_options
+from classifier_service.gateway import Gateway, as_chunks, buffered, header_options
 from classifier_service.ollama_wire import (
     chat_to_generate,
     chat_to_openai,
@@ -83,7 +83,7 @@ async def _serve(request: Request, runtime: Runtime,
     try:
         plan = gateway.plan(runtime, model, openai_request["messages"], session=session,
                             **header_options(request.headers))
-        if body.get("stream", True):
+        if body.get("stream", True) and not buffered(request.headers):
             endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
             gateway.remember(session, runtime.portfolio.tier_of(endpoint))
 
@@ -99,9 +99,18 @@ async def _serve(request: Request, runtime: Runtime,
             else str(exc)
         return ollama_error(exc.status_code, message)
     gateway.remember(session, outcome.tier)
+    headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier}
+    if body.get("stream", True):  # buffered: the checked answer, sent as a stream
+        checked = [shape(chunk_to_chat(c, model)) for c in as_chunks(outcome.completion)[1:]]
+
+        async def buffered_lines() -> AsyncIterator[bytes]:
+            for line in checked:
+                yield (json.dumps(line) + "\n").encode()
+
+        return StreamingResponse(buffered_lines(), media_type="application/x-ndjson",
+                                 headers=headers)
     answer = shape(completion_to_chat(outcome.completion.body, model))
     answer["tier_router"] = {"endpoint": outcome.endpoint.name, "tier": outcome.tier,
                              "reason": plan.reason, "escalations": outcome.escalations,
                              "route": [s.as_dict() for s in outcome.steps]}
-    return JSONResponse(content=answer, headers={
-        "x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier})
+    return JSONResponse(content=answer, headers=headers)

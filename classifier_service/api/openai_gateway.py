@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import Gateway, Outcome, Plan, header_options
+from classifier_service.gateway import (
+    Gateway,
+    Outcome,
+    Plan,
+    as_chunks,
+    buffered,
+    header_options,
+)
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -73,13 +80,23 @@ async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
         plan = gateway.plan(runtime, model, body["messages"],
                             session=session if isinstance(session, str) else None,
                             **header_options(request.headers))
-        if body.get("stream"):
+        if body.get("stream") and not buffered(request.headers):
             return await _stream(gateway, runtime, plan, body, session)
-        outcome = await gateway.complete(runtime, plan, body)
+        outcome = await gateway.complete(runtime, plan, {**body, "stream": False})
     except RequestError as exc:
         return openai_error(exc.status_code, _message(exc))
     gateway.remember(session if isinstance(session, str) else None, outcome.tier)
+    if body.get("stream"):
+        return StreamingResponse(_sse(as_chunks(outcome.completion)),
+                                 media_type="text/event-stream",
+                                 headers=_headers(outcome, plan))
     return JSONResponse(content=_annotated(outcome, plan), headers=_headers(outcome, plan))
+
+
+async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+    yield b"data: [DONE]\n\n"
 
 
 def _annotated(outcome: Outcome, plan: Plan) -> dict[str, Any]:
