@@ -25,19 +25,27 @@ from typing import Any
 
 import httpx
 
-from classifier_service.errors import TierRouterError
+from classifier_service.errors import RequestError, TierRouterError
 from classifier_service.ollama_wire import ollama_request, ollama_to_chunk, ollama_to_completion
 from classifier_service.portfolio import Endpoint
 
 
 class BackendError(TierRouterError):
-    """An endpoint could not answer: unreachable, too slow, or a server error."""
+    """An endpoint could not answer: unreachable, too slow, or a server error (fail over)."""
 
     def __init__(self, endpoint: str, problem: str, status: int | None = None) -> None:
         self.endpoint = endpoint
         self.problem = problem
         self.status = status
         super().__init__(f"{endpoint}: {problem}")
+
+
+class UpstreamRejected(RequestError):
+    """The endpoint refused the request itself (a 4xx): the client's to fix, no failover."""
+
+    def __init__(self, endpoint: str, status: int, text: str) -> None:
+        self.status_code = status
+        super().__init__(f"{endpoint} rejected the request (HTTP {status}): {text}")
 
 
 @dataclass(frozen=True)
@@ -93,12 +101,12 @@ class Backends:
                             payload = line[5:].strip()
                             if payload == "[DONE]":
                                 return
-                            yield json.loads(payload)
+                            yield _json_line(endpoint, payload)
                 else:
                     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
                     async for line in response.aiter_lines():
                         if line.strip():
-                            yield ollama_to_chunk(json.loads(line), chunk_id,
+                            yield ollama_to_chunk(_json_line(endpoint, line), chunk_id,
                                                   request.get("model", endpoint.model))
         except httpx.TimeoutException:
             raise BackendError(endpoint.name, "timed out") from None
@@ -123,8 +131,23 @@ class Backends:
         return data
 
 
+def _json_line(endpoint: Endpoint, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BackendError(endpoint.name, "sent invalid JSON in its stream") from None
+    if not isinstance(data, dict):
+        raise BackendError(endpoint.name, "sent an unexpected shape in its stream")
+    return data
+
+
 async def _raise_for_status(endpoint: Endpoint, response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        await response.aread()
-        raise BackendError(endpoint.name, f"HTTP {response.status_code}: "
-                           f"{response.text[:200]}", response.status_code)
+    """5xx and 429 mean "try another endpoint"; other 4xx go back to the client as they are."""
+    status = response.status_code
+    if status < 400:
+        return
+    await response.aread()
+    text = response.text[:200]
+    if status >= 500 or status == 429:
+        raise BackendError(endpoint.name, f"HTTP {status}: {text}", status)
+    raise UpstreamRejected(endpoint.name, status, text)

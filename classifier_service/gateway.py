@@ -34,6 +34,7 @@ from typing import Any
 
 from classifier_service.backends import BackendError, Backends, Completion
 from classifier_service.errors import RequestError
+from classifier_service.policy import check_options
 from classifier_service.portfolio import Endpoint, Portfolio
 from classifier_service.quality import check
 from classifier_service.runtime import Runtime
@@ -120,7 +121,7 @@ def last_user_text(messages: Any) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                return " ".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
             return str(content or "")
     return ""
 
@@ -148,6 +149,9 @@ class Gateway:
              session: str | None = None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
+        runtime.check_length(prompt)
+        options = check_options(portfolio, agent, min_tier, max_tier)
+        agent, min_tier, max_tier = options.agent, options.min_tier, options.max_tier
         if model in ("auto", "", "tier-router"):
             sticky = self._sessions.get(session) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
@@ -216,8 +220,7 @@ class Gateway:
             if plan.escalate and not completion.has_tool_calls:
                 verdict = check(completion.content, portfolio.quality, kind=plan.category,
                                 tier=tier, finish_reason=completion.finish_reason,
-                                max_tokens=request.get("max_tokens")
-                                or request.get("max_completion_tokens"))
+                                max_tokens=_cap(request))
             higher = next((i for i in range(index + 1, len(chain))
                            if portfolio.tier_of(chain[i]) != tier), None)
             if (verdict is not None and verdict.escalate and higher is not None
@@ -253,6 +256,15 @@ class Gateway:
             steps.append(Step(endpoint.name, tier, "answered"))
             return endpoint, steps, _prepend(first, chunks)
         raise NoBackendError(_all_down(steps))
+
+
+def _cap(request: dict[str, Any]) -> int | None:
+    """The length cap the caller set, if it is a usable number."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = request.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,

@@ -61,14 +61,12 @@ def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.get("role", "user")}
     content = message.get("content")
     if isinstance(content, list):  # OpenAI content parts: keep the text
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
     out["content"] = content or ""
-    if message.get("tool_calls"):
-        out["tool_calls"] = [
-            {"function": {"name": c["function"]["name"],
-                          "arguments": _json_object(c["function"].get("arguments"))}}
-            for c in message["tool_calls"]
-        ]
+    calls = _functions(message.get("tool_calls"))
+    if calls:
+        out["tool_calls"] = [{"function": {"name": name, "arguments": _json_object(args)}}
+                             for name, args in calls]
     if message.get("role") == "tool" and message.get("name"):
         out["tool_name"] = message["name"]
     return out
@@ -83,15 +81,26 @@ def _json_object(arguments: Any) -> Any:
     return arguments
 
 
+def _functions(tool_calls: Any) -> list[tuple[str, Any]]:
+    """``(name, arguments)`` of each well-formed tool call; malformed entries are dropped."""
+    if not isinstance(tool_calls, list):
+        return []
+    found = []
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            found.append((function["name"], function.get("arguments", {})))
+    return found
+
+
 def _openai_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]] | None:
-    calls = message.get("tool_calls")
+    calls = _functions(message.get("tool_calls"))
     if not calls:
         return None
     return [
         {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-         "function": {"name": c["function"]["name"],
-                      "arguments": json.dumps(c["function"].get("arguments", {}))}}
-        for c in calls
+         "function": {"name": name, "arguments": json.dumps(args)}}
+        for name, args in calls
     ]
 
 
@@ -174,14 +183,15 @@ def generate_to_openai(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _openai_message(message: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.get("role", "user"),
-                           "content": message.get("content") or ""}
-    if message.get("tool_calls"):
+    content = message.get("content")
+    out: dict[str, Any] = {"role": str(message.get("role") or "user"),
+                           "content": content if isinstance(content, str) else ""}
+    calls = _functions(message.get("tool_calls"))
+    if calls:
         out["tool_calls"] = [
             {"id": f"call_{i}", "type": "function",
-             "function": {"name": c["function"]["name"],
-                          "arguments": json.dumps(c["function"].get("arguments", {}))}}
-            for i, c in enumerate(message["tool_calls"])
+             "function": {"name": name, "arguments": json.dumps(args)}}
+            for i, (name, args) in enumerate(calls)
         ]
     return out
 
@@ -199,12 +209,10 @@ def completion_to_chat(completion: dict[str, Any], model: str) -> dict[str, Any]
     choice = completion["choices"][0]
     message = choice.get("message") or {}
     out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-    if message.get("tool_calls"):
-        out["tool_calls"] = [
-            {"function": {"name": c["function"]["name"],
-                          "arguments": _json_object(c["function"].get("arguments"))}}
-            for c in message["tool_calls"]
-        ]
+    calls = _functions(message.get("tool_calls"))
+    if calls:
+        out["tool_calls"] = [{"function": {"name": name, "arguments": _json_object(args)}}
+                             for name, args in calls]
     usage = completion.get("usage") or {}
     return {"model": model, "created_at": now_iso(), "message": out, "done": True,
             "done_reason": _ollama_done_reason(choice.get("finish_reason")),

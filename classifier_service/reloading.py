@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import signal
@@ -88,6 +89,8 @@ class Reloader:
         if shared is None or shared.generation <= self.generation:
             return
         with self._lock:
+            if shared.generation <= self.generation:  # a reload of ours got there first
+                return
             try:
                 new = Runtime.load(shared.portfolio, shared.model_dir)
             except Exception as exc:
@@ -100,12 +103,23 @@ class Reloader:
                  new.model_version)
 
     def _publish(self, runtime: Runtime) -> None:
+        """Write the next generation; an flock keeps two workers' reloads in one order."""
         assert self._state_file is not None
-        shared = read_state(self._state_file)
-        self.generation = max(self.generation, (shared.generation + 1) if shared else 1)
-        text = json.dumps({"generation": self.generation, "model_dir": str(runtime.artifact.path),
-                           "portfolio": str(runtime.portfolio_path)})
-        atomic_write(self._state_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self._state_file.with_name(self._state_file.name + ".lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                shared = read_state(self._state_file)
+                self.generation = max(self.generation + 1,
+                                      (shared.generation + 1) if shared else 1)
+                text = json.dumps({"generation": self.generation,
+                                   "model_dir": str(runtime.artifact.path),
+                                   "portfolio": str(runtime.portfolio_path)})
+                atomic_write(self._state_file,
+                             lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def watch(self) -> None:
         """Poll the shared state file (cheap: one small read a second) until cancelled."""

@@ -66,6 +66,15 @@ class Runtime:
         """The classifier's probabilities over every portfolio tier, in ladder order."""
         return {t: scores.tiers.get(t, 0.0) for t in self.portfolio.tier_names}
 
+    def check_length(self, prompt: str) -> None:
+        """413 for a prompt over ``policy.max_prompt_chars``, before any work is spent on it."""
+        limit = self.portfolio.policy.max_prompt_chars
+        if len(prompt) > limit:
+            raise TooLargeError(
+                f"the prompt has {len(prompt)} characters; the limit "
+                f"(policy.max_prompt_chars) is {limit}"
+            )
+
     def route(
         self,
         prompt: str,
@@ -73,12 +82,7 @@ class Runtime:
         min_tier: str | None = None,
         max_tier: str | None = None,
     ) -> Routed:
-        limit = self.portfolio.policy.max_prompt_chars
-        if len(prompt) > limit:
-            raise TooLargeError(
-                f"the prompt has {len(prompt)} characters; the limit "
-                f"(policy.max_prompt_chars) is {limit}"
-            )
+        self.check_length(prompt)
         options = check_options(self.portfolio, agent, min_tier, max_tier)
         scores = self.classifier.score(prompt)
         decision = decide(

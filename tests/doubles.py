@@ -37,6 +37,7 @@ class Script:
     status: int = 200
     delay_s: float = 0.0
     tool_call: dict[str, Any] | None = None
+    corrupt_stream: bool = False  # one good chunk, then a line that is not JSON
 
 
 @dataclass
@@ -151,6 +152,9 @@ def fake_openai() -> Double:
                 return f"data: {json.dumps(data)}\n\n".encode()
 
             yield chunk({"role": "assistant", "content": ""}, None)
+            if script.corrupt_stream:
+                yield b"data: {not json\n\n"
+                return
             for word in _words(script.content):
                 yield chunk({"content": word}, None)
             yield chunk({}, finish)

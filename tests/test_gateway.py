@@ -311,3 +311,52 @@ def test_buffered_streaming_checks_before_sending(stack: Stack) -> None:
             model="auto", messages=[{"role": "user", "content": "positive or negative: 'ok'"}],
             stream=True) as stream:
         assert "".join(c.choices[0].delta.content or "" for c in stream) == "I'm not sure."
+
+
+def test_a_backend_4xx_goes_back_to_the_client_without_failover(stack: Stack) -> None:
+    stack.openai.scripts["big-model"] = Script(status=400)
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(stack, "hi", model="complex")
+    assert "big rejected the request (HTTP 400)" in str(info.value)
+    stack.openai.scripts["big-model"] = Script(content=ESSAY)
+    assert route_of(ask(stack, "hi", model="complex"))["endpoint"] == "big"  # no cooldown
+
+
+def test_a_stream_that_breaks_off_ends_with_an_error_event(stack: Stack) -> None:
+    stack.openai.scripts["big-model"] = Script(corrupt_stream=True)
+    raw = httpx.post(f"{stack.url}/v1/chat/completions", json={
+        "model": "complex", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    events = [line[6:] for line in raw.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert "invalid JSON" in json.loads(events[-2])["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"model": "simple", "messages": [{"role": "user", "content": "x"}]},
+         {"x-tier-router-max-tier": "nope"}, 422),
+        ({"model": "auto", "messages": ["hi"]}, {}, 400),
+        ({"model": "auto", "messages": [{"role": "user",
+                                         "content": [{"type": "text", "text": None}]}]}, {}, 200),
+        ({"model": "simple", "max_tokens": "5",
+          "messages": [{"role": "user", "content": "positive or negative: 'ok'"}]}, {}, 200),
+        ({"model": "complex", "messages": [{"role": "user", "content": "x" * 70_000}]}, {}, 413),
+    ],
+)
+def test_odd_gateway_input_never_500s(stack: Stack, body: dict[str, object],
+                                      headers: dict[str, str], status: int) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="Positive")
+    response = httpx.post(f"{stack.url}/v1/chat/completions", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    if status != 200:
+        assert "error" in response.json()
+
+
+def test_sticky_session_with_a_bad_bound_is_422(stack: Stack) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="Positive")
+    ask(stack, "positive or negative: 'ok'", user="s1")
+    response = httpx.post(f"{stack.url}/v1/chat/completions", json={
+        "model": "auto", "user": "s1", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-tier-router-min-tier": "nope"})
+    assert response.status_code == 422

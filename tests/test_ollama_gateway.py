@@ -103,3 +103,21 @@ def test_buffered_ndjson_stream(stack: Stack, client: ollama.Client) -> None:
     assert "".join(line["message"]["content"] for line in lines) == "Positive"
     assert lines[-1]["done"] is True
     assert raw.headers["x-tier-router-endpoint"] == "mid"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"model": "auto", "stream": False, "messages": "hi"}, 400),
+        ({"model": "auto", "stream": False, "messages": [1]}, 400),
+        ({"model": "auto", "stream": False, "prompt": 5}, 400),
+        ({"model": "simple", "stream": False, "messages": [
+            {"role": "assistant", "content": "x", "tool_calls": [{}]},
+            {"role": "user", "content": "positive or negative: 'ok'"}]}, 200),
+    ],
+)
+def test_odd_ollama_input_never_500s(stack: Stack, body: dict[str, object], status: int) -> None:
+    stack.ollama.scripts["small-a"] = Script(content="Positive")
+    path = "/api/generate" if "prompt" in body else "/api/chat"
+    response = httpx.post(f"{stack.url}{path}", json=body)
+    assert response.status_code == status, response.text

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
 from classifier_service.gateway import Gateway, as_chunks, buffered, header_options
@@ -71,6 +72,12 @@ async def _serve(request: Request, runtime: Runtime,
     model = body.get("model") or "auto"
     if not isinstance(model, str):
         return ollama_error(400, "model must be a string")
+    messages = body.get("messages", [])
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return ollama_error(400, "messages must be a list of message objects")
+    if not isinstance(body.get("prompt", ""), str) or not isinstance(body.get("system", ""),
+                                                                       str):
+        return ollama_error(400, "prompt and system must be strings")
     openai_request = to_openai(body)
     if not openai_request["messages"] or not any(
             m.get("content") for m in openai_request["messages"]):
@@ -88,8 +95,11 @@ async def _serve(request: Request, runtime: Runtime,
             gateway.remember(session, runtime.portfolio.tier_of(endpoint))
 
             async def lines() -> AsyncIterator[bytes]:
-                async for chunk in chunks:
-                    yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
+                try:
+                    async for chunk in chunks:
+                        yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
+                except (RequestError, BackendError) as exc:  # broke off mid-stream
+                    yield (json.dumps({"error": str(exc)}) + "\n").encode()
 
             return StreamingResponse(lines(), media_type="application/x-ndjson",
                                      headers={"x-tier-router-endpoint": endpoint.name})

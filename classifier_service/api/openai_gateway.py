@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
 from classifier_service.gateway import (
@@ -69,8 +70,8 @@ async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
     except ValueError:
         return openai_error(400, "the body is not valid JSON")
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) \
-            or not body["messages"]:
-        return openai_error(400, "messages: a non-empty list of messages is required")
+            or not body["messages"] or not all(isinstance(m, dict) for m in body["messages"]):
+        return openai_error(400, "messages: a non-empty list of message objects is required")
     model = body.get("model") or "auto"
     if not isinstance(model, str):
         return openai_error(400, "model: must be a string")
@@ -131,7 +132,7 @@ async def _stream(gateway: Gateway, runtime: Any, plan: Plan, body: dict[str, An
         try:
             async for chunk in chunks:
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
-        except RequestError as exc:  # the backend broke off mid-stream
+        except (RequestError, BackendError) as exc:  # the backend broke off mid-stream
             error = {"error": {"message": str(exc), "type": "api_error", "param": None,
                                "code": None}, "id": f"chatcmpl-{uuid.uuid4().hex}"}
             yield f"data: {json.dumps(error)}\n\n".encode()
