@@ -50,6 +50,14 @@ class Double:
     def script(self, model: str) -> Script:
         return self.scripts.get(model, Script())
 
+    async def receive(self, request: Request) -> tuple[dict[str, Any], Script]:
+        """Record the request, then behave as its model's script says (after its delay)."""
+        body: dict[str, Any] = await request.json()
+        self.requests.append(body)
+        script = self.script(body["model"])
+        await asyncio.sleep(script.delay_s)
+        return body, script
+
 
 def _words(text: str) -> list[str]:
     parts = text.split(" ")
@@ -62,10 +70,7 @@ def fake_ollama() -> Double:
 
     @app.post("/api/chat")
     async def chat(request: Request) -> Any:
-        body = await request.json()
-        double.requests.append(body)
-        script = double.script(body["model"])
-        await asyncio.sleep(script.delay_s)
+        body, script = await double.receive(request)
         if script.status != 200:
             return JSONResponse(status_code=script.status, content={"error": "model failed"})
         message: dict[str, Any] = {"role": "assistant", "content": script.content}
@@ -120,10 +125,7 @@ def fake_openai() -> Double:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = await request.json()
-        double.requests.append(body)
-        script = double.script(body["model"])
-        await asyncio.sleep(script.delay_s)
+        body, script = await double.receive(request)
         if script.status != 200:
             return JSONResponse(status_code=script.status, content={
                 "error": {"message": "model failed", "type": "server_error", "param": None,
