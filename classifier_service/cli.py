@@ -238,6 +238,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tier_router_training.dataset import LoadReport
     from tier_router_training.pipeline import Recipe
     from tier_router_training.train import summary_table, train
 
@@ -248,16 +249,18 @@ def _train(args: argparse.Namespace) -> int:
         from classifier_service.portfolio import load_portfolio
 
         tier_order = load_portfolio(args.portfolio).tier_names
-    result = train(args.data, args.out, tier_order=tier_order, columns=_columns(args),
-                   strict=args.on_bad_row == "stop", folds=args.folds,
-                   recipe=Recipe(class_weight=args.class_weight),
-                   category_map=_category_map(args),
-                   feedback=args.feedback, progress=not args.quiet)
-    skipped = result.report.skipped
-    for line in skipped[:20]:
-        print(f"skipped {line}", file=sys.stderr)
-    if len(skipped) > 20:
-        print(f"... and {len(skipped) - 20} more skipped rows", file=sys.stderr)
+    report = LoadReport()
+    try:
+        result = train(args.data, args.out, tier_order=tier_order, columns=_columns(args),
+                       strict=args.on_bad_row == "stop", folds=args.folds,
+                       recipe=Recipe(class_weight=args.class_weight),
+                       category_map=_category_map(args),
+                       feedback=args.feedback, progress=not args.quiet, report=report)
+    finally:  # list what was skipped, also when training then fails
+        for line in report.skipped[:20]:
+            print(f"skipped {line}", file=sys.stderr)
+        if len(report.skipped) > 20:
+            print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
     print(summary_table(result))
     return 0
 

@@ -258,3 +258,17 @@ def test_feedback_log_becomes_training_rows(tmp_path: Path) -> None:
     assert result.feedback_rows == 2
     assert result.artifact.metadata["training_data"]["rows"] == 26
     assert "feedback.jsonl" in result.artifact.metadata["training_data"]["sources"]
+
+
+def test_skipped_rows_are_listed_even_when_training_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        {"prompt": "why is the sky blue", "tier": "medium"},
+        {"prompt": "what is rain", "tier": "medium"},
+        {"prompt": "", "tier": "simple"},
+    ])
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: no text" in err
+    assert "need at least two distinct tiers" in err

@@ -72,11 +72,15 @@ def train(
     category_map: Mapping[str, str] | None = None,
     feedback: Sequence[Path | str] = (),
     progress: bool = False,
+    report: LoadReport | None = None,
 ) -> TrainResult:
-    """Train on ``data`` (default: the bundled corpus) plus feedback logs; write ``out_dir``."""
+    """Train on ``data`` (default: the bundled corpus) plus feedback logs; write ``out_dir``.
+
+    ``report``, when given, collects what loading skipped even if training then fails.
+    """
     recipe = recipe or Recipe()
     paths = list(data) if data else bundled_corpus_files()
-    report = LoadReport()
+    report = report if report is not None else LoadReport()
     allowed = set(tier_order) if tier_order is not None else None
     examples = load_examples(paths, columns, strict=strict, report=report, tiers=allowed,
                              category_map=category_map, min_per_tier=MIN_EXAMPLES_PER_TIER)
