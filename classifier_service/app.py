@@ -18,6 +18,7 @@ from classifier_service.api import (
     feedback,
     ollama_gateway,
     openai_gateway,
+    plan,
     quality,
     routing,
     system,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(ollama_gateway.router)
     app.include_router(feedback.router)
     app.include_router(system.router)
+    app.include_router(plan.router)
     app.include_router(admin.router)
 
     @app.exception_handler(RequestError)

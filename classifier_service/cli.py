@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(route)
     route.set_defaults(handler=_route)
 
+    plan = sub.add_parser("plan", help="plan VRAM for the portfolio's models",
+                          description="Weights and KV cache per model, per GPU: what is "
+                          "resident, what is left, a verdict, and the most sessions that fit.")
+    plan.add_argument("--portfolio", type=Path, metavar="FILE",
+                      help="portfolio YAML (default: the bundled example portfolio)")
+    plan.add_argument("--gpu-memory", type=_gigabytes, metavar="SIZE",
+                      help="GPU memory, e.g. 24GB or 80 (overrides the portfolio's)")
+    plan.add_argument("--sessions", type=int, default=1, help="sessions per model (default 1)")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.set_defaults(handler=_plan)
+
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
                            description="Load the portfolio and the model as `serve` would.")
     _add_config_args(check)
@@ -288,4 +299,34 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"{result.rows} reference prompts; traffic {shares}")
     print(f"confidence threshold {result.threshold:.3f} written to {args.model}/metadata.json "
           "(applies unless the portfolio sets policy.confidence_threshold)")
+    return 0
+
+
+def _gigabytes(text: str) -> float:
+    """``24GB``, ``24 GB``, ``24`` (GB) or ``22GiB`` -> GB (10^9 bytes)."""
+    value = text.strip().lower().replace(" ", "")
+    factor = 1.0
+    if value.endswith("gib"):
+        value, factor = value[:-3], 1.073741824
+    elif value.endswith("gb"):
+        value = value[:-2]
+    try:
+        number = float(value) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 24GB)") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (must be positive)")
+    return number
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
+    from classifier_service.vram import plan, render
+
+    if args.sessions < 1:
+        print("tier-router: error: --sessions must be at least 1", file=sys.stderr)
+        return 2
+    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+    result = plan(portfolio, sessions=args.sessions, memory_gb=args.gpu_memory)
+    print(json.dumps(result, indent=2) if args.json else render(result))
     return 0

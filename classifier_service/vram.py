@@ -1,0 +1,202 @@
+"""VRAM planning: will the portfolio's models fit on its GPUs, and with how many sessions?
+
+Computed, not fitted (GB = 10^9 bytes):
+
+- weights: parameters x the effective bits per weight of the quantization format (block
+  scales included: Q4_K_M about 4.85 bits) / 8, plus a fixed runtime overhead per loaded
+  model (CUDA context, compute buffers), as the guide counts it;
+- KV cache per session: 2 (keys and values) x layers x KV heads x head size x 2 bytes (f16)
+  per token, at the endpoint's context length. Layers and heads come from presets for the
+  Llama 2 and 3, Qwen 2.5, Mistral and CodeLlama families, matched on the model name and size,
+  or from a generic rule by size (grouped-query attention with 8 KV heads).
+
+Per GPU: the resident (``concurrent``) models, what is left (``free_gb``), the resident KV
+caches, the alert line (``alert_threshold`` x memory), a verdict, and for each resident model
+the largest session count and context that stay under the alert line. Embedding models are
+planned on the CPU, as the guide advises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from classifier_service.portfolio import Endpoint, Portfolio
+
+GB = 1e9
+RUNTIME_OVERHEAD_GB = 0.5
+KV_BYTES_PER_ELEMENT = 2  # f16 cache
+
+BITS_PER_WEIGHT = {
+    "q2_k": 3.35, "q3_k_s": 3.5, "q3_k_m": 3.9, "q3_k_l": 4.3, "q4_0": 4.55, "q4_1": 5.0,
+    "q4_k_s": 4.6, "q4_k_m": 4.85, "q5_0": 5.5, "q5_1": 6.0, "q5_k_s": 5.55, "q5_k_m": 5.7,
+    "q6_k": 6.6, "q8_0": 8.5, "int8": 8.0, "fp8": 8.0, "f16": 16.0, "fp16": 16.0, "bf16": 16.0,
+    "f32": 32.0, "awq": 4.25, "gptq": 4.25, "int4": 4.25, "4bit": 4.25, "8bit": 8.0,
+}
+DEFAULT_BITS = 16.0
+
+# (family, size in billions) -> (layers, KV heads, head size)
+ARCHITECTURES: dict[tuple[str, int], tuple[int, int, int]] = {
+    ("llama2", 7): (32, 32, 128), ("llama2", 13): (40, 40, 128), ("llama2", 70): (80, 8, 128),
+    ("llama3", 8): (32, 8, 128), ("llama3", 70): (80, 8, 128), ("llama3", 3): (28, 8, 128),
+    ("llama3", 1): (16, 8, 64),
+    ("qwen2.5", 1): (28, 2, 128), ("qwen2.5", 3): (36, 2, 128), ("qwen2.5", 7): (28, 4, 128),
+    ("qwen2.5", 14): (48, 8, 128), ("qwen2.5", 32): (64, 8, 128), ("qwen2.5", 72): (80, 8, 128),
+    ("mistral", 7): (32, 8, 128), ("mistral", 12): (40, 8, 128), ("mistral", 24): (40, 8, 128),
+    ("codellama", 7): (32, 32, 128), ("codellama", 13): (40, 40, 128),
+    ("codellama", 34): (48, 8, 128), ("codellama", 70): (80, 8, 128),
+}
+FAMILY_PATTERNS = (
+    ("codellama", re.compile(r"code-?llama", re.I)),
+    ("qwen2.5", re.compile(r"qwen-?2\.5", re.I)),
+    ("llama3", re.compile(r"llama-?3", re.I)),
+    ("llama2", re.compile(r"llama-?2", re.I)),
+    ("mistral", re.compile(r"mistral|mixtral|ministral", re.I)),
+)
+EMBEDDING = re.compile(r"embed|bge-|e5-|minilm|gte-", re.I)
+
+Verdict = Literal["fits_concurrently", "needs_on_demand", "does_not_fit"]
+
+
+def bits_per_weight(quantization: str | None) -> float:
+    if not quantization:
+        return DEFAULT_BITS
+    return BITS_PER_WEIGHT.get(quantization.lower().replace("-", "_"), DEFAULT_BITS)
+
+
+def architecture(model: str, params_b: float) -> tuple[int, int, int]:
+    """(layers, KV heads, head size): a family preset by nearest size, or a generic rule."""
+    for family, pattern in FAMILY_PATTERNS:
+        if pattern.search(model):
+            sizes = [s for f, s in ARCHITECTURES if f == family]
+            nearest = min(sizes, key=lambda s: abs(s - params_b))
+            if abs(nearest - params_b) <= max(1.5, 0.25 * params_b):
+                return ARCHITECTURES[(family, nearest)]
+    layers = max(16, round(11 * math.sqrt(params_b)))
+    return layers, 8, 128
+
+
+def kv_bytes_per_token(model: str, params_b: float) -> int:
+    layers, kv_heads, head = architecture(model, params_b)
+    return 2 * layers * kv_heads * head * KV_BYTES_PER_ELEMENT
+
+
+@dataclass
+class ModelPlan:
+    endpoint: str
+    model: str
+    params_b: float | None
+    quantization: str | None
+    loading: str
+    device: Literal["gpu", "cpu"]
+    weights_gb: float
+    kv_cache_gb: float
+    total_gb: float
+    context_length: int
+    kv_gb_per_1k_tokens: float = 0.0
+
+
+@dataclass
+class GpuPlan:
+    name: str
+    memory_gb: float
+    alert_threshold: float
+    models: list[ModelPlan]
+    resident_gb: float
+    free_gb: float
+    kv_cache_gb: float
+    free_after_kv_gb: float
+    on_demand_gb: float
+    alert_line_gb: float
+    verdict: Verdict
+    max_sessions: dict[str, int] = field(default_factory=dict)
+    max_context: dict[str, int] = field(default_factory=dict)
+
+
+def plan_endpoint(endpoint: Endpoint, sessions: int) -> ModelPlan:
+    params = endpoint.params_b
+    cpu = bool(EMBEDDING.search(endpoint.model) or EMBEDDING.search(endpoint.name))
+    if params is None:
+        weights = kv = per_1k = 0.0
+    else:
+        weights = params * bits_per_weight(endpoint.quantization) / 8 + RUNTIME_OVERHEAD_GB
+        per_token = kv_bytes_per_token(endpoint.model, params)
+        kv = per_token * endpoint.context_length * sessions / GB
+        per_1k = per_token * 1000 / GB
+    return ModelPlan(
+        endpoint=endpoint.name, model=endpoint.model, params_b=params,
+        quantization=endpoint.quantization, loading=endpoint.loading,
+        device="cpu" if cpu else "gpu", weights_gb=round(weights, 2), kv_cache_gb=round(kv, 2),
+        total_gb=round(weights + kv, 2), context_length=endpoint.context_length,
+        kv_gb_per_1k_tokens=round(per_1k, 4),
+    )
+
+
+def plan(portfolio: Portfolio, *, sessions: int = 1,
+         memory_gb: float | None = None) -> dict[str, Any]:
+    """The plan for every GPU of the portfolio (``memory_gb`` overrides each GPU's size)."""
+    gpus: list[dict[str, Any]] = []
+    endpoints = list(portfolio.all_endpoints())
+    for name, gpu in portfolio.gpus.items():
+        memory = memory_gb if memory_gb is not None else gpu.memory_gb
+        models = [plan_endpoint(ep, sessions) for ep in endpoints if ep.gpu == name]
+        on_gpu = [m for m in models if m.device == "gpu"]
+        resident = [m for m in on_gpu if m.loading == "concurrent"]
+        on_demand = [m for m in on_gpu if m.loading != "concurrent"]
+        resident_gb = sum(m.weights_gb for m in resident)
+        kv_gb = sum(m.kv_cache_gb for m in resident)
+        largest_on_demand = max((m.total_gb for m in on_demand), default=0.0)
+        alert_line = memory * gpu.alert_threshold
+        if resident_gb + kv_gb > memory or any(m.total_gb > memory for m in on_gpu):
+            verdict: Verdict = "does_not_fit"
+        elif resident_gb + kv_gb + sum(m.total_gb for m in on_demand) <= alert_line:
+            verdict = "fits_concurrently"
+        else:
+            verdict = "needs_on_demand"
+        budget = alert_line - resident_gb  # what the alert line leaves for KV caches
+        max_sessions: dict[str, int] = {}
+        max_context: dict[str, int] = {}
+        for m in resident:
+            per_session = m.kv_gb_per_1k_tokens * m.context_length / 1000
+            others = kv_gb - m.kv_cache_gb
+            room = max(0.0, budget - others)
+            if per_session > 0:
+                max_sessions[m.endpoint] = int(room / per_session)
+                max_context[m.endpoint] = int(room / sessions / m.kv_gb_per_1k_tokens * 1000)
+        gpus.append(asdict(GpuPlan(
+            name=name, memory_gb=round(memory, 2), alert_threshold=gpu.alert_threshold,
+            models=models, resident_gb=round(resident_gb, 2),
+            free_gb=round(memory - resident_gb, 2), kv_cache_gb=round(kv_gb, 2),
+            free_after_kv_gb=round(memory - resident_gb - kv_gb, 2),
+            on_demand_gb=round(largest_on_demand, 2), alert_line_gb=round(alert_line, 2),
+            verdict=verdict, max_sessions=max_sessions, max_context=max_context,
+        )))
+    unplaced = [asdict(plan_endpoint(ep, sessions)) for ep in endpoints if ep.gpu is None]
+    return {"sessions": sessions, "gpus": gpus, "unplaced": unplaced}
+
+
+def render(result: dict[str, Any]) -> str:
+    """The plan as a table a person reads."""
+    lines = []
+    for gpu in result["gpus"]:
+        lines.append(f"{gpu['name']}: {gpu['memory_gb']:g} GB, alert at "
+                     f"{gpu['alert_threshold']:.0%} ({gpu['alert_line_gb']:g} GB), "
+                     f"{result['sessions']} session(s) per model")
+        lines.append(f"  {'endpoint':<16}{'loading':<12}{'device':<8}{'weights':>9}"
+                     f"{'kv':>7}{'total':>8}  model")
+        for m in gpu["models"]:
+            lines.append(f"  {m['endpoint']:<16}{m['loading']:<12}{m['device']:<8}"
+                         f"{m['weights_gb']:>8.1f}G{m['kv_cache_gb']:>6.1f}G"
+                         f"{m['total_gb']:>7.1f}G  {m['model']}")
+        lines.append(f"  resident {gpu['resident_gb']:.1f} GB, free {gpu['free_gb']:.1f} GB, "
+                     f"resident KV {gpu['kv_cache_gb']:.1f} GB, free after KV "
+                     f"{gpu['free_after_kv_gb']:.1f} GB -> {gpu['verdict']}")
+        for name, n in gpu["max_sessions"].items():
+            lines.append(f"  {name}: up to {n} sessions at its context, or a context of "
+                         f"{gpu['max_context'][name]} tokens, under the alert line")
+    if result["unplaced"]:
+        names = ", ".join(m["endpoint"] for m in result["unplaced"])
+        lines.append(f"not on a planned GPU (no `gpu` field): {names}")
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""The VRAM planner reproduces the guide's figures and reports a usable plan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from classifier_service.cli import main
+from classifier_service.portfolio import (
+    Endpoint,
+    bundled_portfolio_path,
+    load_portfolio,
+    parse_portfolio,
+)
+from classifier_service.vram import architecture, kv_bytes_per_token, plan, plan_endpoint
+
+
+def weights(model: str, params: float, quantization: str) -> float:
+    ep = Endpoint(name="x", api="ollama", base_url="http://127.0.0.1:1", model=model,
+                  params_b=params, quantization=quantization)
+    return plan_endpoint(ep, 1).weights_gb
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "quantization", "guide_gb"),
+    [
+        ("llama2:7b", 7, "q4_0", 4.5),
+        ("llama2:7b", 7, "q4_K_M", 4.5),
+        ("llama2:13b", 13, "q4_K_M", 8.0),
+        ("llama2:13b", 13, "q4_0", 8.0),
+        ("llama2:13b", 13, "q8_0", 14.0),
+    ],
+)
+def test_guide_weights_within_ten_percent(model: str, params: float, quantization: str,
+                                          guide_gb: float) -> None:
+    assert weights(model, params, quantization) == pytest.approx(guide_gb, rel=0.10)
+
+
+def test_guide_server_leaves_about_eleven_gb() -> None:
+    portfolio = parse_portfolio("""
+version: 1
+gpus: {gpu0: {memory_gb: 24}}
+tiers:
+  - name: simple
+    endpoints: [{name: s, api: ollama, base_url: "http://h:1", model: "llama2:7b",
+                 params_b: 7, quantization: q4_K_M, gpu: gpu0, loading: concurrent}]
+  - name: medium
+    endpoints: [{name: m, api: ollama, base_url: "http://h:1", model: "llama2:13b",
+                 params_b: 13, quantization: q4_K_M, gpu: gpu0, loading: concurrent}]
+""")
+    gpu = plan(portfolio)["gpus"][0]
+    assert gpu["free_gb"] == pytest.approx(11.0, rel=0.10)
+    assert gpu["resident_gb"] == pytest.approx(13.0, rel=0.10)
+
+
+def test_kv_cache_from_the_architecture() -> None:
+    assert architecture("llama3.1:8b-instruct-q4_K_M", 8) == (32, 8, 128)
+    assert architecture("Qwen/Qwen2.5-32B-Instruct-AWQ", 32) == (64, 8, 128)
+    assert architecture("codellama:34b", 34) == (48, 8, 128)
+    assert architecture("some-new-model", 30)[1:] == (8, 128)  # generic rule by size
+    # Llama 3 8B at 2,048 tokens: 2 x 32 layers x 8 heads x 128 x 2 bytes x 2048 = 0.27 GB
+    assert kv_bytes_per_token("llama3:8b", 8) * 2048 / 1e9 == pytest.approx(0.268, abs=0.001)
+    # Llama 2 13B has no grouped-query attention: 40 heads, 3.4 GB at 4,096 tokens
+    assert kv_bytes_per_token("llama2:13b", 13) * 4096 / 1e9 == pytest.approx(3.36, abs=0.01)
+
+
+def test_bundled_portfolio_plan_and_verdicts() -> None:
+    portfolio = load_portfolio(bundled_portfolio_path())
+    gpu = plan(portfolio)["gpus"][0]
+    assert [m["endpoint"] for m in gpu["models"]] == ["llama3-8b", "llama2-13b", "coder-7b"]
+    assert gpu["verdict"] == "needs_on_demand"  # both residents fit; the coder swaps in
+    assert gpu["free_gb"] == pytest.approx(24 - gpu["resident_gb"], abs=0.01)
+    assert gpu["free_after_kv_gb"] == pytest.approx(gpu["free_gb"] - gpu["kv_cache_gb"],
+                                                    abs=0.01)
+    assert gpu["max_sessions"]["llama3-8b"] > gpu["max_sessions"]["llama2-13b"] >= 1
+    assert plan(portfolio, memory_gb=80)["gpus"][0]["verdict"] == "fits_concurrently"
+    assert plan(portfolio, memory_gb=10)["gpus"][0]["verdict"] == "does_not_fit"
+    more = plan(portfolio, memory_gb=48)["gpus"][0]["max_sessions"]["llama3-8b"]
+    assert more > gpu["max_sessions"]["llama3-8b"]
+    many = plan(portfolio, sessions=8)["gpus"][0]
+    assert many["kv_cache_gb"] == pytest.approx(8 * gpu["kv_cache_gb"], rel=0.02)
+    assert [m["endpoint"] for m in plan(portfolio)["unplaced"]] == ["qwen-32b"]
+
+
+def test_embedding_models_are_planned_on_the_cpu() -> None:
+    ep = Endpoint(name="embedder", api="ollama", base_url="http://h:1", model="nomic-embed-text",
+                  params_b=0.14, quantization="f16", gpu=None, loading="concurrent")
+    assert plan_endpoint(ep, 1).device == "cpu"
+
+
+def test_plan_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--gpu-memory", "24GB", "--sessions", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    gpu = data["gpus"][0]
+    assert set(gpu) >= {"name", "memory_gb", "alert_threshold", "models", "resident_gb",
+                        "free_gb", "kv_cache_gb", "free_after_kv_gb", "verdict",
+                        "max_sessions"}
+    assert set(gpu["models"][0]) >= {"endpoint", "model", "params_b", "quantization",
+                                     "loading", "device", "weights_gb", "kv_cache_gb",
+                                     "total_gb"}
+    assert main(["plan"]) == 0
+    assert "needs_on_demand" in capsys.readouterr().out
+    bad = subprocess.run([sys.executable, "-m", "classifier_service", "plan", "--gpu-memory",
+                          "lots"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a size" in bad.stderr
+
+
+def test_plan_endpoint(client: TestClient) -> None:
+    data = client.get("/v1/plan", params={"sessions": 2, "gpu_memory": 48}).json()
+    assert data["sessions"] == 2 and data["gpus"][0]["memory_gb"] == 48
+    assert client.get("/v1/plan", params={"sessions": 0}).status_code == 422
