@@ -72,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.set_defaults(handler=_plan)
 
+    models = sub.add_parser("models", help="show, load or unload models (Ollama endpoints)",
+                            description="Residency of the portfolio's models from each Ollama "
+                            "server (/api/ps); load preloads a model, unload drops it.")
+    models.add_argument("action", choices=["status", "load", "unload"])
+    models.add_argument("endpoint", nargs="?", help="endpoint name (for load and unload)")
+    models.add_argument("--portfolio", type=Path, metavar="FILE",
+                        help="portfolio YAML (default: the bundled example portfolio)")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(handler=_models)
+
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
                            description="Load the portfolio and the model as `serve` would.")
     _add_config_args(check)
@@ -329,4 +339,40 @@ def _plan(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
     result = plan(portfolio, sessions=args.sessions, memory_gb=args.gpu_memory)
     print(json.dumps(result, indent=2) if args.json else render(result))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+
+    from classifier_service import residency
+    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
+
+    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+
+    async def run() -> list[dict[str, Any]] | None:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0)) as client:
+            if args.action == "status":
+                return await residency.status(portfolio, client)
+            if not args.endpoint:
+                raise residency.ResidencyError(f"name the endpoint to {args.action}")
+            target = residency.ollama_endpoint(portfolio, args.endpoint)
+            if args.action == "load":
+                await residency.load(target, client)
+            else:
+                await residency.unload(target, client)
+            return None
+
+    rows = asyncio.run(run())
+    if rows is None:
+        print(f"{args.action}ed {args.endpoint}")
+    elif args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            extra = f" {row['vram_gb']} GB VRAM" if row["vram_gb"] is not None else ""
+            print(f"{row['endpoint']:<16}{row['state']:<13}{row['loading']:<12}"
+                  f"{row['model']}{extra}")
     return 0

@@ -45,6 +45,7 @@ class Double:
     app: FastAPI
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)
     url: str = ""
 
     def script(self, model: str) -> Script:
@@ -102,6 +103,11 @@ def fake_ollama() -> Double:
     async def generate(request: Request) -> Any:
         body = await request.json()
         double.requests.append(body)
+        if body.get("keep_alive") in (0, "0", "0s"):
+            double.loaded.discard(body["model"])
+            return {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                    "response": "", "done": True, "done_reason": "unload"}
+        double.loaded.add(body["model"])
         return {"model": body["model"], "created_at": "2026-11-29T12:00:00Z", "response": "",
                 "done": True, "done_reason": "load"}
 
@@ -114,7 +120,10 @@ def fake_ollama() -> Double:
 
     @app.get("/api/ps")
     async def ps() -> Any:
-        return {"models": []}
+        return {"models": [{"name": m, "model": m, "size": 5_000_000_000, "digest": "0" * 64,
+                            "details": {"format": "gguf", "family": "llama"},
+                            "expires_at": "2026-11-29T13:00:00Z", "size_vram": 4_900_000_000}
+                           for m in sorted(double.loaded)]}
 
     return double
 

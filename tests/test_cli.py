@@ -13,7 +13,8 @@ from classifier_service.cli import main
 def test_help_lists_the_commands() -> None:
     result = subprocess.run([sys.executable, "-m", "classifier_service", "--help"],
                             capture_output=True, text=True, timeout=60, check=True)
-    for command in ("serve", "train", "route", "check", "evaluate", "calibrate", "plan"):
+    for command in ("serve", "train", "route", "check", "evaluate", "calibrate", "plan",
+                    "models"):
         assert command in result.stdout
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from classifier_service import residency
+from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
 from classifier_service.reloading import Reloader
 
@@ -82,3 +85,43 @@ def reload(
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.gateway.backends.client
+    return client
+
+
+@router.get(
+    "/models",
+    operation_id="models_status",
+    summary="Which models are loaded",
+    description="Residency of every endpoint, from each Ollama server's /api/ps.",
+)
+async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    return {"models": await residency.status(runtime.portfolio, _client(request))}
+
+
+@router.post(
+    "/models/{endpoint}/{action}",
+    operation_id="models_action",
+    summary="Load or unload a model",
+    description=(
+        "`load` preloads an Ollama endpoint's model (an empty generate, kept for its "
+        "keep_alive); `unload` drops it (keep_alive 0). 422 for an unknown or "
+        "OpenAI-compatible endpoint, 502 when Ollama fails."
+    ),
+    responses={422: {"description": "Unknown or not an Ollama endpoint."},
+               502: {"description": "The Ollama server failed."}},
+)
+async def models_action(endpoint: str, action: Literal["load", "unload"], request: Request,
+                        runtime: RuntimeDep) -> dict[str, Any]:
+    target = residency.ollama_endpoint(runtime.portfolio, endpoint)
+    try:
+        if action == "load":
+            await residency.load(target, _client(request))
+        else:
+            await residency.unload(target, _client(request))
+    except residency.ResidencyError as exc:
+        raise HTTPException(status_code=502, detail=str(exc)) from None
+    return {"endpoint": target.name, "model": target.model, "action": action, "status": "ok"}
