@@ -29,6 +29,7 @@ from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.runtime import Runtime
+from classifier_service.schedule import run_scheduler
 from classifier_service.settings import Settings, get_settings
 
 log = logging.getLogger("tier_router")
@@ -68,13 +69,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.gateway = Gateway(Backends(client))
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
+        scheduler = (asyncio.create_task(run_scheduler(app.state, client))
+                     if settings.scheduler else None)
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, scheduler):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if hup:
                 reloader.uninstall_sighup()
             await client.aclose()

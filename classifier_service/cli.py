@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"port to listen on (default {DEFAULT_PORT})")
     _add_config_args(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--scheduler", action="store_true",
+                       help="run the portfolio's schedules here (one instance only)")
     serve.add_argument("--feedback-log", type=Path, metavar="FILE",
                        help="where POST /v1/feedback appends (default ./feedback.jsonl)")
     serve.add_argument("--log-level", default="info",
@@ -71,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--sessions", type=int, default=1, help="sessions per model (default 1)")
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.set_defaults(handler=_plan)
+
+    schedule = sub.add_parser("schedule", help="print what the schedules would load and "
+                              "unload when (dry run)",
+                              description="List the schedule windows that open in the next "
+                              "days and what each loads and unloads; changes nothing.")
+    schedule.add_argument("--portfolio", type=Path, metavar="FILE",
+                          help="portfolio YAML (default: the bundled example portfolio)")
+    schedule.add_argument("--days", type=int, default=7, help="how far ahead (default 7)")
+    schedule.add_argument("--from", dest="start", metavar="ISO-TIME",
+                          help="start, e.g. 2026-12-01T00:00+01:00 (default: now)")
+    schedule.set_defaults(handler=_schedule)
 
     models = sub.add_parser("models", help="show, load or unload models (Ollama endpoints)",
                             description="Residency of the portfolio's models from each Ollama "
@@ -180,7 +193,8 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
-                      ("model_dir", "model"), ("feedback_log", "feedback_log")):
+                      ("model_dir", "model"), ("feedback_log", "feedback_log"),
+                      ("scheduler", "scheduler")):
         value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = value
@@ -375,4 +389,29 @@ def _models(args: argparse.Namespace) -> int:
             extra = f" {row['vram_gb']} GB VRAM" if row["vram_gb"] is not None else ""
             print(f"{row['endpoint']:<16}{row['state']:<13}{row['loading']:<12}"
                   f"{row['model']}{extra}")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
+    from classifier_service.schedule import active, describe, events
+
+    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+    try:
+        start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    except ValueError:
+        print(f"tier-router: error: --from {args.start!r} is not an ISO time", file=sys.stderr)
+        return 2
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if not portfolio.schedules:
+        print("the portfolio has no schedules")
+        return 0
+    open_now = active(portfolio.schedules, start)
+    print(f"open at {start.isoformat(timespec='minutes')}: "
+          f"{', '.join(s.name for s in open_now) or 'none'}")
+    for event in events(portfolio.schedules, start, start + timedelta(days=args.days)):
+        print(describe(event))
     return 0

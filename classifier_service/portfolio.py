@@ -25,6 +25,7 @@ from pydantic import (
 
 from classifier_service.errors import PortfolioError
 from classifier_service.quality import QualityPolicy
+from classifier_service.schedule import Schedule
 
 ApiKind = Literal["ollama", "openai"]
 Loading = Literal["concurrent", "on_demand"]
@@ -138,6 +139,7 @@ class Portfolio(_Strict):
     agents: dict[str, AgentRule] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    schedules: list[Schedule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -163,6 +165,23 @@ class Portfolio(_Strict):
                     f"categories.{kind}: unknown endpoint {target!r} "
                     f"(endpoints: {', '.join(endpoint_names)})"
                 )
+        names = [s.name for s in self.schedules]
+        _no_duplicates(names, "schedules", "schedule")
+        by_name = {ep.name: ep for ep in self.all_endpoints()}
+        for si, sched in enumerate(self.schedules):
+            for field_name in ("load", "unload"):
+                for target in getattr(sched, field_name):
+                    found = by_name.get(target)
+                    if found is None:
+                        raise ValueError(
+                            f"schedules.{si}.{field_name}: unknown endpoint {target!r} "
+                            f"(endpoints: {', '.join(endpoint_names)})"
+                        )
+                    if found.api != "ollama":
+                        raise ValueError(
+                            f"schedules.{si}.{field_name}: {target!r} is not an Ollama "
+                            "endpoint; only Ollama models can be loaded and unloaded"
+                        )
         for agent, rule in self.agents.items():
             if rule.tier is not None and rule.tier not in tier_names:
                 raise ValueError(

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     feedback_log: Path = Field(
         default=Path("feedback.jsonl"), description="Where POST /v1/feedback appends records."
     )
+    scheduler: bool = Field(
+        default=False, description="Run the portfolio's schedules in this instance."
+    )
     state_file: Path | None = Field(
         default=None, description="Reload state shared by worker processes (set by `serve`)."
     )

@@ -14,7 +14,7 @@ def test_help_lists_the_commands() -> None:
     result = subprocess.run([sys.executable, "-m", "classifier_service", "--help"],
                             capture_output=True, text=True, timeout=60, check=True)
     for command in ("serve", "train", "route", "check", "evaluate", "calibrate", "plan",
-                    "models"):
+                    "models", "schedule"):
         assert command in result.stdout
 
 
