@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -338,8 +339,8 @@ def _gigabytes(text: str) -> float:
         number = float(value) * factor
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 24GB)") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (must be positive)")
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (must be a positive number)")
     return number
 
 

@@ -71,8 +71,8 @@ DEFAULT_MIN_CHARS: dict[str, int] = {
     # A factual question may take a one-word answer ("Paris", "1989"); the kinds below it
     # ask for text that a word cannot be.
     "classification": 1, "extraction": 1, "conversion": 1, "template": 10, "closed_qa": 1,
-    "open_qa": 2, "summarization": 60, "drafting": 120, "brainstorming": 40,
-    "rewriting": 20, "code": 10, "reasoning": 10, "analysis": 150, "creative_writing": 120,
+    "open_qa": 1, "summarization": 60, "drafting": 120, "brainstorming": 40,
+    "rewriting": 20, "code": 3, "reasoning": 1, "analysis": 150, "creative_writing": 120,
     "expert_knowledge": 120,
 }
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -86,6 +86,10 @@ CONNECTIVES = frozenset({
     "y", "o", "pero", "el", "los", "las", "con", "para",
 })
 FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
+QUOTED = re.compile(
+    r"\"[^\"\n]{0,200}\"|\u201c[^\u201d\n]{0,200}\u201d|\u00ab[^\u00bb\n]{0,200}\u00bb"
+)
+URL_AT_END = re.compile(r"(https?://|www\.)\S+$")
 LIST_OR_BLOCK = re.compile(r"^\s*([-*+>|#]|\d+[.)]|```|~~~)")
 WORD = re.compile(r"\w+")
 
@@ -159,7 +163,9 @@ def check(
         reasons.append("truncated")
     if len(FENCE.findall(text)) % 2 == 1:
         reasons.append("unclosed_code")
-    head = lowered[:600]  # hedges and refusals come first; long answers stay cheap
+    # Hedges and refusals come first (long answers stay cheap); quoted text is the answer's
+    # subject, not its voice ('"I don't know" in French is "je ne sais pas"').
+    head = QUOTED.sub(" ", lowered[:600])
     if policy.uncertain_re.search(head):
         reasons.append("uncertain")
     if policy.refusal_re.search(head):
@@ -191,6 +197,8 @@ def _stops_mid_sentence(text: str, policy: QualityPolicy) -> bool:
     if len(text) < policy.truncation_min_chars:
         return False
     last = text.rsplit("\n", 1)[-1].strip()
+    if URL_AT_END.search(last):
+        return False  # a link is a fine last word
     if not last or LIST_OR_BLOCK.match(last):
         return last.endswith((",", ";", ":")) if last else False
     if last.endswith((",", ";", ":", "-", "(", "/")):

@@ -57,8 +57,9 @@ async def status(portfolio: Portfolio, client: httpx.AsyncClient) -> list[dict[s
             result.append(Residency(ep.name, ep.model, ep.api, ep.loading, "unreachable",
                                     detail=models))
             continue
-        entry = next((m for m in models if m.get("model") == ep.model
-                      or m.get("name") == ep.model), None)
+        wanted = _tagged(ep.model)
+        entry = next((m for m in models if wanted in (_tagged(str(m.get("model", ""))),
+                                                       _tagged(str(m.get("name", ""))))), None)
         if entry is None:
             result.append(Residency(ep.name, ep.model, ep.api, ep.loading, "not_loaded"))
         else:
@@ -68,6 +69,12 @@ async def status(portfolio: Portfolio, client: httpx.AsyncClient) -> list[dict[s
                 vram_gb=round(vram / 1e9, 2) if isinstance(vram, int | float) else None,
                 expires_at=entry.get("expires_at")))
     return [asdict(r) for r in result]
+
+
+def _tagged(name: str) -> str:
+    """Ollama's full model name: lower case, with ``:latest`` when no tag is given."""
+    name = name.strip().lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 async def _ps(client: httpx.AsyncClient, base_url: str) -> list[dict[str, Any]] | str:
@@ -95,8 +102,11 @@ def ollama_endpoint(portfolio: Portfolio, name: str) -> Endpoint:
 
 
 async def load(endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-    """Preload with an empty generate, kept for the endpoint's keep-alive (default 5m)."""
-    await _generate(endpoint, client, _keep_alive(endpoint.keep_alive or "5m"))
+    """Preload with an empty generate, kept for the endpoint's keep-alive (default 5m), at the
+    endpoint's context length: requests use that ``num_ctx`` too, so Ollama keeps the model
+    as loaded instead of reloading it at the first request."""
+    await _generate(endpoint, client, _keep_alive(endpoint.keep_alive or "5m"),
+                    {"num_ctx": endpoint.context_length})
 
 
 async def unload(endpoint: Endpoint, client: httpx.AsyncClient) -> None:
@@ -110,9 +120,11 @@ def _keep_alive(value: str) -> str | int:
         return value
 
 
-async def _generate(endpoint: Endpoint, client: httpx.AsyncClient,
-                    keep_alive: str | int) -> None:
-    body = {"model": endpoint.model, "keep_alive": keep_alive}
+async def _generate(endpoint: Endpoint, client: httpx.AsyncClient, keep_alive: str | int,
+                    options: dict[str, Any] | None = None) -> None:
+    body: dict[str, Any] = {"model": endpoint.model, "keep_alive": keep_alive}
+    if options:
+        body["options"] = options
     try:
         response = await client.post(f"{endpoint.base_url}/api/generate", json=body)
     except httpx.HTTPError as exc:

@@ -12,7 +12,12 @@ Computed, not fitted (GB = 10^9 bytes):
 
 Per GPU: the resident (``concurrent``) models, what is left (``free_gb``), the resident KV
 caches, the alert line (``alert_threshold`` x memory), a verdict, and for each resident model
-the largest session count and context that stay under the alert line. Embedding models are
+the largest session count and context that stay under the alert line. Verdicts:
+``fits_concurrently`` (residents, their KV caches and every on-demand model under the alert
+line), ``needs_on_demand`` (the residents fit under it; the others must swap in one at a
+time, and the largest still fits the card), ``does_not_fit`` (the residents cross the alert
+line, or a swapped-in model would overflow the card). A model without ``params_b`` counts as
+0 GB and keeps the verdict from ``fits_concurrently``. Embedding models are
 planned on the CPU, as the guide advises.
 """
 
@@ -60,10 +65,23 @@ EMBEDDING = re.compile(r"embed|bge-|e5-|minilm|gte-", re.I)
 Verdict = Literal["fits_concurrently", "needs_on_demand", "does_not_fit"]
 
 
+BITS_IN_NAME = re.compile(r"(?:^|[^a-z])(?:i?q|int|fp?|mxfp)(\d{1,2})|(\d{1,2})[-_]?bits?")
+
+
 def bits_per_weight(quantization: str | None) -> float:
+    """Effective bits per weight of a format name (``Q4_K_M``, ``awq``, ``GPTQ-Int4``, ...)."""
     if not quantization:
         return DEFAULT_BITS
-    return BITS_PER_WEIGHT.get(quantization.lower().replace("-", "_"), DEFAULT_BITS)
+    key = quantization.strip().lower().replace("-", "_").removesuffix(".gguf")
+    if key in BITS_PER_WEIGHT:
+        return BITS_PER_WEIGHT[key]
+    match = BITS_IN_NAME.search(key)
+    if match:
+        bits = int(match.group(1) or match.group(2))
+        return bits + 0.5 if bits < 16 else float(bits)  # block scales cost about half a bit
+    if "awq" in key or "gptq" in key:
+        return BITS_PER_WEIGHT["awq"]
+    return DEFAULT_BITS
 
 
 def architecture(model: str, params_b: float) -> tuple[int, int, int]:
@@ -96,6 +114,7 @@ class ModelPlan:
     total_gb: float
     context_length: int
     kv_gb_per_1k_tokens: float = 0.0
+    sized: bool = True  # False without params_b: counted as 0 GB, so the verdict is unsure
 
 
 @dataclass
@@ -130,7 +149,7 @@ def plan_endpoint(endpoint: Endpoint, sessions: int) -> ModelPlan:
         quantization=endpoint.quantization, loading=endpoint.loading,
         device="cpu" if cpu else "gpu", weights_gb=round(weights, 2), kv_cache_gb=round(kv, 2),
         total_gb=round(weights + kv, 2), context_length=endpoint.context_length,
-        kv_gb_per_1k_tokens=round(per_1k, 4),
+        kv_gb_per_1k_tokens=round(per_1k, 4), sized=params is not None,
     )
 
 
@@ -149,9 +168,13 @@ def plan(portfolio: Portfolio, *, sessions: int = 1,
         kv_gb = sum(m.kv_cache_gb for m in resident)
         largest_on_demand = max((m.total_gb for m in on_demand), default=0.0)
         alert_line = memory * gpu.alert_threshold
-        if resident_gb + kv_gb > memory or any(m.total_gb > memory for m in on_gpu):
+        resident_total = resident_gb + kv_gb
+        if resident_total + largest_on_demand > memory or resident_total > alert_line:
+            # the residents alone cross the alert line, or a swapped-in model overflows
             verdict: Verdict = "does_not_fit"
-        elif resident_gb + kv_gb + sum(m.total_gb for m in on_demand) <= alert_line:
+        elif resident_total + sum(m.total_gb for m in on_demand) <= alert_line and all(
+            m.sized for m in on_gpu
+        ):
             verdict = "fits_concurrently"
         else:
             verdict = "needs_on_demand"

@@ -246,3 +246,23 @@ def test_quality_body_is_flat_for_dify(client: TestClient) -> None:
     types = {name: prop.get("type") for name, prop in schema["properties"].items()}
     assert types == {"prompt": "string", "response": "string", "finish_reason": "string",
                      "tier": "string", "avg_logprob": "number", "max_tokens": "integer"}
+
+
+def test_short_correct_answers_are_not_too_short() -> None:
+    assert reasons("8", kind="open_qa") == []
+    assert reasons("s[::-1]", kind="code") == []
+    assert reasons("x = 4", kind="reasoning") == []
+
+
+def test_an_answer_ending_with_a_link_is_not_cut_off() -> None:
+    text = (GOOD_ESSAY + " The official documentation covers installation and the common "
+            "troubleshooting steps in detail. You can read it at "
+            "https://docs.python.org/3/installing/index.html")
+    assert "truncated" not in reasons(text)
+    assert "truncated" not in reasons(text + "/")
+
+
+def test_quoted_phrases_are_not_the_answers_own_voice() -> None:
+    assert reasons('"I don\'t know" in French is "je ne sais pas".') == []
+    assert reasons("In German you say \u201ckeine Ahnung\u201d when you have no clue.") == []
+    assert "uncertain" in reasons("I don't know, but \"maybe\" is a word.")

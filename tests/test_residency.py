@@ -44,11 +44,13 @@ def test_admin_status_load_unload(setup: tuple[Double, Path], tmp_path: Path) ->
         assert states == {"small-a": "not_loaded", "small-b": "not_loaded", "mid": "not_loaded",
                           "big": "unknown", "ghost": "unknown"}
         assert client.post("/v1/admin/models/small-a/load").json()["status"] == "ok"
-        assert double.requests[-1] == {"model": "small-a", "keep_alive": -1}  # concurrent: "-1"
+        # preloaded for its keep_alive ("-1": for good) at its own context length
+        assert double.requests[-1] == {"model": "small-a", "keep_alive": -1,
+                                       "options": {"num_ctx": 2048}}
         loaded = {m["endpoint"]: m for m in client.get("/v1/admin/models").json()["models"]}
         assert loaded["small-a"]["state"] == "loaded" and loaded["small-a"]["vram_gb"] == 4.9
         client.post("/v1/admin/models/small-b/load")
-        assert double.requests[-1] == {"model": "small-b", "keep_alive": "10m"}
+        assert double.requests[-1]["keep_alive"] == "10m"
         client.post("/v1/admin/models/small-a/unload")
         assert double.requests[-1] == {"model": "small-a", "keep_alive": 0}
         assert "small-a" not in double.loaded
@@ -80,3 +82,25 @@ def test_unreachable_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "unreachable" in capsys.readouterr().out
     assert main(["models", "load", "mid", "--portfolio", str(path)]) == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_untagged_names_match_ollamas_latest_tag(tmp_path: Path) -> None:
+    double = fake_ollama()
+    double.loaded.add("llama3:latest")
+    with running(double.app) as url:
+        path = tmp_path / "p.yaml"
+        path.write_text(f"""
+version: 1
+tiers:
+  - name: simple
+    endpoints: [{{name: a, api: ollama, base_url: "{url}", model: Llama3}}]
+  - name: medium
+    endpoints: [{{name: b, api: ollama, base_url: "{url}", model: "llama3:8b"}}]
+  - name: complex
+    endpoints: [{{name: c, api: ollama, base_url: "{url}", model: other}}]
+""", encoding="utf-8")
+        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+        with TestClient(app, client=("127.0.0.1", 5000)) as client:
+            states = {m["endpoint"]: m["state"]
+                      for m in client.get("/v1/admin/models").json()["models"]}
+    assert states == {"a": "loaded", "b": "not_loaded", "c": "not_loaded"}

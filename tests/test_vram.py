@@ -16,7 +16,13 @@ from classifier_service.portfolio import (
     load_portfolio,
     parse_portfolio,
 )
-from classifier_service.vram import architecture, kv_bytes_per_token, plan, plan_endpoint
+from classifier_service.vram import (
+    architecture,
+    bits_per_weight,
+    kv_bytes_per_token,
+    plan,
+    plan_endpoint,
+)
 
 
 def weights(model: str, params: float, quantization: str) -> float:
@@ -113,3 +119,62 @@ def test_plan_endpoint(client: TestClient) -> None:
     data = client.get("/v1/plan", params={"sessions": 2, "gpu_memory": 48}).json()
     assert data["sessions"] == 2 and data["gpus"][0]["memory_gb"] == 48
     assert client.get("/v1/plan", params={"sessions": 0}).status_code == 422
+
+
+def one_gpu(memory: float, models: str) -> dict[str, object]:
+    portfolio = parse_portfolio(f"""
+version: 1
+gpus: {{g: {{memory_gb: {memory}}}}}
+tiers:
+{models}
+""")
+    gpu: dict[str, object] = plan(portfolio)["gpus"][0]
+    return gpu
+
+
+def test_verdicts_at_the_edges() -> None:
+    resident = ('  - {name: a, endpoints: [{name: s, api: ollama, base_url: "http://h:1", '
+                'model: "llama3:8b", params_b: 8, quantization: q4_K_M, gpu: g, '
+                'loading: concurrent}]}\n')
+    big_on_demand = ('  - {name: b, endpoints: [{name: d, api: ollama, base_url: "http://h:1", '
+                     'model: "qwen2.5:14b", params_b: 14, quantization: q8_0, gpu: g, '
+                     'context_length: 4096}]}\n')
+    # the residents fit, but swapping in the 16 GB on-demand model would overflow 20 GB
+    assert one_gpu(20, resident + big_on_demand)["verdict"] == "does_not_fit"
+    assert one_gpu(40, resident + big_on_demand)["verdict"] == "fits_concurrently"
+    assert one_gpu(23, resident + big_on_demand)["verdict"] == "needs_on_demand"
+    # residents alone over the alert line (5.9 GB > 90% of 6 GB)
+    assert one_gpu(6, resident)["verdict"] == "does_not_fit"
+    unsized = ('  - {name: c, endpoints: [{name: u, api: ollama, base_url: "http://h:1", '
+               'model: mystery, gpu: g}]}\n')
+    assert one_gpu(80, resident + unsized)["verdict"] == "needs_on_demand"
+
+
+def test_max_context_and_on_demand_figures() -> None:
+    gpu = plan(load_portfolio(bundled_portfolio_path()))["gpus"][0]
+    models = {m["endpoint"]: m for m in gpu["models"]}
+    assert gpu["on_demand_gb"] == models["coder-7b"]["total_gb"]
+    assert gpu["alert_line_gb"] == pytest.approx(21.6)
+    room = gpu["alert_line_gb"] - gpu["resident_gb"] - models["llama2-13b"]["kv_cache_gb"]
+    per_1k = models["llama3-8b"]["kv_gb_per_1k_tokens"]
+    assert gpu["max_context"]["llama3-8b"] == pytest.approx(room / per_1k * 1000, rel=0.01)
+    assert gpu["max_sessions"]["llama3-8b"] == pytest.approx(room / (per_1k * 2.048), abs=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "bits"),
+    [("Q4_K_M", 4.85), (" q4_0 ", 4.55), ("IQ4_XS", 4.5), ("GPTQ-Int4", 4.5), ("awq", 4.25),
+     ("bnb-4bit", 4.5), ("8-bit", 8.5), ("Q5_K", 5.5), ("F16", 16.0), (None, 16.0)],
+)
+def test_quantization_names(name: str | None, bits: float) -> None:
+    assert bits_per_weight(name) == bits
+
+
+def test_infinite_or_odd_sizes_are_refused(client: TestClient) -> None:
+    assert client.get("/v1/plan", params={"gpu_memory": "inf"}).status_code == 422
+    assert client.get("/v1/plan", params={"gpu_memory": "nan"}).status_code == 422
+    for size in ("inf", "nan", "-3GB"):
+        result = subprocess.run([sys.executable, "-m", "classifier_service", "plan",
+                                 f"--gpu-memory={size}"], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "not a size" in result.stderr

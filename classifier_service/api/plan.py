@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["portfolio"])
 def get_plan(
     runtime: RuntimeDep,
     sessions: Annotated[int, Query(ge=1, le=10_000, description="Sessions per model.")] = 1,
-    gpu_memory: Annotated[float | None, Query(gt=0, description="GB; overrides each GPU's.")]
-    = None,
+    gpu_memory: Annotated[float | None, Query(gt=0, le=100_000, allow_inf_nan=False,
+                                              description="GB; overrides each GPU's.")] = None,
 ) -> dict[str, Any]:
     return plan(runtime.portfolio, sessions=sessions, memory_gb=gpu_memory)
