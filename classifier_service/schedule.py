@@ -5,8 +5,9 @@ A window opens on the given days at ``start`` in its time zone and closes at ``e
 day when ``end`` is not after ``start``). When a window opens, its ``load`` endpoints are
 preloaded and its ``unload`` endpoints dropped, through Ollama's API
 (:mod:`classifier_service.residency`). The scheduler runs inside the service only when asked
-(``tier-router serve --scheduler``), so that replicas do not fight over the GPU; ``tier-router
-schedule`` prints what would happen when, without doing it.
+(``tier-router serve --scheduler``), so that replicas do not fight over the GPU; at start it
+also preloads the portfolio's ``concurrent`` Ollama models, kept for their ``keep_alive``.
+``tier-router schedule`` prints what would happen when, without doing it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def describe(event: Event) -> str:
 
 
 async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient) -> None:
-    """Apply the open windows now, then each opening as it comes; runs until cancelled.
+    """Preload the ``concurrent`` Ollama models, apply the open windows, then each opening as
+    it comes; runs until cancelled.
 
     ``portfolio_source`` has a ``runtime`` attribute (the app state), so a reloaded portfolio's
     schedules take effect at the next step.
@@ -132,7 +134,11 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient) -> 
             except Exception as exc:
                 log.error("schedule %s: could not %s %s: %s", why, action, name, exc)
 
-    schedules = portfolio_source.runtime.portfolio.schedules  # type: ignore[attr-defined]
+    portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
+    resident = [ep.name for ep in portfolio.all_endpoints()
+                if ep.api == "ollama" and ep.loading == "concurrent"]
+    await apply(resident, [], "start-up (concurrent models)")
+    schedules = portfolio.schedules
     cursor = datetime.now(UTC)  # every opening before it has been handled
     for sched in active(schedules, cursor):
         await apply(sched.load, sched.unload, sched.name)

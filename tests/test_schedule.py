@@ -133,3 +133,19 @@ def test_scheduler_in_the_service_applies_open_and_opening_windows(tmp_path: Pat
         with TestClient(create_app(Settings(portfolio=path, feedback_log=tmp_path / "f"))):
             clock.sleep(0.5)
         assert quiet.requests == []
+
+
+def test_scheduler_preloads_concurrent_models_at_start(tmp_path: Path) -> None:
+    double = fake_ollama()
+    with running(double.app) as url:
+        path = tmp_path / "p.yaml"
+        path.write_text(portfolio_text(url, "  []").replace(
+            "model: support-7b}", "model: support-7b, loading: concurrent, keep_alive: '-1'}"),
+            encoding="utf-8")
+        settings = Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl", scheduler=True)
+        with TestClient(create_app(settings)):
+            deadline = clock.monotonic() + 10
+            while clock.monotonic() < deadline and not double.loaded:
+                clock.sleep(0.05)
+    assert double.loaded == {"support-7b"}  # the on-demand batch model is left alone
+    assert double.requests[0]["keep_alive"] == -1
