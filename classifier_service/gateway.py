@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from classifier_service.backends import BackendError, Backends, Completion
+from classifier_service.balancing import Balancer
 from classifier_service.errors import RequestError
-from classifier_service.policy import check_options
+from classifier_service.policy import check_options, escalation_chain
 from classifier_service.portfolio import Endpoint, Portfolio
 from classifier_service.quality import check
 from classifier_service.runtime import Runtime
@@ -126,16 +127,6 @@ def last_user_text(messages: Any) -> str:
     return ""
 
 
-def chain_from(portfolio: Portfolio, start: Endpoint, max_tier: str | None) -> list[Endpoint]:
-    """``start``, the rest of its tier, then each higher tier up to ``max_tier``."""
-    first = portfolio.tier_index(portfolio.tier_of(start))
-    last = portfolio.tier_index(max_tier) if max_tier else len(portfolio.tiers) - 1
-    chain = [start]
-    for tier in portfolio.tiers[first : last + 1]:
-        chain.extend(ep for ep in tier.endpoints if ep.name != start.name)
-    return chain
-
-
 class Gateway:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
@@ -162,9 +153,10 @@ class Gateway:
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,
                         category=routed.scores.top_category)
         category = runtime.classifier.score(prompt).top_category if prompt else None
+        order = runtime.balancer.snapshot()
         if portfolio.has_tier(model):
-            start = portfolio.tiers[portfolio.tier_index(model)].endpoints[0]
-            return Plan(chain_from(portfolio, start, max_tier), model, "model",
+            start = order(model)[0]
+            return Plan(escalation_chain(portfolio, start, max_tier, order), model, "model",
                         category=category)
         try:
             endpoint = portfolio.endpoint(model)
@@ -173,8 +165,8 @@ class Gateway:
             raise UnknownModelError(
                 f"model {model!r} does not exist; use one of: {', '.join(known)}"
             ) from None
-        return Plan(chain_from(portfolio, endpoint, max_tier), portfolio.tier_of(endpoint),
-                    "model", category=category, escalate=False)
+        return Plan(escalation_chain(portfolio, endpoint, max_tier, order),
+                    portfolio.tier_of(endpoint), "model", category=category, escalate=False)
 
     def remember(self, session: str | None, tier: str) -> None:
         if not session:
@@ -209,7 +201,8 @@ class Gateway:
                 index += 1
                 continue
             try:
-                completion = await self.backends.complete(endpoint, request)
+                with runtime.balancer.busy(endpoint.name):
+                    completion = await self.backends.complete(endpoint, request)
             except BackendError as exc:
                 self._fail(endpoint, policy.failover_cooldown_s)
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
@@ -254,7 +247,7 @@ class Gateway:
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
-            return endpoint, steps, _prepend(first, chunks)
+            return endpoint, steps, _prepend(first, chunks, runtime.balancer, endpoint.name)
         raise NoBackendError(_all_down(steps))
 
 
@@ -276,12 +269,14 @@ def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
     return floor
 
 
-async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
-                   ) -> AsyncIterator[dict[str, Any]]:
-    if first is not None:
-        yield first
-    async for chunk in rest:
-        yield chunk
+async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]],
+                   balancer: Balancer, name: str) -> AsyncIterator[dict[str, Any]]:
+    """The first chunk, then the rest; the endpoint counts as busy until the stream ends."""
+    with balancer.busy(name):
+        if first is not None:
+            yield first
+        async for chunk in rest:
+            yield chunk
 
 
 def _all_down(steps: list[Step]) -> str:

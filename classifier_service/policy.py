@@ -17,7 +17,7 @@ characters / ``policy.chars_per_token``), never above ``max_tier``. When nothing
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,6 +95,14 @@ def estimate_tokens(prompt_chars: int, chars_per_token: float) -> int:
     return math.ceil(prompt_chars / chars_per_token)
 
 
+Order = Callable[[str], Sequence[Endpoint]]
+"""A tier's endpoints, preferred first (see :mod:`classifier_service.balancing`)."""
+
+
+def listed_order(portfolio: Portfolio) -> Order:
+    return lambda tier: portfolio.tiers[portfolio.tier_index(tier)].endpoints
+
+
 def decide(
     portfolio: Portfolio,
     scores: Scores,
@@ -102,21 +110,23 @@ def decide(
     *,
     prompt_chars: int,
     threshold: float,
+    order: Order | None = None,
 ) -> Decision:
     """Pick the endpoint for one request; see the module docstring for the rules."""
-    endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold)
+    order = order or listed_order(portfolio)
+    endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold, order)
     adjustments: list[Adjustment] = []
 
     tier = portfolio.tier_of(endpoint)
     idx = portfolio.tier_index(tier)
     if options.min_tier is not None and idx < portfolio.tier_index(options.min_tier):
-        endpoint = _first_endpoint(portfolio, options.min_tier)
+        endpoint = order(options.min_tier)[0]
         adjustments.append("min_tier")
     elif options.max_tier is not None and idx > portfolio.tier_index(options.max_tier):
-        endpoint = _first_endpoint(portfolio, options.max_tier)
+        endpoint = order(options.max_tier)[0]
         adjustments.append("max_tier")
 
-    chain = [endpoint, *_escalation_chain(portfolio, endpoint, options.max_tier)]
+    chain = escalation_chain(portfolio, endpoint, options.max_tier, order)
     tokens = estimate_tokens(prompt_chars, portfolio.policy.chars_per_token)
     fitting = [ep for ep in chain if ep.context_length >= tokens]
     if not fitting:
@@ -145,7 +155,7 @@ def decide(
 
 
 def _rule_choice(
-    portfolio: Portfolio, scores: Scores, options: RouteOptions, threshold: float
+    portfolio: Portfolio, scores: Scores, options: RouteOptions, threshold: float, order: Order
 ) -> tuple[Endpoint, Reason, str]:
     prefix = ""
     if options.agent is not None:
@@ -157,7 +167,7 @@ def _rule_choice(
                     f"agent {options.agent!r} is pinned to endpoint {rule.endpoint!r}")
         else:
             assert rule.tier is not None
-            return (_first_endpoint(portfolio, rule.tier), "agent",
+            return (order(rule.tier)[0], "agent",
                     f"agent {options.agent!r} is pinned to tier {rule.tier!r}")
 
     kind = scores.top_category
@@ -169,20 +179,17 @@ def _rule_choice(
                     prefix + f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r}")
 
     tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names, threshold)
-    return _first_endpoint(portfolio, tier), reason, prefix + detail
+    return order(tier)[0], reason, prefix + detail
 
 
-def _first_endpoint(portfolio: Portfolio, tier: str) -> Endpoint:
-    return portfolio.tiers[portfolio.tier_index(tier)].endpoints[0]
-
-
-def _escalation_chain(
-    portfolio: Portfolio, endpoint: Endpoint, max_tier: str | None
+def escalation_chain(
+    portfolio: Portfolio, endpoint: Endpoint, max_tier: str | None, order: Order | None = None
 ) -> list[Endpoint]:
-    """Where escalation goes after ``endpoint``: the rest of its tier, then each higher tier."""
+    """``endpoint``, the rest of its tier, then each higher tier up to ``max_tier``."""
+    order = order or listed_order(portfolio)
     start = portfolio.tier_index(portfolio.tier_of(endpoint))
     stop = portfolio.tier_index(max_tier) if max_tier is not None else len(portfolio.tiers) - 1
-    chain: list[Endpoint] = []
-    for tier in portfolio.tiers[start : stop + 1]:
-        chain.extend(ep for ep in tier.endpoints if ep.name != endpoint.name)
+    chain = [endpoint]
+    for tier in portfolio.tier_names[start : stop + 1]:
+        chain.extend(ep for ep in order(tier) if ep.name != endpoint.name)
     return chain

@@ -76,10 +76,13 @@ class Specialist(Endpoint):
 
 
 class Tier(_Strict):
-    """One rung of the ladder; endpoints share its load, the first one is preferred."""
+    """One rung of the ladder; ``balance`` says how its endpoints share the load."""
 
     name: Name
     endpoints: list[Endpoint] = Field(min_length=1)
+    balance: Literal["first", "round_robin", "least_busy"] = Field(
+        default="first", description="Which endpoint comes first: as listed, in turn, or "
+        "the one with the fewest requests in flight.")
 
 
 class AgentRule(_Strict):

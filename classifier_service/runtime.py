@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from classifier_service.artifact import Artifact, load_artifact
+from classifier_service.balancing import Balancer
 from classifier_service.classifier import Scores, TierClassifier
 from classifier_service.errors import ModelArtifactError, TooLargeError
 from classifier_service.policy import Decision, check_options, decide
@@ -40,6 +41,7 @@ class Runtime:
         self.portfolio = portfolio
         self.portfolio_path = portfolio_path
         self.classifier = classifier or TierClassifier(artifact)
+        self.balancer = Balancer(portfolio)
         # The compiled classifier holds what serving needs; keep the metadata, not the
         # fitted estimators (tens of MB).
         self.artifact = replace(artifact, bundle={})
@@ -91,5 +93,6 @@ class Runtime:
             options,
             prompt_chars=len(prompt),
             threshold=self.confidence_threshold,
+            order=self.balancer.snapshot(),
         )
         return Routed(scores, decision)

@@ -360,3 +360,18 @@ def test_sticky_session_with_a_bad_bound_is_422(stack: Stack) -> None:
         "model": "auto", "user": "s1", "messages": [{"role": "user", "content": "x"}]},
         headers={"x-tier-router-min-tier": "nope"})
     assert response.status_code == 422
+
+
+def test_round_robin_spreads_gateway_traffic(stack: Stack, tmp_path: Path) -> None:
+    text = portfolio(stack.ollama.url, stack.openai.url, "http://127.0.0.1:9").replace(
+        "  - name: simple\n", "  - name: simple\n    balance: round_robin\n")
+    path = tmp_path / "rr.yaml"
+    path.write_text(text, encoding="utf-8")
+    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f2.jsonl"))
+    stack.ollama.scripts["small-a"] = Script(content="Positive")
+    stack.ollama.scripts["small-b"] = Script(content="Positive")
+    with running(app) as url:
+        answered = [httpx.post(f"{url}/v1/chat/completions", json={
+            "model": "simple", "messages": [{"role": "user", "content": "positive? 'yes'"}]},
+            ).json()["tier_router"]["endpoint"] for _ in range(4)]
+    assert answered == ["small-a", "small-b", "small-a", "small-b"]

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from classifier_service.deps import RuntimeDep
 from classifier_service.policy import check_tier
-from classifier_service.portfolio import Portfolio
 from classifier_service.quality import Signal, check
 from classifier_service.schemas import (
     EndpointRef,
@@ -73,11 +72,6 @@ def check_quality(body: QualityRequest, runtime: RuntimeDep) -> QualityResponse:
         tier=tier,
         category=kind,
         next_tier=next_tier,
-        next_endpoint=_first(portfolio, next_tier),
+        next_endpoint=(EndpointRef.of(runtime.balancer.order(next_tier)[0])
+                       if next_tier is not None else None),
     )
-
-
-def _first(portfolio: Portfolio, tier: str | None) -> EndpointRef | None:
-    if tier is None:
-        return None
-    return EndpointRef.of(portfolio.tiers[portfolio.tier_index(tier)].endpoints[0])
