@@ -28,6 +28,7 @@ from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
 from classifier_service.reloading import Reloader, read_state
+from classifier_service.residency import ResidencyView
 from classifier_service.runtime import Runtime
 from classifier_service.schedule import run_scheduler
 from classifier_service.settings import Settings, get_settings
@@ -71,10 +72,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
         scheduler = (asyncio.create_task(run_scheduler(app.state, client))
                      if settings.scheduler else None)
+        app.state.residency = ResidencyView()
+        residency_task = asyncio.create_task(app.state.residency.follow(app.state, client))
         try:
             yield
         finally:
-            for task in (watcher, scheduler):
+            for task in (watcher, scheduler, residency_task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +137,7 @@ class Gateway:
 
     def plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None = None,
              min_tier: str | None = None, max_tier: str | None = None,
-             session: str | None = None) -> Plan:
+             session: str | None = None, resident: Collection[str] | None = None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
         runtime.check_length(prompt)
@@ -147,7 +147,7 @@ class Gateway:
             sticky = self._sessions.get(session) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
                 min_tier = _sticky_floor(portfolio, sticky, min_tier, max_tier)
-            routed = runtime.route(prompt or " ", agent, min_tier, max_tier)
+            routed = runtime.route(prompt or " ", agent, min_tier, max_tier, resident)
             decision = routed.decision
             reason = "session" if sticky is not None else decision.reason
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,

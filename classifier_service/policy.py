@@ -17,7 +17,7 @@ characters / ``policy.chars_per_token``), never above ``max_tier``. When nothing
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,7 +25,7 @@ from classifier_service.classifier import Scores
 from classifier_service.errors import InvalidRequestError, TooLargeError
 from classifier_service.portfolio import Endpoint, Portfolio
 
-Reason = Literal["agent", "category", "classifier", "default_cheaper"]
+Reason = Literal["agent", "category", "classifier", "default_cheaper", "residency"]
 Adjustment = Literal["min_tier", "max_tier", "context_length"]
 
 
@@ -111,10 +111,19 @@ def decide(
     prompt_chars: int,
     threshold: float,
     order: Order | None = None,
+    resident: Collection[str] | None = None,
 ) -> Decision:
-    """Pick the endpoint for one request; see the module docstring for the rules."""
+    """Pick the endpoint for one request; see the module docstring for the rules.
+
+    ``resident``: endpoint names whose model is loaded now. When given, an unsure decision
+    (default-to-cheaper) takes the other of its two likeliest tiers if only that one's
+    model is loaded, to avoid a cold load (reason ``residency``).
+    """
     order = order or listed_order(portfolio)
     endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold, order)
+    if reason == "default_cheaper" and resident is not None:
+        endpoint, reason, detail = _prefer_resident(
+            portfolio, scores, endpoint, reason, detail, order, resident)
     adjustments: list[Adjustment] = []
 
     tier = portfolio.tier_of(endpoint)
@@ -180,6 +189,22 @@ def _rule_choice(
 
     tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names, threshold)
     return order(tier)[0], reason, prefix + detail
+
+
+def _prefer_resident(
+    portfolio: Portfolio, scores: Scores, endpoint: Endpoint, reason: Reason, detail: str,
+    order: Order, resident: Collection[str],
+) -> tuple[Endpoint, Reason, str]:
+    if endpoint.name in resident:
+        return endpoint, reason, detail
+    ranked = sorted(portfolio.tier_names, key=lambda t: -scores.tiers.get(t, 0.0))[:2]
+    for tier in ranked:
+        candidate = order(tier)[0]
+        if candidate.name in resident and candidate.name != endpoint.name:
+            return candidate, "residency", (
+                f"{detail}; {endpoint.name} is not loaded, {candidate.name} ({tier!r}) is: "
+                "took it to avoid a cold load")
+    return endpoint, reason, detail
 
 
 def escalation_chain(

@@ -118,6 +118,12 @@ class Policy(_Strict):
     chars_per_token: float = Field(
         default=4.0, gt=0, description="Token estimate for context checks: characters / this."
     )
+    prefer_resident: bool = Field(
+        default=False, description="Unsure decisions prefer a tier whose model is loaded."
+    )
+    residency_refresh_s: float = Field(
+        default=10.0, gt=0, description="How often loaded models are read from Ollama."
+    )
     max_escalations: int = Field(
         default=2, ge=0, description="Gateway: how many times an answer may move up a tier."
     )

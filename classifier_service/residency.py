@@ -13,6 +13,7 @@ their residency is reported as ``unknown`` and load/unload are refused with a cl
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from classifier_service.errors import InvalidRequestError, TierRouterError
 from classifier_service.portfolio import Endpoint, Portfolio
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
+log = logging.getLogger("tier_router")
 
 
 class ResidencyError(TierRouterError):
@@ -133,3 +135,25 @@ async def _generate(endpoint: Endpoint, client: httpx.AsyncClient, keep_alive: s
     if response.status_code >= 400:
         raise ResidencyError(f"{endpoint.name}: Ollama answered HTTP {response.status_code}: "
                              f"{response.text[:200]}")
+
+
+class ResidencyView:
+    """The endpoints whose model is loaded, as last read; refreshed in the background."""
+
+    def __init__(self) -> None:
+        self.loaded: frozenset[str] = frozenset()
+
+    async def refresh(self, portfolio: Portfolio, client: httpx.AsyncClient) -> None:
+        rows = await status(portfolio, client)
+        self.loaded = frozenset(r["endpoint"] for r in rows if r["state"] == "loaded")
+
+    async def follow(self, state: Any, client: httpx.AsyncClient) -> None:
+        """Refresh every ``policy.residency_refresh_s`` while ``prefer_resident`` is on."""
+        while True:
+            policy = state.runtime.portfolio.policy
+            if policy.prefer_resident:
+                try:
+                    await self.refresh(state.runtime.portfolio, client)
+                except Exception as exc:  # keep the last view; routing still works without
+                    log.warning("could not read model residency: %s", exc)
+            await asyncio.sleep(policy.residency_refresh_s)

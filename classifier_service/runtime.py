@@ -6,6 +6,7 @@ single assignment, so a request in flight always sees one consistent pair.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class Runtime:
         agent: str | None = None,
         min_tier: str | None = None,
         max_tier: str | None = None,
+        resident: Collection[str] | None = None,
     ) -> Routed:
         self.check_length(prompt)
         options = check_options(self.portfolio, agent, min_tier, max_tier)
@@ -94,5 +96,6 @@ class Runtime:
             prompt_chars=len(prompt),
             threshold=self.confidence_threshold,
             order=self.balancer.snapshot(),
+            resident=resident if self.portfolio.policy.prefer_resident else None,
         )
         return Routed(scores, decision)

@@ -124,3 +124,21 @@ def test_check_options() -> None:
     assert "tiers: small, mid, big" in info.value.msg
     with pytest.raises(InvalidRequestError, match="above max_tier"):
         check_options(PORTFOLIO, None, "big", "small")
+
+
+def test_unsure_decision_prefers_a_loaded_model() -> None:
+    unsure = scores(0.15, 0.40, 0.45)  # default-to-cheaper picks mid over big
+    options = check_options(PORTFOLIO, None, None, None)
+
+    def pick(resident: set[str] | None) -> tuple[str, str]:
+        d = decide(PORTFOLIO, unsure, options, prompt_chars=10, threshold=0.5,
+                   resident=resident)
+        return d.endpoint.name, d.reason
+
+    assert pick(None) == ("m1", "default_cheaper")
+    assert pick({"b1"}) == ("b1", "residency")  # only the big model is warm
+    assert pick({"m1", "b1"}) == ("m1", "default_cheaper")  # the cheaper one is warm too
+    assert pick({"s1"}) == ("m1", "default_cheaper")  # small is not among the two likeliest
+    confident = decide(PORTFOLIO, scores(0.1, 0.1, 0.8), options, prompt_chars=10,
+                       threshold=0.5, resident={"m1"})
+    assert (confident.endpoint.name, confident.reason) == ("b1", "classifier")

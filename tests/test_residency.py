@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time as clock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,22 @@ tiers:
             states = {m["endpoint"]: m["state"]
                       for m in client.get("/v1/admin/models").json()["models"]}
     assert states == {"a": "loaded", "b": "not_loaded", "c": "not_loaded"}
+
+
+def test_residency_aware_routing_is_opt_in(setup: tuple[Double, Path], tmp_path: Path) -> None:
+    double, path = setup
+    double.loaded.add("mid")
+    text = path.read_text(encoding="utf-8").replace(
+        "policy: {", "policy: {prefer_resident: true, residency_refresh_s: 0.1, "
+        "confidence_threshold: 1.0, ")
+    path.write_text(text, encoding="utf-8")
+    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+    with TestClient(app) as client:
+        deadline = clock.monotonic() + 10
+        while clock.monotonic() < deadline and "mid" not in app.state.residency.loaded:
+            clock.sleep(0.05)
+        data = client.post("/v1/route", json={
+            "prompt": "Is this review positive or negative? 'Great phone.'"}).json()
+    # threshold 1.0 makes every decision unsure; the warm medium model wins over the cold small
+    assert data["reason"] == "residency" and data["endpoint"]["name"] == "mid"
+    assert "not loaded" in data["reason_detail"]

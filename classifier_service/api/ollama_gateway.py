@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
@@ -89,7 +90,7 @@ async def _serve(request: Request, runtime: Runtime,
     gateway: Gateway = request.app.state.gateway
     try:
         plan = gateway.plan(runtime, model, openai_request["messages"], session=session,
-                            **header_options(request.headers))
+                            resident=resident_now(request), **header_options(request.headers))
         if body.get("stream", True) and not buffered(request.headers):
             endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
             gateway.remember(session, runtime.portfolio.tier_of(endpoint))

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
@@ -80,7 +81,7 @@ async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
     try:
         plan = gateway.plan(runtime, model, body["messages"],
                             session=session if isinstance(session, str) else None,
-                            **header_options(request.headers))
+                            resident=resident_now(request), **header_options(request.headers))
         if body.get("stream") and not buffered(request.headers):
             return await _stream(gateway, runtime, plan, body, session)
         outcome = await gateway.complete(runtime, plan, {**body, "stream": False})

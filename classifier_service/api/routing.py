@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from classifier_service.deps import RuntimeDep
@@ -29,8 +30,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def route_one(runtime: Runtime, body: RouteRequest) -> RouteResponse:
-    routed = runtime.route(body.prompt, body.agent, body.min_tier, body.max_tier)
+def route_one(runtime: Runtime, body: RouteRequest,
+              resident: Collection[str] | None = None) -> RouteResponse:
+    routed = runtime.route(body.prompt, body.agent, body.min_tier, body.max_tier, resident)
     decision = routed.decision
     scores = routed.scores
     top = scores.top_tier
@@ -61,8 +63,14 @@ def route_one(runtime: Runtime, body: RouteRequest) -> RouteResponse:
     ),
     responses=ERRORS,
 )
-def route(body: RouteRequest, runtime: RuntimeDep) -> RouteResponse:
-    return route_one(runtime, body)
+def route(body: RouteRequest, runtime: RuntimeDep, request: Request) -> RouteResponse:
+    return route_one(runtime, body, resident_now(request))
+
+
+def resident_now(request: Request) -> Collection[str] | None:
+    """The endpoints loaded now, as the background view last read them (if it runs)."""
+    view = getattr(request.app.state, "residency", None)
+    return view.loaded if view is not None else None
 
 
 @router.post(
@@ -76,7 +84,7 @@ def route(body: RouteRequest, runtime: RuntimeDep) -> RouteResponse:
     ),
     responses={413: {"description": "More items than policy.max_batch."}},
 )
-def route_batch(body: BatchRequest, runtime: RuntimeDep) -> BatchResponse:
+def route_batch(body: BatchRequest, runtime: RuntimeDep, request: Request) -> BatchResponse:
     limit = runtime.portfolio.policy.max_batch
     if len(body.items) > limit:
         raise TooLargeError(
@@ -85,7 +93,8 @@ def route_batch(body: BatchRequest, runtime: RuntimeDep) -> BatchResponse:
     results: list[RouteResponse | BatchItemError] = []
     for index, item in enumerate(body.items):
         try:
-            results.append(route_one(runtime, RouteRequest.model_validate(item)))
+            results.append(route_one(runtime, RouteRequest.model_validate(item),
+                                     resident_now(request)))
         except ValidationError as exc:
             detail = [
                 {**err, "loc": ["body", "items", index, *err["loc"]]}
