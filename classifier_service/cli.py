@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -220,10 +221,22 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        from uvicorn.supervisors.multiprocess import Multiprocess
+
+        class ReloadInPlace(Multiprocess):
+            """SIGHUP reloads every worker in place instead of restarting it: a restart
+            closes connections that a stopping worker accepted but had not read yet."""
+
+            def handle_hup(self) -> None:
+                for process in self.processes:
+                    if process.pid is not None:
+                        os.kill(process.pid, signal.SIGHUP)
+
+        config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
+                                host=settings.host, port=settings.port, workers=args.workers,
+                                log_level=args.log_level, log_config=_log_config())
         try:
-            uvicorn.run("classifier_service.app:app_from_env", factory=True,
-                        host=settings.host, port=settings.port, workers=args.workers,
-                        log_level=args.log_level, log_config=_log_config())
+            ReloadInPlace(config, sockets=[config.bind_socket()]).run()
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:

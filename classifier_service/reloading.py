@@ -8,8 +8,8 @@ ones get the new one, and a broken or mismatched artifact leaves the old one ser
 Triggers: ``POST /v1/admin/reload`` and SIGHUP. With several worker processes, the worker that
 reloads writes the new paths and a generation number to a shared state file; every other
 worker checks that file once a second and follows, and a worker (re)started later reads it at
-start-up. SIGHUP sent to the ``tier-router serve`` parent makes uvicorn restart the workers one
-by one, each ready before the old one stops.
+start-up. SIGHUP sent to the ``tier-router serve`` parent is passed on to every worker, which
+reloads its current paths in place (no process restarts, no dropped connections).
 """
 
 from __future__ import annotations
@@ -68,16 +68,21 @@ class Reloader:
         runtime: Runtime = self._state.runtime
         return runtime
 
-    def reload(self, model_dir: Path | None = None, portfolio: Path | None = None) -> Runtime:
-        """Load and swap in; on any error raise it and keep the current runtime."""
+    def reload(self, model_dir: Path | None = None, portfolio: Path | None = None,
+               *, publish: bool = True) -> Runtime:
+        """Load and swap in; on any error raise it and keep the current runtime.
+
+        ``publish``: tell the other workers (a SIGHUP reaches each worker itself, so it
+        need not).
+        """
         with self._lock:
             current = self.runtime
             new = Runtime.load(Path(portfolio or current.portfolio_path),
                                Path(model_dir or current.artifact.path))
             self._state.runtime = new
-            if self._state_file is not None:
+            if self._state_file is not None and publish:
                 self._publish(new)
-            else:
+            elif self._state_file is None:
                 self.generation += 1
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
                  new.model_version, new.artifact.path, new.portfolio_path, self.generation)
@@ -147,6 +152,6 @@ class Reloader:
 
     def _reload_logged(self) -> None:
         try:
-            self.reload()
+            self.reload(publish=False)
         except Exception as exc:
             log.error("SIGHUP reload refused, the previous model keeps serving: %s", exc)

@@ -229,10 +229,11 @@ def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> Non
         assert response.status_code == 200, response.text
         # fresh connections land on both workers; all of them serve the new model
         assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=20)
-        # SIGHUP to the parent restarts the workers one by one; they keep the reloaded model
+        # SIGHUP to the parent reaches every worker, which reloads its current paths in place
         os.kill(proc.pid, signal.SIGHUP)
         time.sleep(3)
         assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=30)
+        assert (tmp_path / "serve.log").read_text().count("reloaded: model") >= 3
     finally:
         hammer.finish()
         os.killpg(proc.pid, signal.SIGTERM)
