@@ -16,6 +16,7 @@ from typing import Any
 
 from classifier_service import __version__
 from classifier_service.errors import TierRouterError
+from classifier_service.portfolio import Portfolio, bundled_portfolio_path, load_portfolio
 from classifier_service.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
 
 
@@ -68,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="plan VRAM for the portfolio's models",
                           description="Weights and KV cache per model, per GPU: what is "
                           "resident, what is left, a verdict, and the most sessions that fit.")
-    plan.add_argument("--portfolio", type=Path, metavar="FILE",
-                      help="portfolio YAML (default: the bundled example portfolio)")
+    _add_portfolio_arg(plan)
     plan.add_argument("--gpu-memory", type=_gigabytes, metavar="SIZE",
                       help="GPU memory, e.g. 24GB or 80 (overrides the portfolio's)")
     plan.add_argument("--sessions", type=int, default=1, help="sessions per model (default 1)")
@@ -80,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "unload when (dry run)",
                               description="List the schedule windows that open in the next "
                               "days and what each loads and unloads; changes nothing.")
-    schedule.add_argument("--portfolio", type=Path, metavar="FILE",
-                          help="portfolio YAML (default: the bundled example portfolio)")
+    _add_portfolio_arg(schedule)
     schedule.add_argument("--days", type=int, default=7, help="how far ahead (default 7)")
     schedule.add_argument("--from", dest="start", metavar="ISO-TIME",
                           help="start, e.g. 2026-12-01T00:00+01:00 (default: now)")
@@ -92,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "server (/api/ps); load preloads a model, unload drops it.")
     models.add_argument("action", choices=["status", "load", "unload"])
     models.add_argument("endpoint", nargs="?", help="endpoint name (for load and unload)")
-    models.add_argument("--portfolio", type=Path, metavar="FILE",
-                        help="portfolio YAML (default: the bundled example portfolio)")
+    _add_portfolio_arg(models)
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_models)
 
@@ -185,9 +183,18 @@ def _category_map(args: argparse.Namespace) -> dict[str, str] | None:
     return load_category_map(args.category_map) if args.category_map else None
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
+def _add_portfolio_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portfolio", type=Path, metavar="FILE",
                         help="portfolio YAML (default: the bundled example portfolio)")
+
+
+def _portfolio(args: argparse.Namespace) -> Portfolio:
+    """The ``--portfolio`` file, or the bundled one."""
+    return load_portfolio(args.portfolio or bundled_portfolio_path())
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    _add_portfolio_arg(parser)
     parser.add_argument("--model", type=Path, metavar="DIR",
                         help="model folder (default: the bundled default model)")
 
@@ -295,8 +302,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.tiers:
         tier_order = [t.strip() for t in args.tiers.split(",") if t.strip()]
     elif args.portfolio:
-        from classifier_service.portfolio import load_portfolio
-
         tier_order = load_portfolio(args.portfolio).tier_names
     report = LoadReport()
     try:
@@ -358,13 +363,12 @@ def _gigabytes(text: str) -> float:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
     from classifier_service.vram import plan, render
 
     if args.sessions < 1:
         print("tier-router: error: --sessions must be at least 1", file=sys.stderr)
         return 2
-    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+    portfolio = _portfolio(args)
     result = plan(portfolio, sessions=args.sessions, memory_gb=args.gpu_memory)
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0
@@ -376,9 +380,8 @@ def _models(args: argparse.Namespace) -> int:
     import httpx
 
     from classifier_service import residency
-    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
 
-    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+    portfolio = _portfolio(args)
 
     async def run() -> list[dict[str, Any]] | None:
         async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0)) as client:
@@ -409,10 +412,9 @@ def _models(args: argparse.Namespace) -> int:
 def _schedule(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from classifier_service.portfolio import bundled_portfolio_path, load_portfolio
     from classifier_service.schedule import active, describe, events
 
-    portfolio = load_portfolio(args.portfolio or bundled_portfolio_path())
+    portfolio = _portfolio(args)
     try:
         start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
     except ValueError:

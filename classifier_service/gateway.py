@@ -82,6 +82,16 @@ class Outcome:
     steps: list[Step]
     escalations: int
 
+    def summary(self, plan: Plan) -> dict[str, Any]:
+        """The ``tier_router`` field of an answer: who answered, the route taken and why."""
+        return {"endpoint": self.endpoint.name, "tier": self.tier, "reason": plan.reason,
+                "escalations": self.escalations, "route": [s.as_dict() for s in self.steps]}
+
+
+def route_header(steps: list[Step]) -> str:
+    """``x-tier-router-route``: each endpoint tried and its outcome."""
+    return ",".join(f"{s.endpoint}:{s.outcome}" for s in steps)
+
 
 def buffered(headers: Mapping[str, str]) -> bool:
     return headers.get("x-tier-router-stream", "").lower() == "buffered"

@@ -37,7 +37,7 @@ def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
         "options": options,
     }
     if endpoint.keep_alive is not None:
-        body["keep_alive"] = _keep_alive(endpoint.keep_alive)
+        body["keep_alive"] = keep_alive_value(endpoint.keep_alive)
     if request.get("tools"):
         body["tools"] = request["tools"]
     fmt = request.get("response_format")
@@ -49,7 +49,7 @@ def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
     return body
 
 
-def _keep_alive(value: str) -> str | int:
+def keep_alive_value(value: str) -> str | int:
     """Ollama takes durations ("10m") or seconds; "-1" and "0" are numbers to it."""
     try:
         return int(value)

@@ -242,14 +242,15 @@ class Portfolio(_Strict):
         index = self.tier_index(tier) + 1
         return self.tier_names[index] if index < len(self.tier_names) else None
 
+    @cached_property
+    def _tier_by_endpoint(self) -> dict[str, str]:
+        tiers = {ep.name: tier.name for tier in self.tiers for ep in tier.endpoints}
+        tiers.update((spec.name, spec.tier) for spec in self.specialists)
+        return tiers
+
     def tier_of(self, endpoint: Endpoint) -> str:
         """The ladder tier of an endpoint; for a specialist, its ``tier``."""
-        if isinstance(endpoint, Specialist):
-            return endpoint.tier
-        for tier in self.tiers:
-            if any(ep.name == endpoint.name for ep in tier.endpoints):
-                return tier.name
-        raise KeyError(endpoint.name)
+        return self._tier_by_endpoint[endpoint.name]
 
 
 def _no_duplicates(names: list[str], where: str, what: str) -> None:

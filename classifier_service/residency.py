@@ -20,6 +20,7 @@ from typing import Any, Literal
 import httpx
 
 from classifier_service.errors import InvalidRequestError, TierRouterError
+from classifier_service.ollama_wire import keep_alive_value
 from classifier_service.portfolio import Endpoint, Portfolio
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
@@ -107,19 +108,12 @@ async def load(endpoint: Endpoint, client: httpx.AsyncClient) -> None:
     """Preload with an empty generate, kept for the endpoint's keep-alive (default 5m), at the
     endpoint's context length: requests use that ``num_ctx`` too, so Ollama keeps the model
     as loaded instead of reloading it at the first request."""
-    await _generate(endpoint, client, _keep_alive(endpoint.keep_alive or "5m"),
+    await _generate(endpoint, client, keep_alive_value(endpoint.keep_alive or "5m"),
                     {"num_ctx": endpoint.context_length})
 
 
 async def unload(endpoint: Endpoint, client: httpx.AsyncClient) -> None:
     await _generate(endpoint, client, 0)
-
-
-def _keep_alive(value: str) -> str | int:
-    try:
-        return int(value)
-    except ValueError:
-        return value
 
 
 async def _generate(endpoint: Endpoint, client: httpx.AsyncClient, keep_alive: str | int,

@@ -121,7 +121,5 @@ async def _serve(request: Request, runtime: Runtime,
         return StreamingResponse(buffered_lines(), media_type="application/x-ndjson",
                                  headers=headers)
     answer = shape(completion_to_chat(outcome.completion.body, model))
-    answer["tier_router"] = {"endpoint": outcome.endpoint.name, "tier": outcome.tier,
-                             "reason": plan.reason, "escalations": outcome.escalations,
-                             "route": [s.as_dict() for s in outcome.steps]}
+    answer["tier_router"] = outcome.summary(plan)
     return JSONResponse(content=answer, headers=headers)

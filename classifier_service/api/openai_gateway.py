@@ -27,6 +27,7 @@ from classifier_service.gateway import (
     as_chunks,
     buffered,
     header_options,
+    route_header,
 )
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
@@ -102,15 +103,7 @@ async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
 
 
 def _annotated(outcome: Outcome, plan: Plan) -> dict[str, Any]:
-    data = dict(outcome.completion.body)
-    data["tier_router"] = {
-        "endpoint": outcome.endpoint.name,
-        "tier": outcome.tier,
-        "reason": plan.reason,
-        "escalations": outcome.escalations,
-        "route": [step.as_dict() for step in outcome.steps],
-    }
-    return data
+    return {**outcome.completion.body, "tier_router": outcome.summary(plan)}
 
 
 def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
@@ -119,7 +112,7 @@ def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
         "x-tier-router-tier": outcome.tier,
         "x-tier-router-reason": plan.reason,
         "x-tier-router-escalations": str(outcome.escalations),
-        "x-tier-router-route": ",".join(f"{s.endpoint}:{s.outcome}" for s in outcome.steps),
+        "x-tier-router-route": route_header(outcome.steps),
     }
 
 
@@ -143,7 +136,7 @@ async def _stream(gateway: Gateway, runtime: Any, plan: Plan, body: dict[str, An
         "x-tier-router-endpoint": endpoint.name,
         "x-tier-router-tier": tier,
         "x-tier-router-reason": plan.reason,
-        "x-tier-router-route": ",".join(f"{s.endpoint}:{s.outcome}" for s in steps),
+        "x-tier-router-route": route_header(steps),
         "cache-control": "no-cache",
     }
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
