@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-# dify_plugin monkey-patches the standard library with gevent when imported: first, before
-# anything imports ssl or threading (pytest.ini also keeps anyio's pytest plugin out).
-import dify_plugin  # noqa: F401, I001
-
 import contextlib
 import os
 import socket
@@ -16,6 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# dify_plugin monkey-patches the standard library with gevent when imported: first, before
+# anything imports ssl or threading (pytest.ini also keeps anyio's pytest plugin out).
+import dify_plugin  # noqa: F401
 import httpx
 import pytest
 

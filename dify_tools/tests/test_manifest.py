@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import PLUGIN_DIR
 from plugin_checks import validate
 
