@@ -122,7 +122,8 @@ def test_one_llm_per_tier_and_escalation_up_the_ladder(graph: dict[str, Any],
         for c in case["conditions"])]
     cases = nodes[switch_id]["cases"]
     assert [c["conditions"][0]["value"] for c in cases] == tiers[:-1]
-    llm_of = {tier: targets[(switch_id, case["case_id"])] for tier, case in zip(tiers, cases, strict=False)}
+    llm_of = {tier: targets[(switch_id, case["case_id"])]
+              for tier, case in zip(tiers[:-1], cases, strict=True)}
     llm_of[tiers[-1]] = targets[(switch_id, "false")]
     assert all(nodes[llm]["type"] == "llm" for llm in llm_of.values())
     assert len(set(llm_of.values())) == len(tiers)
