@@ -112,4 +112,4 @@ def test_a_tool_error_reaches_dify_as_a_clear_message(plugin: PluginProcess,
         "prompt": "hello", "max_tier": "huge"}))
     assert error["type"] == "error" and error["data"]["error_type"] == "ServiceError"
     assert error["data"]["message"].startswith("tier-router refused the input (HTTP 422): ")
-    assert "huge" in error["data"]["message"]
+    assert "max_tier: unknown tier 'huge'" in error["data"]["message"]
