@@ -210,3 +210,16 @@ def test_full_document_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
         dify_openapi(nested)
     with pytest.raises(ExportError, match="no operation with operationId nope"):
         dify_openapi(full, ["route", "nope"])
+
+
+def test_dify_api_key_auth_reaches_a_keyed_service(runtime: Runtime,
+                                                   tools: dict[str, DifyTool]) -> None:
+    """Dify's custom-tool auth "API Key", header Authorization, prefix Bearer."""
+    route = tools["route"]
+    app = create_app(Settings(api_keys="dify-key"), runtime=runtime)
+    with running(app) as url, httpx.Client(timeout=10) as client:
+        keyed = client.send(request_like_dify(route, {"prompt": "hello"}, url, "dify-key"))
+        assert keyed.status_code == 200, keyed.text
+        for key in (None, "wrong"):
+            refused = client.send(request_like_dify(route, {"prompt": "hello"}, url, key))
+            assert refused.status_code == 401 and refused.json()["detail"]
