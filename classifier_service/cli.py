@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                        help="weigh tiers equally while fitting (balanced), or as they come "
                        "(none, default)")
+    train.add_argument("--kind-weight", type=_unit_float, default=0.0, metavar="W",
+                       help="blend in the tiers implied by the task-kind head, 0-1 (default 0: "
+                       "the tier head alone; needs data with task kinds)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
 
@@ -340,7 +343,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         result = train(args.data, args.out, tier_order=tier_order, columns=_columns(args),
                        strict=args.on_bad_row == "stop", folds=args.folds,
-                       recipe=Recipe(class_weight=args.class_weight),
+                       recipe=Recipe(class_weight=args.class_weight,
+                                     kind_weight=args.kind_weight),
                        category_map=_category_map(args),
                        feedback=args.feedback, progress=not args.quiet, report=report)
     finally:  # list what was skipped, also when training then fails
@@ -376,6 +380,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"confidence threshold {result.threshold:.3f} written to {args.model}/metadata.json "
           "(applies unless the portfolio sets policy.confidence_threshold)")
     return 0
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1")
+    return value
 
 
 def _gigabytes(text: str) -> float:
