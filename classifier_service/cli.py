@@ -382,7 +382,7 @@ def _models(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from classifier_service import residency
+    from classifier_service import residency, vram_guard
 
     portfolio = _portfolio(args)
 
@@ -394,7 +394,9 @@ def _models(args: argparse.Namespace) -> int:
                 raise residency.ResidencyError(f"name the endpoint to {args.action}")
             target = residency.ollama_endpoint(portfolio, args.endpoint)
             if args.action == "load":
-                await residency.load(target, client)
+                verdict = await vram_guard.guarded_load(portfolio, target, client,
+                                                        Settings().gpu_source)
+                print(verdict.detail)
             else:
                 await residency.unload(target, client)
             return None
