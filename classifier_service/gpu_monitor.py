@@ -20,15 +20,14 @@ what NVML and ``nvidia-smi`` list). Each GPU alerts above its portfolio entry's
 ``TIER_ROUTER_GPU_POLL_S`` seconds, logs a WARNING when a GPU crosses above its threshold and
 an INFO when it is back below, and is a Prometheus collector (:meth:`GpuMonitor.collect`):
 
-==============================================  ===============================================
-``tier_router_gpu_memory_used_bytes{gpu}``      memory in use, bytes (``gpu``: the index)
-``tier_router_gpu_memory_total_bytes{gpu}``     memory of the card, bytes
-``tier_router_gpu_memory_alert_threshold{gpu}`` the alert threshold, a share of the total
-``tier_router_gpu_memory_alert{gpu}``           1 while used / total is above the threshold
-``tier_router_gpu_info{gpu,name,portfolio_gpu}`` 1 per GPU: its model name and portfolio entry
-``tier_router_gpu_monitor_up{source}``          1 when the last poll read a GPU, else 0;
-                                                ``source``: ``nvml``, ``nvidia-smi``, ``none``
-==============================================  ===============================================
+- ``tier_router_gpu_memory_used_bytes{gpu}``: memory in use, bytes (``gpu``: the index);
+- ``tier_router_gpu_memory_total_bytes{gpu}``: memory of the card, bytes;
+- ``tier_router_gpu_memory_alert_threshold{gpu}``: the alert threshold, a share of the total;
+- ``tier_router_gpu_memory_alert{gpu}``: 1 while used / total is above the threshold, else 0;
+- ``tier_router_gpu_info{gpu,model_name,portfolio_gpu}``: 1 per GPU, naming its model and the
+  portfolio GPU it maps to (empty when none);
+- ``tier_router_gpu_monitor_up{source}``: 1 when the last poll read a GPU, else 0; ``source``
+  is ``nvml``, ``nvidia-smi`` or ``none``.
 """
 
 from __future__ import annotations
@@ -301,7 +300,7 @@ class GpuMonitor:
                                   labels=["gpu"])
         info = GaugeMetricFamily("tier_router_gpu_info",
                                  "1 per GPU: its model name and portfolio GPU.",
-                                 labels=["gpu", "name", "portfolio_gpu"])
+                                 labels=["gpu", "model_name", "portfolio_gpu"])
         for state in self.states:
             gpu = str(state.reading.index)
             used.add_metric([gpu], state.reading.used_bytes)

@@ -118,16 +118,19 @@ def describe(event: Event) -> str:
 
 async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
                         gpu_source: GpuSource = "auto", *,
-                        settle_s: float = SETTLE_S) -> None:
+                        settle_s: float | None = None) -> None:
     """Preload the ``concurrent`` Ollama models, apply the open windows, then each opening as
     it comes; runs until cancelled.
 
     ``portfolio_source`` has a ``runtime`` attribute (the app state), so a reloaded portfolio's
     schedules take effect at the next step. Each preload passes the VRAM guard
     (:mod:`classifier_service.vram_guard`, GPU read from ``gpu_source``); a refused one is
-    logged as an error, after ``settle_s`` seconds of re-reading for memory being freed.
+    logged as an error, after ``settle_s`` (default :data:`SETTLE_S`) seconds of re-reading
+    for memory being freed.
     """
     from classifier_service import residency, vram_guard
+
+    settle = SETTLE_S if settle_s is None else settle_s
 
     async def apply(load: Sequence[str], unload: Sequence[str], why: str) -> None:
         portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
@@ -136,7 +139,7 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
                 endpoint = residency.ollama_endpoint(portfolio, name)
                 if action == "load":
                     verdict = await vram_guard.guarded_load(portfolio, endpoint, client,
-                                                            gpu_source, settle_s=settle_s)
+                                                            gpu_source, settle_s=settle)
                     log.info("schedule %s: loaded %s (%s)", why, name, verdict.detail)
                 else:
                     await residency.unload(endpoint, client)
