@@ -16,6 +16,7 @@ import pytest
 
 from classifier_service import gpu_monitor
 from classifier_service.app import create_app
+from classifier_service.cli import main
 from classifier_service.gpu_monitor import GpuMonitor, GpuReading, Snapshot, parse_nvidia_smi
 from classifier_service.portfolio import Gpu
 from classifier_service.settings import Settings
@@ -208,3 +209,14 @@ def test_gauges_on_metrics(fake_smi: FakeNvidiaSmi, tmp_path: Path) -> None:
         text = metrics(url, lambda t: value(t, "tier_router_gpu_monitor_up", source="none")
                        == 0 and "tier_router_gpu_memory_used_bytes{" not in t)
         assert "tier_router_gpu_monitor_up{source=\"none\"} 0.0" in text
+
+
+def test_bad_monitor_settings_are_named_without_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TIER_ROUTER_GPU_SOURCE", "cuda")
+    monkeypatch.setenv("TIER_ROUTER_GPU_POLL_S", "0")
+    assert main(["models", "load", "llama3-8b"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["tier-router: error: TIER_ROUTER_GPU_SOURCE: Input should be 'auto', "
+                   "'nvml', 'nvidia-smi' or 'off'",
+                   "tier-router: error: TIER_ROUTER_GPU_POLL_S: Input should be greater than 0"]
