@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -127,8 +128,8 @@ def parse_nvidia_smi(text: str) -> tuple[list[GpuReading], list[str]]:
             if len(fields) < 4:
                 raise ValueError
             index, used, total = int(fields[0]), float(fields[-2]), float(fields[-1])
-            if index < 0 or used < 0 or total <= 0 or used != used or total != total:
-                raise ValueError
+            if index < 0 or not (0 <= used < math.inf and 0 < total < math.inf):
+                raise ValueError  # NaN, infinities and negatives fail these comparisons
         except ValueError:
             skipped.append(line.strip()[:120])
             continue
@@ -253,18 +254,20 @@ class GpuMonitor:
         self.snapshot = Snapshot("none", detail="not read yet")
         self.states: list[GpuState] = []
         self._alerting: dict[int, bool] = {}
+        self._polled = False
 
     async def poll(self) -> Snapshot:
         """Read once in a worker thread, update the alert states and log crossings."""
         loop = asyncio.get_running_loop()
         snapshot = await loop.run_in_executor(None, self._reader, self.source)
-        if snapshot.up != self.snapshot.up or snapshot.source != self.snapshot.source:
+        if not self._polled or (snapshot.up, snapshot.source) != (self.snapshot.up,
+                                                                   self.snapshot.source):
             if snapshot.up:
                 log.info("VRAM monitor: reading %d GPU(s) through %s", len(snapshot.gpus),
                          snapshot.source)
             else:
                 log.info("VRAM monitor: %s", snapshot.detail)
-        self.snapshot = snapshot
+        self.snapshot, self._polled = snapshot, True
         self.states = states(snapshot, self._gpus())
         for state in self.states:
             index = state.reading.index

@@ -42,12 +42,13 @@ def test_parse_nvidia_smi_skips_what_does_not_parse() -> None:
             "0, Weird, Name, With Commas, 5, 10\n"  # commas in the name are kept
             "2, NVIDIA A100, [N/A], [N/A]\n"      # MIG or unsupported: not numbers
             "3, Broken, 10, 0\n"                  # no memory
+            "4, Odd, nan, inf\n"
             "Failed to initialize NVML: Driver/library version mismatch\n"
             "garbage\n")
     readings, skipped = parse_nvidia_smi(text)
     assert [(r.index, r.name) for r in readings] == [(0, "Weird, Name, With Commas"),
                                                      (1, "Tesla T4")]
-    assert len(skipped) == 4 and skipped[-1] == "garbage"
+    assert len(skipped) == 5 and skipped[-1] == "garbage"
 
 
 def test_nvidia_smi_through_path(fake_smi: FakeNvidiaSmi) -> None:
