@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from classifier_service import __version__
 from classifier_service.errors import TierRouterError
 from classifier_service.portfolio import Portfolio, bundled_portfolio_path, load_portfolio
@@ -27,6 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except TierRouterError as exc:
         print(f"tier-router: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():  # a bad TIER_ROUTER_* variable: name it, no traceback
+            name = "TIER_ROUTER_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"tier-router: error: {name}: {error['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -426,7 +435,7 @@ def _models(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from classifier_service import residency
+    from classifier_service import residency, vram_guard
 
     portfolio = _portfolio(args)
 
@@ -438,7 +447,9 @@ def _models(args: argparse.Namespace) -> int:
                 raise residency.ResidencyError(f"name the endpoint to {args.action}")
             target = residency.ollama_endpoint(portfolio, args.endpoint)
             if args.action == "load":
-                await residency.load(target, client)
+                verdict = await vram_guard.guarded_load(portfolio, target, client,
+                                                        Settings().gpu_source)
+                print(verdict.detail)
             else:
                 await residency.unload(target, client)
             return None
