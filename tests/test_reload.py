@@ -244,9 +244,13 @@ def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> Non
     assert hammer.failures == []
 
 
-def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("workers", "writers"), [(1, 4), (2, 16)])
+def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(
+    tmp_path: Path, workers: int, writers: int
+) -> None:
     log = tmp_path / "feedback.jsonl"
-    proc, url = serve("--feedback-log", str(log), log=tmp_path / "serve.log")
+    proc, url = serve("--workers", str(workers), "--feedback-log", str(log),
+                      log=tmp_path / "serve.log")
     acked: list[str] = []
     stop_at = time.monotonic() + 1.5
 
@@ -264,7 +268,8 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(tmp_path: P
                     acked.append(rid)
                 i += 1
 
-    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(4)]
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True)
+               for n in range(writers)]
     for t in threads:
         t.start()
     while time.monotonic() < stop_at:
