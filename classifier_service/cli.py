@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where POST /v1/feedback appends (default ./feedback.jsonl)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=["json", "text"], default=None,
+                       help="one JSON object per line (default) or plain text")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="listen on a non-loopback address without API keys")
     serve.set_defaults(handler=_serve)
 
     route = sub.add_parser("route", help="route one prompt offline and print the decision",
@@ -203,7 +207,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
                       ("model_dir", "model"), ("feedback_log", "feedback_log"),
-                      ("scheduler", "scheduler")):
+                      ("scheduler", "scheduler"), ("log_format", "log_format"),
+                      ("allow_unauthenticated", "allow_unauthenticated")):
         value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = value
@@ -214,10 +219,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.logs import log_config
+    from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.runtime import Runtime
 
     settings = _settings(args)
+    settings.check_exposure()
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    logging_config = log_config(settings.log_format, args.log_level)
     if args.workers > 1:
         # Each worker process builds its own app from the environment; reloads are shared
         # through a state file in a private temporary folder.
@@ -228,6 +237,12 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
+        os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
+        # every worker writes its metrics here; /metrics on any worker sums them
+        metrics_dir = Path(state_dir) / "metrics"
+        metrics_dir.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
         from uvicorn.supervisors.multiprocess import Multiprocess
 
         class ReloadInPlace(Multiprocess):
@@ -241,27 +256,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
-                                log_level=args.log_level, log_config=_log_config())
+                                log_level=args.log_level, log_config=logging_config)
         try:
             ReloadInPlace(config, sockets=[config.bind_socket()]).run()
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
-                    log_level=args.log_level, log_config=_log_config())
+                    log_level=args.log_level, log_config=logging_config)
     return 0
-
-
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus the service's own ``tier_router`` logger on the same handler."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["tier_router"] = {"handlers": ["default"], "level": "INFO",
-                                        "propagate": False}
-    return config
 
 
 def _route(args: argparse.Namespace) -> int:
