@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -133,13 +133,16 @@ def test_bad_feedback_is_422(app_client: TestClient, body: dict[str, object], ne
 # -- real processes ---------------------------------------------------------------------
 
 
-def serve(*args: str, log: Path) -> tuple[subprocess.Popen[str], str]:
-    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe)."""
+def serve(*args: str, log: Path, env: Mapping[str, str] | None = None
+          ) -> tuple[subprocess.Popen[str], str]:
+    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe);
+    ``env`` is added to this process's environment."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "classifier_service", "serve", "--port", str(port), *args],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     try:
