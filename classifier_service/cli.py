@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_models)
 
+    openapi = sub.add_parser("openapi", help="print or write the OpenAPI document",
+                             description="The service's OpenAPI document, or with --dify the "
+                             "subset that Dify imports as custom tools (route, check_quality).")
+    openapi.add_argument("--dify", action="store_true",
+                         help="only the operations Dify imports as tools, references inlined")
+    openapi.add_argument("--server-url", metavar="URL",
+                         help="the URL Dify will call, for the servers entry "
+                         "(default: TIER_ROUTER_PUBLIC_URL, else http://127.0.0.1:8700)")
+    openapi.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+    openapi.set_defaults(handler=_openapi)
+
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
                            description="Load the portfolio and the model as `serve` would.")
     _add_config_args(check)
@@ -293,6 +304,25 @@ def _check(args: argparse.Namespace) -> int:
     print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
     print(f"model {runtime.artifact.path}: {runtime.model_version}, "
           f"confidence threshold {runtime.confidence_threshold:.2f}")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from classifier_service.app import create_app
+    from classifier_service.dify_openapi import dify_openapi
+
+    settings = Settings(public_url=args.server_url) if args.server_url else Settings()
+    spec: dict[str, Any] = create_app(settings).openapi()
+    text = json.dumps(dify_openapi(spec) if args.dify else spec, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"tier-router: error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
     return 0
 
 
