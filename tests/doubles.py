@@ -41,6 +41,7 @@ class Script:
     delay_s: float = 0.0
     tool_call: dict[str, Any] | None = None
     corrupt_stream: bool = False  # one good chunk, then a line that is not JSON
+    chunk_delay_s: float = 0.0  # pause before each streamed word after the first
 
 
 @dataclass
@@ -91,7 +92,9 @@ def fake_ollama() -> Double:
                     "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
 
         async def lines() -> AsyncIterator[bytes]:
-            for word in _words(message["content"]) if not script.tool_call else []:
+            for i, word in enumerate(_words(message["content"]) if not script.tool_call else []):
+                if i:
+                    await asyncio.sleep(script.chunk_delay_s)
                 yield (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
                                    "message": {"role": "assistant", "content": word},
                                    "done": False}) + "\n").encode()
@@ -171,7 +174,9 @@ def fake_openai() -> Double:
             if script.corrupt_stream:
                 yield b"data: {not json\n\n"
                 return
-            for word in _words(script.content):
+            for i, word in enumerate(_words(script.content)):
+                if i:
+                    await asyncio.sleep(script.chunk_delay_s)
                 yield chunk({"content": word}, None)
             yield chunk({}, finish)
             yield b"data: [DONE]\n\n"
