@@ -14,7 +14,10 @@ export class TierRouterApi implements ICredentialType {
 
 	documentationUrl = 'https://github.com/tier-router/tier-router/tree/main/n8n_nodes#credentials';
 
-	icon: Icon = { light: 'file:../icons/tier-router.svg', dark: 'file:../icons/tier-router.dark.svg' };
+	icon: Icon = {
+		light: 'file:../icons/tier-router.svg',
+		dark: 'file:../icons/tier-router.dark.svg',
+	};
 
 	properties: INodeProperties[] = [
 		{

@@ -39,9 +39,12 @@ def execution(work: Path, run: str) -> dict[str, Any]:
     return data
 
 
-def outputs(run: dict[str, Any], node: str, kind: str = "main") -> list[list[dict[str, Any]]]:
+Items = list[dict[str, Any]]
+
+
+def outputs(run: dict[str, Any], node: str, kind: str = "main") -> list[Items]:
     """The items on each output of ``node``, all its runs together."""
-    merged: list[list[dict[str, Any]]] = []
+    merged: list[Items] = []
     for node_run in run["data"]["resultData"]["runData"].get(node, []):
         for index, items in enumerate((node_run.get("data") or {}).get(kind, [])):
             while len(merged) <= index:
@@ -74,7 +77,8 @@ def tier_routing(run: dict[str, Any]) -> None:
         quality = item["json"].get("quality", {})
         check("quality check: escalate item carries next_tier=medium and its endpoint",
               quality.get("next_tier") == "medium"
-              and (quality.get("next_endpoint") or {}).get("model") == "qwen2.5:14b-instruct-q4_K_M",
+              and (quality.get("next_endpoint") or {}).get("model")
+              == "qwen2.5:14b-instruct-q4_K_M",
               str(quality))
     check("escalation: the medium model answered both escalated items",
           texts(outputs(run, "Answer (escalated)")[0]) == [MEDIUM, MEDIUM])
@@ -119,9 +123,20 @@ def ollama_model(run: dict[str, Any]) -> None:
           answers == [SIMPLE, COMPLEX], str(answers))
 
 
-def node_error(work: Path, run: str) -> str:
-    out = (work / f"{run}.out").read_text() + (work / f"{run}.err").read_text()
-    return out
+def node_error(work: Path, run: str) -> dict[str, Any]:
+    """The error of a failed execution (n8n prints the execution after "Execution error:")."""
+    data = execution(work, run)
+    error: dict[str, Any] = data.get("data", {}).get("resultData", {}).get("error") or {}
+    return error
+
+
+def check_error(work: Path, run: str, what: str, node: str, message: str) -> None:
+    error = node_error(work, run)
+    check(f"{what}: NodeApiError on the {node} node: {message!r}",
+          error.get("name") == "NodeApiError" and (error.get("node") or {}).get("name") == node
+          and error.get("message") == message,
+          f"{error.get('name')} on {(error.get('node') or {}).get('name')}: {error.get('message')}"
+          if error else (work / f"{run}.out").read_text()[-600:])
 
 
 def main() -> int:
@@ -137,19 +152,19 @@ def main() -> int:
         if data:
             verify(data)
         else:
-            check(f"{run}: execution JSON on stdout", False, (work / f"{run}.err").read_text()[-600:])
+            stderr = (work / f"{run}.err").read_text()
+            check(f"{run}: execution JSON on stdout", False, stderr[-600:])
 
-    down = node_error(work, "serviceDown")
     check("service down: n8n execute exits 1", codes.get("serviceDown") == "1",
           f"exit {codes.get('serviceDown')}")
-    check("service down: the error names tier-router as not reachable, on the Route by tier node",
-          "tier-router is not reachable" in down and "Route by tier" in down, down[-800:])
+    check_error(work, "serviceDown", "service down", "Route by tier",
+                "tier-router is not reachable (ECONNREFUSED)")
 
     if codes.get("wrongKeyStatus") == "401":
-        wrong = node_error(work, "tierRouterWrongKey")
-        check("wrong key: n8n execute exits 1", codes.get("tierRouterWrongKey") == "1")
-        check("wrong key: the error says tier-router refused the API key",
-              "refused the API key (HTTP 401)" in wrong, wrong[-800:])
+        check("wrong key: n8n execute exits 1", codes.get("tierRouterWrongKey") == "1",
+              f"exit {codes.get('tierRouterWrongKey')}")
+        check_error(work, "tierRouterWrongKey", "wrong key", "Route by agent",
+                    "tier-router refused the API key (HTTP 401)")
     else:
         print(f"NOT CHECKED wrong key: this tier-router answers {codes.get('wrongKeyStatus')} "
               "to a wrong key (it has no API keys yet)")

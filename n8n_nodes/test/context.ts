@@ -28,7 +28,11 @@ export function executeContext(setup: Setup) {
 	ctx.getNode.mockReturnValue(NODE);
 	ctx.continueOnFail.mockReturnValue(setup.continueOnFail ?? false);
 	ctx.getCredentials.mockResolvedValue({ baseUrl: 'http://127.0.0.1:8700/', apiKey: 'k' });
-	ctx.getNodeParameter.mockImplementation(((name: string, itemIndex: number, fallback?: unknown) => {
+	ctx.getNodeParameter.mockImplementation(((
+		name: string,
+		itemIndex: number,
+		fallback?: unknown,
+	) => {
 		const value = setup.parameters[name];
 		if (typeof value === 'function') return (value as (i: number) => unknown)(itemIndex);
 		return value === undefined ? fallback : value;
@@ -53,7 +57,12 @@ export function decision(tier: string, extra: IDataObject = {}): IDataObject {
 		confidence: 0.9,
 		probabilities: { simple: 0.9, medium: 0.05, complex: 0.05 },
 		category: 'classification',
-		endpoint: { name: `${tier}-model`, api: 'ollama', base_url: 'http://127.0.0.1:11434', model: `${tier}:1b` },
+		endpoint: {
+			name: `${tier}-model`,
+			api: 'ollama',
+			base_url: 'http://127.0.0.1:11434',
+			model: `${tier}:1b`,
+		},
 		fallback: [],
 		reason: 'classifier',
 		adjustments: [],

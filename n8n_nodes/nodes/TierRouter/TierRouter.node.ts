@@ -21,10 +21,14 @@ export class TierRouter implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Tier Router',
 		name: 'tierRouter',
-		icon: { light: 'file:../../icons/tier-router.svg', dark: 'file:../../icons/tier-router.dark.svg' },
+		icon: {
+			light: 'file:../../icons/tier-router.svg',
+			dark: 'file:../../icons/tier-router.dark.svg',
+		},
 		group: ['transform'],
 		version: [1],
-		subtitle: '={{ $parameter["operation"] === "checkQuality" ? "check quality" : "route by tier" }}',
+		subtitle:
+			'={{ $parameter["operation"] === "checkQuality" ? "check quality" : "route by tier" }}',
 		description:
 			'Route each item to the output of the LLM tier tier-router chooses, or check an answer and escalate',
 		defaults: { name: 'Tier Router' },

@@ -20,12 +20,11 @@ export function outputNamesFor(operation: Operation, tiers: unknown): string[] {
 }
 
 // The same rule as outputNamesFor, as the n8n expression the editor evaluates.
-export const outputsExpression = (
-	`={{ ($parameter.operation === 'checkQuality' ? ${JSON.stringify(QUALITY_OUTPUTS)}` +
-	` : (Array.isArray($parameter.tiers) && $parameter.tiers.length > 0` +
-	` ? $parameter.tiers : ${JSON.stringify(DEFAULT_TIERS)}))` +
-	`.map((name) => ({ type: '${NodeConnectionTypes.Main}', displayName: String(name) })) }}`
-) as `={{${string}}}`;
+export const outputsExpression =
+	(`={{ ($parameter.operation === 'checkQuality' ? ${JSON.stringify(QUALITY_OUTPUTS)}` +
+		` : (Array.isArray($parameter.tiers) && $parameter.tiers.length > 0` +
+		` ? $parameter.tiers : ${JSON.stringify(DEFAULT_TIERS)}))` +
+		`.map((name) => ({ type: '${NodeConnectionTypes.Main}', displayName: String(name) })) }}`) as `={{${string}}}`;
 
 const timeoutOption: INodeProperties = {
 	displayName: 'Timeout (Ms)',
@@ -129,8 +128,7 @@ export const properties: INodeProperties[] = [
 		default: '={{ $json.text }}',
 		required: true,
 		displayOptions: { show: { operation: ['checkQuality'] } },
-		description:
-			'The answer to check. A Basic LLM Chain puts it in text, an AI Agent in output.',
+		description: 'The answer to check. A Basic LLM Chain puts it in text, an AI Agent in output.',
 	},
 	{
 		displayName: 'Answered By Tier',
@@ -162,7 +160,8 @@ export const properties: INodeProperties[] = [
 				type: 'number',
 				typeOptions: { minValue: 1 },
 				default: 256,
-				description: 'The token cap you gave the model, if any: an answer at your own cap is not cut off',
+				description:
+					'The token cap you gave the model, if any: an answer at your own cap is not cut off',
 			},
 			timeoutOption,
 		],

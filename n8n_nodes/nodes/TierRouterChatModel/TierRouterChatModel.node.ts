@@ -25,7 +25,10 @@ export class TierRouterChatModel implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Tier Router Chat Model',
 		name: 'tierRouterChatModel',
-		icon: { light: 'file:../../icons/tier-router.svg', dark: 'file:../../icons/tier-router.dark.svg' },
+		icon: {
+			light: 'file:../../icons/tier-router.svg',
+			dark: 'file:../../icons/tier-router.dark.svg',
+		},
 		group: ['transform'],
 		version: [1],
 		subtitle: '={{ "model: " + $parameter["model"] }}',

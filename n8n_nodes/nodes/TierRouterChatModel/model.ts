@@ -86,9 +86,7 @@ export class GatewayChatModel extends BaseChatModel<GatewayConfig> {
 		}
 		const content = fromWireMessage(completion);
 		const routing = completion.tier_router ?? {};
-		const text = content
-			.map((block) => (block.type === 'text' ? block.text : ''))
-			.join('');
+		const text = content.map((block) => (block.type === 'text' ? block.text : '')).join('');
 		this.onRouted?.(routing, text);
 		const result: GenerateResult = {
 			finishReason: fromWireFinish(completion.choices[0].finish_reason),

@@ -61,24 +61,17 @@ export async function tierRouterRequest<T>(ctx: Context, options: RequestOptions
 interface HttpFailure {
 	message?: string;
 	code?: string;
-	cause?: { code?: string };
-	httpCode?: string;
+	httpCode?: string | null;
+	cause?: HttpFailure;
 	response?: { status?: number; data?: unknown; body?: unknown };
 	context?: { data?: unknown };
-}
-
-/** The status code of a failed request, wherever n8n's request helper put it. */
-export function statusOf(error: unknown): number | undefined {
-	const failure = error as HttpFailure;
-	const status = failure.response?.status ?? Number(failure.httpCode);
-	return Number.isFinite(status) && status > 0 ? status : undefined;
 }
 
 /** tier-router's own explanation: FastAPI's `detail` or OpenAI's `error.message`. */
 export function detailOf(payload: unknown): string | undefined {
 	if (payload === null || payload === undefined) return undefined;
 	if (typeof payload === 'string') return payload;
-	const body = payload as { detail?: unknown; error?: unknown; message?: unknown };
+	const body = payload as { detail?: unknown; error?: unknown };
 	if (typeof body.detail === 'string') return body.detail;
 	if (Array.isArray(body.detail)) {
 		return body.detail
@@ -97,9 +90,26 @@ export function detailOf(payload: unknown): string | undefined {
 	return undefined;
 }
 
-function networkCodeOf(error: unknown): string | undefined {
+/**
+ * What went wrong with a request: its HTTP status, or the network error code, and tier-router's
+ * explanation. n8n's request helper may already have wrapped the failure in a NodeApiError (its
+ * `httpCode` is the status or the network code, its `cause` the original failure).
+ */
+export function failureOf(error: unknown): {
+	status?: number;
+	network?: string;
+	detail?: string;
+	text: string;
+} {
 	const failure = error as HttpFailure;
-	return failure.code ?? failure.cause?.code;
+	const inner = failure.cause && error instanceof NodeApiError ? failure.cause : failure;
+	const code = String(failure.httpCode ?? '');
+	const numeric = /^\d{3}$/.test(code) ? Number(code) : undefined;
+	const status = inner.response?.status ?? failure.response?.status ?? numeric;
+	const network =
+		inner.code ?? inner.cause?.code ?? (code && numeric === undefined ? code : undefined);
+	const detail = detailOf(inner.response?.data ?? inner.response?.body ?? failure.context?.data);
+	return { status, network, detail, text: inner.message ?? failure.message ?? String(error) };
 }
 
 export function apiError(
@@ -108,11 +118,7 @@ export function apiError(
 	target: string,
 	itemIndex?: number,
 ): NodeApiError {
-	if (error instanceof NodeApiError) return error;
-	const failure = error as HttpFailure;
-	const status = statusOf(error);
-	const detail = detailOf(failure.response?.data ?? failure.response?.body ?? failure.context?.data);
-	const network = networkCodeOf(error);
+	const { status, network, detail, text } = failureOf(error);
 	let message: string;
 	let description: string;
 	if (status === 401 || status === 403) {
@@ -123,13 +129,21 @@ export function apiError(
 		description = `${target} failed with HTTP ${status}.`;
 	} else {
 		message = `tier-router is not reachable${network ? ` (${network})` : ''}`;
-		description = `${target} failed: ${failure.message ?? String(error)}. Is tier-router running at the credential's Base URL?`;
+		description = `${target} failed: ${text}. Is tier-router running at the credential's Base URL?`;
 	}
-	const options: { message: string; description: string; httpCode?: string; itemIndex?: number } =
-		{ message, description };
-	if (status !== undefined) options.httpCode = String(status);
-	if (itemIndex !== undefined) options.itemIndex = itemIndex;
-	return new NodeApiError(ctx.getNode(), error as JsonObject, options);
+	const nodeError =
+		error instanceof NodeApiError
+			? error
+			: new NodeApiError(ctx.getNode(), error as JsonObject, {
+					message,
+					description,
+					...(status !== undefined ? { httpCode: String(status) } : {}),
+				});
+	// NodeApiError puts a generic text on connection errors; keep the one that names tier-router.
+	nodeError.message = message;
+	nodeError.description = description;
+	if (itemIndex !== undefined) nodeError.context.itemIndex = itemIndex;
+	return nodeError;
 }
 
 /** Any failure as the node error n8n expects, keeping one that already is one. */
