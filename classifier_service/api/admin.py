@@ -1,8 +1,11 @@
-"""``/v1/admin/*``: operations on the running service, answered on loopback only."""
+"""``/v1/admin/*``: operations on the running service.
+
+They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they answer on
+loopback only (see :mod:`classifier_service.auth`).
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,23 +14,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from classifier_service import residency
+from classifier_service.auth import require_admin
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
 from classifier_service.reloading import Reloader
 
-
-def loopback_only(request: Request) -> None:
-    """Admin endpoints answer only to clients on this machine until API keys exist."""
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = host == "localhost"
-    if not local:
-        raise HTTPException(status_code=403, detail="admin endpoints answer on loopback only")
-
-
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(loopback_only)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 def get_reloader(request: Request) -> Reloader:
@@ -58,7 +50,8 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses={403: {"description": "Not from loopback."},
+    responses={401: {"description": "A missing or unknown admin key."},
+               403: {"description": "Not an admin key, or not from loopback."},
                422: {"description": "Refused; the previous model keeps serving."}},
 )
 def reload(
