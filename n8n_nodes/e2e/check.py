@@ -35,7 +35,7 @@ def execution(work: Path, run: str) -> dict[str, Any]:
     start = text.find("{\n")
     if start < 0:
         return {}
-    data: dict[str, Any] = json.loads(text[start:])
+    data: dict[str, Any] = json.JSONDecoder().raw_decode(text, start)[0]
     return data
 
 
@@ -142,6 +142,7 @@ def check_error(work: Path, run: str, what: str, node: str, message: str) -> Non
 def main() -> int:
     work = Path(sys.argv[1])
     codes = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    print("exit codes: " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())))
     for run, verify in (("tierRoutingQualityCheck", tier_routing),
                         ("tierRouterAgentRouting", agent_routing),
                         ("tierRouterChatModelAgent", chat_model_agent),

@@ -52,7 +52,8 @@ N8N="$N8N_HOME/n8n/node_modules/.bin/n8n"
 export N8N_USER_FOLDER="$WORK/n8n"
 export N8N_DIAGNOSTICS_ENABLED=false N8N_VERSION_NOTIFICATIONS_ENABLED=false \
   N8N_TEMPLATES_ENABLED=false N8N_PERSONALIZATION_ENABLED=false SCARF_ANALYTICS=false \
-  N8N_LISTEN_ADDRESS=127.0.0.1 N8N_RUNNERS_BROKER_LISTEN_ADDRESS=127.0.0.1
+  N8N_LISTEN_ADDRESS=127.0.0.1 N8N_RUNNERS_BROKER_LISTEN_ADDRESS=127.0.0.1 \
+  N8N_RUNNERS_BROKER_PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 mkdir -p "$N8N_USER_FOLDER/.n8n/nodes"
 (cd "$N8N_USER_FOLDER/.n8n/nodes" && npm init -y >/dev/null &&
   npm install --silent --omit=peer --ignore-scripts --prefer-offline --no-audit --no-fund \
