@@ -1,0 +1,178 @@
+"""Assertions on what the example workflows produced in a real n8n (called by run.sh).
+
+    python check.py WORK_DIR wrongKeyStatus=401 tierRoutingQualityCheck=0 ... serviceDown=1
+
+WORK_DIR holds ``<run>.out`` (``n8n execute --rawOutput``: log lines, then the execution as JSON)
+and ``<run>.err`` for each run; the other arguments are ``run=exit code``. Every check prints one
+line; the exit code is 1 when any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ANSWERS = dict(re.findall(r'^(\w+)="(.*)"$', (HERE / "answers.sh").read_text(), re.M))
+SIMPLE, MEDIUM, COMPLEX = (ANSWERS["SIMPLE_ANSWER"], ANSWERS["MEDIUM_ANSWER"],
+                           ANSWERS["COMPLEX_ANSWER"])
+ROUTED = ("tier", "confidence", "category", "endpoint", "fallback", "reason", "request_id")
+
+failures: list[str] = []
+
+
+def check(name: str, ok: bool, detail: str = "") -> None:
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f"  ({detail})" if detail and not ok else ""))
+    if not ok:
+        failures.append(name)
+
+
+def execution(work: Path, run: str) -> dict[str, Any]:
+    text = (work / f"{run}.out").read_text()
+    start = text.find("{\n")
+    if start < 0:
+        return {}
+    data: dict[str, Any] = json.JSONDecoder().raw_decode(text, start)[0]
+    return data
+
+
+Items = list[dict[str, Any]]
+
+
+def outputs(run: dict[str, Any], node: str, kind: str = "main") -> list[Items]:
+    """The items on each output of ``node``, all its runs together."""
+    merged: list[Items] = []
+    for node_run in run["data"]["resultData"]["runData"].get(node, []):
+        for index, items in enumerate((node_run.get("data") or {}).get(kind, [])):
+            while len(merged) <= index:
+                merged.append([])
+            merged[index].extend(items or [])
+    return merged
+
+
+def texts(items: list[dict[str, Any]], field: str = "text") -> list[str]:
+    return [item["json"].get(field) for item in items]
+
+
+def tier_routing(run: dict[str, Any]) -> None:
+    routed = outputs(run, "Route by tier")
+    check("tier routing: three outputs, two items each (simple, medium, complex)",
+          [len(items) for items in routed] == [2, 2, 2], f"got {[len(i) for i in routed]}")
+    for index, tier in enumerate(("simple", "medium", "complex")):
+        for item in routed[index] if len(routed) > index else []:
+            routing = item["json"].get("routing", {})
+            check(f"tier routing: {tier} output carries routing.tier={tier} and all fields",
+                  routing.get("tier") == tier and all(k in routing for k in ROUTED), str(routing))
+            check(f"tier routing: {tier} item has its pairedItem",
+                  isinstance(item.get("pairedItem"), dict), str(item.get("pairedItem")))
+    check("tier routing: the simple model answered the simple items",
+          texts(outputs(run, "Answer (simple)")[0]) == [SIMPLE, SIMPLE])
+    checked = outputs(run, "Check answer")
+    check("quality check: no simple answer passes, both escalate",
+          [len(items) for items in checked] == [0, 2], f"got {[len(i) for i in checked]}")
+    for item in checked[1] if len(checked) > 1 else []:
+        quality = item["json"].get("quality", {})
+        check("quality check: escalate item carries next_tier=medium and its endpoint",
+              quality.get("next_tier") == "medium"
+              and (quality.get("next_endpoint") or {}).get("model")
+              == "qwen2.5:14b-instruct-q4_K_M",
+              str(quality))
+    check("escalation: the medium model answered both escalated items",
+          texts(outputs(run, "Answer (escalated)")[0]) == [MEDIUM, MEDIUM])
+    check("tier routing: the medium and complex models answered their items",
+          texts(outputs(run, "Answer (medium)")[0]) == [MEDIUM, MEDIUM]
+          and texts(outputs(run, "Answer (complex)")[0]) == [COMPLEX, COMPLEX])
+
+
+def agent_routing(run: dict[str, Any]) -> None:
+    routed = outputs(run, "Route by agent")
+    agents = [[item["json"]["agent"] for item in items] for items in routed]
+    check("agent routing: customer-support -> simple, research -> complex, no agent -> classifier",
+          agents == [["customer-support", "customer-support"], [""],
+                     ["research", "research"]], str(agents))
+    reasons = [item["json"]["routing"]["reason"] for items in routed for item in items
+               if item["json"]["agent"]]
+    check("agent routing: decisions say reason=agent", set(reasons) == {"agent"}, str(reasons))
+
+
+def chat_model_agent(run: dict[str, Any]) -> None:
+    answers = texts(outputs(run, "AI Agent")[0], "output")
+    check("chat model: the AI Agent got checked answers (the simple model's hedge escalated)",
+          answers == [MEDIUM, MEDIUM], str(answers))
+    model_out = outputs(run, "Tier Router Chat Model", "ai_languageModel")
+    routes = [item["json"].get("tier_router") for items in model_out for item in items]
+    check("chat model: its output shows the route (tier_router) of every call",
+          len(routes) == 2 and all(r and r.get("tier") == "medium" for r in routes), str(routes))
+    check("chat model: the simple prompt's call escalated once",
+          any(r and r.get("escalations") == 1 for r in routes), str(routes))
+
+
+def openai_model(run: dict[str, Any]) -> None:
+    answers = texts(outputs(run, "Basic LLM Chain")[0])
+    check("OpenAI Chat Model via tier-router: simple prompt escalated, complex prompt to complex",
+          answers == [MEDIUM, COMPLEX], str(answers))
+
+
+def ollama_model(run: dict[str, Any]) -> None:
+    answers = texts(outputs(run, "Basic LLM Chain")[0])
+    # n8n's Ollama Chat Model streams, and tier-router passes streamed answers on unchecked.
+    check("Ollama Chat Model via tier-router: each prompt answered by its tier's model",
+          answers == [SIMPLE, COMPLEX], str(answers))
+
+
+def node_error(work: Path, run: str) -> dict[str, Any]:
+    """The error of a failed execution (n8n prints the execution after "Execution error:")."""
+    data = execution(work, run)
+    error: dict[str, Any] = data.get("data", {}).get("resultData", {}).get("error") or {}
+    return error
+
+
+def check_error(work: Path, run: str, what: str, node: str, message: str) -> None:
+    error = node_error(work, run)
+    check(f"{what}: NodeApiError on the {node} node: {message!r}",
+          error.get("name") == "NodeApiError" and (error.get("node") or {}).get("name") == node
+          and error.get("message") == message,
+          f"{error.get('name')} on {(error.get('node') or {}).get('name')}: {error.get('message')}"
+          if error else (work / f"{run}.out").read_text()[-600:])
+
+
+def main() -> int:
+    work = Path(sys.argv[1])
+    codes = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    print("exit codes: " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())))
+    for run, verify in (("tierRoutingQualityCheck", tier_routing),
+                        ("tierRouterAgentRouting", agent_routing),
+                        ("tierRouterChatModelAgent", chat_model_agent),
+                        ("tierRouterAsOpenAiModel", openai_model),
+                        ("tierRouterAsOllamaModel", ollama_model)):
+        check(f"{run}: n8n execute exits 0", codes.get(run) == "0", f"exit {codes.get(run)}")
+        data = execution(work, run)
+        if data:
+            verify(data)
+        else:
+            stderr = (work / f"{run}.err").read_text()
+            check(f"{run}: execution JSON on stdout", False, stderr[-600:])
+
+    check("service down: n8n execute exits 1", codes.get("serviceDown") == "1",
+          f"exit {codes.get('serviceDown')}")
+    check_error(work, "serviceDown", "service down", "Route by tier",
+                "tier-router is not reachable (ECONNREFUSED)")
+
+    if codes.get("wrongKeyStatus") == "401":
+        check("wrong key: n8n execute exits 1", codes.get("tierRouterWrongKey") == "1",
+              f"exit {codes.get('tierRouterWrongKey')}")
+        check_error(work, "tierRouterWrongKey", "wrong key", "Route by agent",
+                    "tier-router refused the API key (HTTP 401)")
+    else:
+        print(f"NOT CHECKED wrong key: this tier-router answers {codes.get('wrongKeyStatus')} "
+              "to a wrong key (it has no API keys yet)")
+
+    print(f"{len(failures)} failed" if failures else "all checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

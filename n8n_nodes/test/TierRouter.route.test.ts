@@ -1,0 +1,233 @@
+import type { IHttpRequestOptions } from 'n8n-workflow';
+import { NodeApiError, NodeOperationError } from 'n8n-workflow';
+import { describe, expect, it } from 'vitest';
+
+import { TierRouter } from '../nodes/TierRouter/TierRouter.node';
+import { connectionRefused, decision, executeContext, httpFailure, NODE } from './context';
+
+const TIERS = ['simple', 'medium', 'complex'];
+
+type BatchBody = {
+	items: Array<{ prompt: string; agent?: string; min_tier?: string; max_tier?: string }>;
+};
+
+/** tier-router's batch endpoint: the prompt "tier:<name>" is routed to <name>. */
+function batch(request: IHttpRequestOptions) {
+	const body = request.body as BatchBody;
+	return {
+		results: body.items.map((item) =>
+			item.prompt.startsWith('bad')
+				? { error: { status: 422, detail: [{ loc: ['body', 'prompt'], msg: 'too odd' }] } }
+				: decision(item.prompt.replace('tier:', '')),
+		),
+	};
+}
+
+async function run(setup: Parameters<typeof executeContext>[0]) {
+	const { ctx, requests } = executeContext(setup);
+	const result = await new TierRouter().execute.call(ctx);
+	return { result, requests };
+}
+
+const base = { operation: 'route', tiers: TIERS, prompt: (i: number) => PROMPTS[i] };
+let PROMPTS: string[] = [];
+
+describe('Tier Router: route', () => {
+	it('puts each item on its tier output, in portfolio order, with routing and pairedItem', async () => {
+		PROMPTS = ['tier:complex', 'tier:simple', 'tier:medium', 'tier:simple'];
+		const { result, requests } = await run({
+			items: PROMPTS.map((prompt, i) => ({ prompt, n: i })),
+			parameters: base,
+			handler: batch,
+		});
+		expect(result.map((output) => output.map((item) => item.json.n))).toEqual([[1, 3], [2], [0]]);
+		expect(result[0][0].pairedItem).toEqual({ item: 1 });
+		expect(result[2][0].json.routing).toEqual({
+			tier: 'complex',
+			confidence: 0.9,
+			category: 'classification',
+			endpoint: {
+				name: 'complex-model',
+				api: 'ollama',
+				base_url: 'http://127.0.0.1:11434',
+				model: 'complex:1b',
+			},
+			fallback: [],
+			reason: 'classifier',
+			request_id: 'req-complex',
+		});
+		expect(result[2][0].json.prompt).toBe('tier:complex');
+		expect(requests).toHaveLength(1);
+		expect(requests[0].method).toBe('POST');
+		expect(requests[0].url).toBe('http://127.0.0.1:8700/v1/route/batch');
+		expect((requests[0].body as BatchBody).items.map((i) => i.prompt)).toEqual(PROMPTS);
+	});
+
+	it('sends the batch endpoint chunks of Batch Size items', async () => {
+		PROMPTS = ['tier:simple', 'tier:medium', 'tier:simple', 'tier:complex', 'tier:medium'];
+		const { result, requests } = await run({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: { ...base, batchSize: 2 },
+			handler: batch,
+		});
+		expect(requests.map((r) => (r.body as BatchBody).items.length)).toEqual([2, 2, 1]);
+		expect(result.map((output) => output.length)).toEqual([2, 2, 1]);
+	});
+
+	it('sends agent and tier bounds per item, and the timeout', async () => {
+		PROMPTS = ['tier:simple', 'tier:complex'];
+		const { requests } = await run({
+			items: [
+				{ prompt: PROMPTS[0], agent: 'support' },
+				{ prompt: PROMPTS[1], agent: '' },
+			],
+			parameters: {
+				...base,
+				options: (i: number) => ({
+					agent: i === 0 ? 'support' : '',
+					minTier: 'simple',
+					maxTier: 'complex',
+					timeout: 1234,
+				}),
+			},
+			handler: batch,
+		});
+		expect((requests[0].body as BatchBody).items).toEqual([
+			{ prompt: 'tier:simple', agent: 'support', min_tier: 'simple', max_tier: 'complex' },
+			{ prompt: 'tier:complex', min_tier: 'simple', max_tier: 'complex' },
+		]);
+		expect(requests[0].timeout).toBe(1234);
+	});
+
+	it('fails on an item the batch endpoint rejects, naming the item', async () => {
+		PROMPTS = ['tier:simple', 'bad one'];
+		const error = await run({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: base,
+			handler: batch,
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeOperationError);
+		expect((error as NodeOperationError).message).toBe(
+			'tier-router rejected item 1: body.prompt: too odd',
+		);
+		expect((error as NodeOperationError).context.itemIndex).toBe(1);
+	});
+
+	it('with Continue On Fail, a rejected item leaves with its error and the others are routed', async () => {
+		PROMPTS = ['bad one', 'tier:medium'];
+		const { result } = await run({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: base,
+			handler: batch,
+			continueOnFail: true,
+		});
+		expect(result[0]).toHaveLength(1);
+		expect(result[0][0].json.error).toBe('tier-router rejected item 0: body.prompt: too odd');
+		expect(result[0][0].pairedItem).toEqual({ item: 0 });
+		expect(result[1].map((item) => item.json.prompt)).toEqual(['tier:medium']);
+	});
+
+	it('refuses an empty prompt before sending anything', async () => {
+		PROMPTS = ['tier:simple', '  '];
+		const { ctx, requests } = executeContext({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: base,
+			handler: batch,
+		});
+		const error = await new TierRouter().execute.call(ctx).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeOperationError);
+		expect((error as NodeOperationError).message).toBe('Item 1 has no prompt');
+		expect((error as NodeOperationError).context.itemIndex).toBe(1);
+		expect(requests).toHaveLength(0);
+	});
+
+	it('names a tier that has no output', async () => {
+		PROMPTS = ['tier:expert'];
+		const error = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: batch,
+		}).catch((e: unknown) => e);
+		expect((error as Error).message).toBe(
+			"tier-router chose tier 'expert', which has no output here",
+		);
+	});
+
+	it('says tier-router is not reachable when the connection is refused', async () => {
+		PROMPTS = ['tier:simple'];
+		const error = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				throw connectionRefused();
+			},
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeApiError);
+		expect((error as NodeApiError).message).toBe('tier-router is not reachable (ECONNREFUSED)');
+		expect((error as NodeApiError).description).toContain(
+			'POST http://127.0.0.1:8700/v1/route/batch',
+		);
+		expect((error as NodeApiError).context.itemIndex).toBe(0);
+	});
+
+	it('says the API key was refused on a 401', async () => {
+		PROMPTS = ['tier:simple'];
+		const error = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				throw httpFailure(401, { detail: 'invalid API key' });
+			},
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeApiError);
+		expect((error as NodeApiError).message).toBe('tier-router refused the API key (HTTP 401)');
+		expect((error as NodeApiError).description).toContain('invalid API key');
+	});
+
+	it('with Continue On Fail, a failed batch request marks each of its items', async () => {
+		PROMPTS = ['tier:simple', 'tier:medium', 'tier:complex'];
+		let calls = 0;
+		const { result } = await run({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: { ...base, batchSize: 2 },
+			handler: (request) => {
+				calls += 1;
+				if (calls === 1) throw httpFailure(503, { detail: 'busy' });
+				return batch(request);
+			},
+			continueOnFail: true,
+		});
+		expect(result[0].map((item) => [item.json.prompt, item.json.error])).toEqual([
+			['tier:simple', 'tier-router answered HTTP 503: busy'],
+			['tier:medium', 'tier-router answered HTTP 503: busy'],
+		]);
+		expect(result[2].map((item) => item.json.prompt)).toEqual(['tier:complex']);
+	});
+});
+
+describe('Tier Router: failures as n8n reports them', () => {
+	it('rewrites the NodeApiError that n8n’s request helper throws, keeping the item index', async () => {
+		PROMPTS = ['tier:simple'];
+		const { ctx } = executeContext({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				throw new NodeApiError(NODE, httpFailure(401, { detail: 'invalid API key' }) as never);
+			},
+		});
+		const error = await new TierRouter().execute.call(ctx).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeApiError);
+		expect((error as NodeApiError).message).toBe('tier-router refused the API key (HTTP 401)');
+		expect((error as NodeApiError).context.itemIndex).toBe(0);
+
+		const down = executeContext({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				throw new NodeApiError(NODE, connectionRefused() as never);
+			},
+		});
+		const downError = await new TierRouter().execute.call(down.ctx).catch((e: unknown) => e);
+		expect((downError as NodeApiError).message).toBe('tier-router is not reachable (ECONNREFUSED)');
+	});
+});

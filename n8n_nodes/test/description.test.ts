@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+
+import { TierRouterApi } from '../credentials/TierRouterApi.credentials';
+import { outputNamesFor, outputsExpression } from '../nodes/TierRouter/description';
+import { TierRouter } from '../nodes/TierRouter/TierRouter.node';
+import { TierRouterChatModel } from '../nodes/TierRouterChatModel/TierRouterChatModel.node';
+
+/** Evaluate the outputs expression as the editor would, with the node's parameters. */
+function outputsOf(parameters: Record<string, unknown>) {
+	const body = outputsExpression.slice('={{'.length, -'}}'.length);
+	// eslint-disable-next-line @n8n/community-nodes/no-dangerous-functions -- the node's own expression, evaluated as the editor does
+	return new Function('$parameter', `return (${body});`)(parameters) as Array<{
+		type: string;
+		displayName: string;
+	}>;
+}
+
+describe('node descriptions', () => {
+	it('gives the route operation one main output per tier, in order', () => {
+		expect(
+			outputsOf({ operation: 'route', tiers: ['simple', 'medium', 'complex', 'expert'] }),
+		).toEqual(
+			['simple', 'medium', 'complex', 'expert'].map((name) => ({
+				type: 'main',
+				displayName: name,
+			})),
+		);
+		expect(outputsOf({ operation: 'route' }).map((o) => o.displayName)).toEqual(
+			outputNamesFor('route', undefined),
+		);
+	});
+
+	it('gives checkQuality the outputs pass and escalate', () => {
+		expect(
+			outputsOf({ operation: 'checkQuality', tiers: ['a'] }).map((o) => o.displayName),
+		).toEqual(['pass', 'escalate']);
+		expect(outputNamesFor('checkQuality', ['a'])).toEqual(['pass', 'escalate']);
+	});
+
+	it('makes the Tier Router node usable as a tool and the chat model an ai_languageModel', () => {
+		expect(new TierRouter().description.usableAsTool).toBe(true);
+		expect(new TierRouterChatModel().description.outputs).toEqual(['ai_languageModel']);
+	});
+
+	it('tests the credential against an authenticated endpoint with a Bearer key', () => {
+		const credential = new TierRouterApi();
+		expect(credential.test.request.url).toBe('/v1/portfolio');
+		expect(credential.authenticate).toEqual({
+			type: 'generic',
+			properties: { headers: { Authorization: '=Bearer {{$credentials.apiKey}}' } },
+		});
+	});
+});
