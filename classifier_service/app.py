@@ -27,6 +27,7 @@ from classifier_service.backends import Backends
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
+from classifier_service.openapi import install as install_openapi
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.residency import ResidencyView
 from classifier_service.runtime import Runtime
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(system.router)
     app.include_router(plan.router)
     app.include_router(admin.router)
+    install_openapi(app)  # tiers, endpoints and limits of the loaded portfolio
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:

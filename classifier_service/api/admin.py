@@ -11,6 +11,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from classifier_service import residency
+from classifier_service.api.responses import (
+    BAD_BODY,
+    NOT_LOADED,
+    Responses,
+    detail,
+    invalid,
+    merge,
+)
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
 from classifier_service.reloading import Reloader
@@ -35,9 +43,16 @@ def get_reloader(request: Request) -> Reloader:
     return reloader
 
 
+# A file name cannot hold a NUL byte; the OS refuses it before any file is looked at.
+PathString = Annotated[str | None, Field(pattern=r"^[^\x00]*$")]
+
+
 class ReloadRequest(BaseModel):
-    model_dir: str | None = Field(default=None, description="Model folder; default: current.")
-    portfolio: str | None = Field(default=None, description="Portfolio YAML; default: current.")
+    model_dir: PathString = Field(default=None, description="Model folder; default: current.")
+    portfolio: PathString = Field(default=None, description="Portfolio YAML; default: current.")
+
+
+LOOPBACK: Responses = {403: detail("Not from loopback.")}
 
 
 class ReloadResponse(BaseModel):
@@ -58,8 +73,7 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses={403: {"description": "Not from loopback."},
-               422: {"description": "Refused; the previous model keeps serving."}},
+    responses=merge(BAD_BODY, LOOPBACK, invalid("Refused; the previous model keeps serving.")),
 )
 def reload(
     reloader: Annotated[Reloader, Depends(get_reloader)], body: ReloadRequest | None = None
@@ -97,6 +111,7 @@ def _client(request: Request) -> httpx.AsyncClient:
     operation_id="models_status",
     summary="Which models are loaded",
     description="Residency of every endpoint, from each Ollama server's /api/ps.",
+    responses=merge(LOOPBACK, NOT_LOADED),
 )
 async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return {"models": await residency.status(runtime.portfolio, _client(request))}
@@ -111,8 +126,9 @@ async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]
         "keep_alive); `unload` drops it (keep_alive 0). 422 for an unknown or "
         "OpenAI-compatible endpoint, 502 when Ollama fails."
     ),
-    responses={422: {"description": "Unknown or not an Ollama endpoint."},
-               502: {"description": "The Ollama server failed."}},
+    responses=merge(LOOPBACK, invalid("Unknown or not an Ollama endpoint, or an action other "
+                                      "than load and unload."),
+                    {502: detail("The Ollama server failed.")}, NOT_LOADED),
 )
 async def models_action(endpoint: str, action: Literal["load", "unload"], request: Request,
                         runtime: RuntimeDep) -> dict[str, Any]:

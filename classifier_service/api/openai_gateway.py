@@ -15,7 +15,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier_service.api.responses import (
+    ROUTE_HEADERS,
+    SSE_EVENT,
+    Detail,
+    OpenAIError,
+    Responses,
+    json_body,
+    merge,
+    openai,
+    problem,
+)
 from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
@@ -31,6 +43,33 @@ from classifier_service.gateway import (
 )
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
+
+
+class ChatCompletionRequest(BaseModel):
+    """The fields the gateway reads; every other field passes through to the backend."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str | None = Field(default=None, description=(
+        "`auto` (also null or empty), a tier or an endpoint name (see GET /v1/models)."))
+    messages: list[dict[str, Any]] = Field(min_length=1, description=(
+        "OpenAI chat messages; the last user message is classified."))
+    stream: bool | None = Field(default=None, description="Server-sent events when true.")
+
+
+ERRORS: Responses = merge(
+    {200: {"description": "The backend's answer with a `tier_router` field; server-sent "
+           "events when `stream` is true.",
+           "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
+    openai(400, "The body is not JSON, or `messages`, `model` or `stream` is malformed."),
+    openai(404, "Unknown `model`."),
+    openai(413, "The last user message is longer than policy.max_prompt_chars, or than any "
+                "allowed context."),
+    openai(422, "Unknown tier in a header, or min above max."),
+    {503: {"model": OpenAIError | Detail,
+           "description": "Every endpoint of the chain is down (OpenAI's error shape), or "
+                          "the model is not loaded yet."}},
+)
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> JSONResponse:
@@ -65,18 +104,19 @@ def list_models(runtime: RuntimeDep) -> dict[str, Any]:
         "field untouched, check the answer and escalate along the fallback chain; fail over on "
         "errors. The response carries a `tier_router` field and `x-tier-router-*` headers."
     ),
+    responses=ERRORS,
+    openapi_extra={**json_body(ChatCompletionRequest), "parameters": ROUTE_HEADERS},
 )
 async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
     try:
         body = await request.json()
     except ValueError:
         return openai_error(400, "the body is not valid JSON")
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) \
-            or not body["messages"] or not all(isinstance(m, dict) for m in body["messages"]):
-        return openai_error(400, "messages: a non-empty list of message objects is required")
+    try:
+        ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        return openai_error(400, problem(exc))
     model = body.get("model") or "auto"
-    if not isinstance(model, str):
-        return openai_error(400, "model: must be a string")
     session = request.headers.get("x-tier-router-session") or body.get("user")
     gateway: Gateway = request.app.state.gateway
     try:

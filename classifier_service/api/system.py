@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from classifier_service.api.responses import NOT_LOADED, detail
 from classifier_service.deps import RuntimeDep
 from classifier_service.schemas import Health, Readiness
 
@@ -28,7 +29,7 @@ def healthz() -> Health:
     operation_id="readyz",
     summary="Readiness",
     description="200 once the model and the portfolio are loaded, 503 before.",
-    responses={503: {"description": "Not loaded yet."}},
+    responses={503: detail("Not loaded yet.")},
     response_model=Readiness,
 )
 def readyz(request: Request) -> Any:
@@ -52,6 +53,7 @@ def readyz(request: Request) -> Any:
         "confidence threshold in force and the model's version and labels."
     ),
     tags=["portfolio"],
+    responses=NOT_LOADED,
 )
 def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
     data = runtime.portfolio.model_dump(mode="json")
