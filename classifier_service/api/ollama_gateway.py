@@ -30,7 +30,13 @@ from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import Gateway, as_chunks, buffered, header_options
+from classifier_service.gateway import (
+    Gateway,
+    as_chunks,
+    buffered,
+    check_model,
+    header_options,
+)
 from classifier_service.ollama_wire import (
     chat_to_generate,
     chat_to_openai,
@@ -128,7 +134,8 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     except ValidationError as exc:
         return ollama_error(400, problem(exc))
     model = body.get("model") or "auto"
-    try:  # the route headers are checked even when there is nothing to route
+    try:  # checked even for Ollama's load call, which routes nothing
+        check_model(runtime.portfolio, model)
         check_options(runtime.portfolio, **header_options(request.headers))
     except RequestError as exc:
         return ollama_error(exc.status_code, _message(exc))
