@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where POST /v1/feedback appends (default ./feedback.jsonl)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=["json", "text"], default=None,
+                       help="one JSON object per line (default) or plain text")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="listen on a non-loopback address without API keys")
     serve.set_defaults(handler=_serve)
 
     route = sub.add_parser("route", help="route one prompt offline and print the decision",
@@ -94,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_portfolio_arg(models)
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_models)
+
+    openapi = sub.add_parser("openapi", help="print or write the OpenAPI document",
+                             description="The service's OpenAPI document, or with --dify the "
+                             "subset that Dify imports as custom tools (route, check_quality).")
+    openapi.add_argument("--dify", action="store_true",
+                         help="only the operations Dify imports as tools, references inlined")
+    openapi.add_argument("--server-url", metavar="URL",
+                         help="the URL Dify will call, for the servers entry "
+                         "(default: TIER_ROUTER_PUBLIC_URL, else http://127.0.0.1:8700)")
+    openapi.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+    _add_config_args(openapi)  # the document states this portfolio's tiers and limits
+    openapi.set_defaults(handler=_openapi)
 
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
                            description="Load the portfolio and the model as `serve` would.")
@@ -203,7 +219,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
                       ("model_dir", "model"), ("feedback_log", "feedback_log"),
-                      ("scheduler", "scheduler")):
+                      ("scheduler", "scheduler"), ("log_format", "log_format"),
+                      ("allow_unauthenticated", "allow_unauthenticated")):
         value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = value
@@ -214,10 +231,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.logs import log_config
+    from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.runtime import Runtime
 
     settings = _settings(args)
+    settings.check_exposure()
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    logging_config = log_config(settings.log_format, args.log_level)
     if args.workers > 1:
         # Each worker process builds its own app from the environment; reloads are shared
         # through a state file in a private temporary folder.
@@ -228,6 +249,12 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
+        os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
+        # every worker writes its metrics here; /metrics on any worker sums them
+        metrics_dir = Path(state_dir) / "metrics"
+        metrics_dir.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
         from uvicorn.supervisors.multiprocess import Multiprocess
 
         class ReloadInPlace(Multiprocess):
@@ -241,27 +268,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
-                                log_level=args.log_level, log_config=_log_config())
+                                log_level=args.log_level, log_config=logging_config)
         try:
             ReloadInPlace(config, sockets=[config.bind_socket()]).run()
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
-                    log_level=args.log_level, log_config=_log_config())
+                    log_level=args.log_level, log_config=logging_config)
     return 0
-
-
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus the service's own ``tier_router`` logger on the same handler."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["tier_router"] = {"handlers": ["default"], "level": "INFO",
-                                        "propagate": False}
-    return config
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -290,6 +305,30 @@ def _check(args: argparse.Namespace) -> int:
     print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
     print(f"model {runtime.artifact.path}: {runtime.model_version}, "
           f"confidence threshold {runtime.confidence_threshold:.2f}")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from classifier_service.app import create_app
+    from classifier_service.dify_openapi import dify_openapi
+
+    from classifier_service.runtime import Runtime
+
+    settings = _settings(args)
+    if args.server_url:
+        settings = settings.model_copy(update={"public_url": args.server_url})
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    spec: dict[str, Any] = create_app(settings, runtime).openapi()
+    text = json.dumps(dify_openapi(spec) if args.dify else spec, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"tier-router: error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
     return 0
 
 

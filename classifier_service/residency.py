@@ -21,7 +21,7 @@ import httpx
 
 from classifier_service.errors import InvalidRequestError, TierRouterError
 from classifier_service.ollama_wire import keep_alive_value
-from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.portfolio import Endpoint, MissingKeyError, Portfolio
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
 log = logging.getLogger("tier_router")
@@ -122,7 +122,10 @@ async def _generate(endpoint: Endpoint, client: httpx.AsyncClient, keep_alive: s
     if options:
         body["options"] = options
     try:
-        response = await client.post(f"{endpoint.base_url}/api/generate", json=body)
+        response = await client.post(f"{endpoint.base_url}/api/generate", json=body,
+                                     headers=endpoint.auth_headers())
+    except MissingKeyError as exc:
+        raise ResidencyError(f"{endpoint.name}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ResidencyError(f"{endpoint.name}: {endpoint.base_url} unreachable "
                              f"({type(exc).__name__})") from None

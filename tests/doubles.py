@@ -45,6 +45,7 @@ class Double:
     app: FastAPI
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)
     url: str = ""
 
@@ -55,6 +56,7 @@ class Double:
         """Record the request, then behave as its model's script says (after its delay)."""
         body: dict[str, Any] = await request.json()
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         script = self.script(body["model"])
         await asyncio.sleep(script.delay_s)
         return body, script

@@ -25,6 +25,7 @@ from tests.test_server import start, stop
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = int(os.environ.get("TIER_ROUTER_FUZZ_EXAMPLES", "25"))
+API_KEY, ADMIN_KEY = "fuzz-api-key", "fuzz-admin-key"
 SEED = os.environ.get("TIER_ROUTER_FUZZ_SEED", "7")
 
 
@@ -43,6 +44,10 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with running(ollama.app) as ollama_url, running(openai.app) as openai_url:
         portfolio = fuzz_portfolio(tmp_path / "portfolio.yaml", ollama_url, openai_url)
         monkeypatch.setenv("TIER_ROUTER_FEEDBACK_LOG", str(tmp_path / "feedback.jsonl"))
+        # With keys, schemathesis' ignored_auth check has something to check: each operation
+        # that declares bearer auth must refuse a request without a key or with a wrong one.
+        monkeypatch.setenv("TIER_ROUTER_API_KEYS", API_KEY)
+        monkeypatch.setenv("TIER_ROUTER_ADMIN_KEYS", ADMIN_KEY)
         monkeypatch.chdir(tmp_path)  # relative paths a fuzzed reload names resolve here
         proc, url = start("--portfolio", str(portfolio), "--log-level", "warning")
         try:
@@ -56,6 +61,7 @@ def test_schemathesis_finds_no_failing_check(service: str, tmp_path: Path) -> No
         [*SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{service}/openapi.json",
          "--checks", "all", "--exclude-checks", "positive_data_acceptance",
          "--max-examples", str(MAX_EXAMPLES), "--seed", SEED,
+         "--header", f"Authorization: Bearer {ADMIN_KEY}",  # an admin key opens everything
          "--generation-database", "none", "--workers", "1",
          "--request-timeout", "30", "--no-color"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False,

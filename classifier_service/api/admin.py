@@ -1,8 +1,11 @@
-"""``/v1/admin/*``: operations on the running service, answered on loopback only."""
+"""``/v1/admin/*``: operations on the running service.
+
+They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they answer on
+loopback only (see :mod:`classifier_service.auth`).
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,23 +22,12 @@ from classifier_service.api.responses import (
     invalid,
     merge,
 )
+from classifier_service.auth import require_admin
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
 from classifier_service.reloading import Reloader
 
-
-def loopback_only(request: Request) -> None:
-    """Admin endpoints answer only to clients on this machine until API keys exist."""
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = host == "localhost"
-    if not local:
-        raise HTTPException(status_code=403, detail="admin endpoints answer on loopback only")
-
-
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(loopback_only)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 def get_reloader(request: Request) -> Reloader:
@@ -52,7 +44,8 @@ class ReloadRequest(BaseModel):
     portfolio: PathString = Field(default=None, description="Portfolio YAML; default: current.")
 
 
-LOOPBACK: Responses = {403: detail("Not from loopback.")}
+ADMIN_KEY: Responses = {401: detail("A missing or unknown admin key."),
+                        403: detail("Not an admin key, or not from loopback.")}
 
 
 class ReloadResponse(BaseModel):
@@ -73,7 +66,7 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses=merge(BAD_BODY, LOOPBACK, invalid("Refused; the previous model keeps serving.")),
+    responses=merge(BAD_BODY, ADMIN_KEY, invalid("Refused; the previous model keeps serving.")),
 )
 def reload(
     reloader: Annotated[Reloader, Depends(get_reloader)], body: ReloadRequest | None = None
@@ -111,7 +104,7 @@ def _client(request: Request) -> httpx.AsyncClient:
     operation_id="models_status",
     summary="Which models are loaded",
     description="Residency of every endpoint, from each Ollama server's /api/ps.",
-    responses=merge(LOOPBACK, NOT_LOADED),
+    responses=merge(ADMIN_KEY, NOT_LOADED),
 )
 async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return {"models": await residency.status(runtime.portfolio, _client(request))}
@@ -126,7 +119,7 @@ async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]
         "keep_alive); `unload` drops it (keep_alive 0). 422 for an unknown or "
         "OpenAI-compatible endpoint, 502 when Ollama fails."
     ),
-    responses=merge(LOOPBACK, invalid("Unknown or not an Ollama endpoint, or an action other "
+    responses=merge(ADMIN_KEY, invalid("Unknown or not an Ollama endpoint, or an action other "
                                       "than load and unload."),
                     {502: detail("The Ollama server failed.")}, NOT_LOADED),
 )

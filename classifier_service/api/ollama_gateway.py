@@ -89,8 +89,9 @@ ERRORS: Responses = merge(
 )
 
 
-def ollama_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message})
+def ollama_error(status: int, message: str,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
@@ -109,7 +110,9 @@ def tags(runtime: RuntimeDep) -> dict[str, Any]:
              responses=ERRORS,
              openapi_extra={**json_body(OllamaChatRequest), "parameters": ROUTE_HEADERS})
 async def chat(request: Request, runtime: RuntimeDep) -> Any:
-    return await _serve(request, runtime, OllamaChatRequest, chat_to_openai, lambda line: line)
+    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+        return await _serve(request, runtime, OllamaChatRequest, chat_to_openai,
+                            lambda line: line)
 
 
 @router.post("/generate", operation_id="ollama_generate",
@@ -118,8 +121,9 @@ async def chat(request: Request, runtime: RuntimeDep) -> Any:
              responses=ERRORS,
              openapi_extra={**json_body(OllamaGenerateRequest), "parameters": ROUTE_HEADERS})
 async def generate(request: Request, runtime: RuntimeDep) -> Any:
-    return await _serve(request, runtime, OllamaGenerateRequest, generate_to_openai,
-                        chat_to_generate)
+    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+        return await _serve(request, runtime, OllamaGenerateRequest, generate_to_openai,
+                            chat_to_generate)
 
 
 async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest],

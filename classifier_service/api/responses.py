@@ -70,6 +70,7 @@ def invalid(description: str) -> Responses:
 # FastAPI's own answer to a body it cannot parse at all (not UTF-8).
 BAD_BODY: Responses = {400: detail("The body cannot be parsed (not UTF-8 text).")}
 NOT_LOADED: Responses = {503: detail("The model and the portfolio are not loaded yet.")}
+API_KEY: Responses = {401: detail("A missing or unknown API key.")}
 
 
 def openai(status: int, description: str) -> Responses:
