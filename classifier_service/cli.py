@@ -311,7 +311,6 @@ def _check(args: argparse.Namespace) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     from classifier_service.app import create_app
     from classifier_service.dify_openapi import dify_openapi
-
     from classifier_service.runtime import Runtime
 
     settings = _settings(args)

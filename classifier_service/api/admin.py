@@ -21,6 +21,7 @@ from classifier_service.api.responses import (
     detail,
     invalid,
     merge,
+    too_large,
 )
 from classifier_service.auth import require_admin
 from classifier_service.deps import RuntimeDep
@@ -66,7 +67,8 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses=merge(BAD_BODY, ADMIN_KEY, invalid("Refused; the previous model keeps serving.")),
+    responses=merge(BAD_BODY, ADMIN_KEY, too_large(),
+                    invalid("Refused; the previous model keeps serving.")),
 )
 def reload(
     reloader: Annotated[Reloader, Depends(get_reloader)], body: ReloadRequest | None = None

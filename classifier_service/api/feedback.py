@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StrictBool
 
-from classifier_service.api.responses import BAD_BODY, NOT_LOADED, detail, invalid, merge
+from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError
 from classifier_service.feedback import FeedbackLog
@@ -52,7 +52,7 @@ def get_feedback_log(request: Request) -> FeedbackLog:
     ),
     responses=merge(
         BAD_BODY,
-        {413: detail("The prompt is longer than policy.max_prompt_chars.")},
+        too_large("The prompt is longer than policy.max_prompt_chars."),
         invalid("Unknown tier, neither final_tier nor label, or a field of the wrong type."),
         NOT_LOADED,
     ),

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifier_service.api.responses import (
+    BODY_LIMIT,
+    NOT_LOADED,
     ROUTE_HEADERS,
     Detail,
     OllamaError,
@@ -80,8 +82,9 @@ ERRORS: Responses = merge(
                "type": "string", "description": "One Ollama answer object per line."}}}}},
     ollama(400, "The body is not JSON, or a field has the wrong type."),
     ollama(404, "Unknown `model`."),
-    ollama(413, "The last user message is longer than policy.max_prompt_chars, or than any "
-                "allowed context."),
+    {413: {"model": OllamaError | Detail,
+           "description": "The last user message is longer than policy.max_prompt_chars or "
+                          f"than any allowed context (Ollama's error shape). Or {BODY_LIMIT}."}},
     ollama(422, "Unknown tier in a header, or min above max."),
     {503: {"model": OllamaError | Detail,
            "description": "Every endpoint of the chain is down (Ollama's error shape), or "
@@ -95,7 +98,8 @@ def ollama_error(status: int, message: str,
 
 
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
-            description="`auto`, every tier and every endpoint, as Ollama model entries.")
+            description="`auto`, every tier and every endpoint, as Ollama model entries.",
+            responses=NOT_LOADED)
 def tags(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]

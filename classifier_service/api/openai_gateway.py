@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifier_service.api.responses import (
+    BODY_LIMIT,
+    NOT_LOADED,
     ROUTE_HEADERS,
     SSE_EVENT,
     Detail,
@@ -64,8 +66,9 @@ ERRORS: Responses = merge(
            "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
     openai(400, "The body is not JSON, or `messages`, `model` or `stream` is malformed."),
     openai(404, "Unknown `model`."),
-    openai(413, "The last user message is longer than policy.max_prompt_chars, or than any "
-                "allowed context."),
+    {413: {"model": OpenAIError | Detail,
+           "description": "The last user message is longer than policy.max_prompt_chars or "
+                          f"than any allowed context (OpenAI's error shape). Or {BODY_LIMIT}."}},
     openai(422, "Unknown tier in a header, or min above max."),
     {503: {"model": OpenAIError | Detail,
            "description": "Every endpoint of the chain is down (OpenAI's error shape), or "
@@ -87,7 +90,8 @@ def _message(exc: RequestError) -> str:
 
 
 @router.get("/models", operation_id="list_models", summary="Models (OpenAI-compatible)",
-            description="`auto`, every tier and every endpoint, as OpenAI model objects.")
+            description="`auto`, every tier and every endpoint, as OpenAI model objects.",
+            responses=NOT_LOADED)
 def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from classifier_service.api.responses import BAD_BODY, NOT_LOADED, detail, invalid, merge
+from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.deps import RuntimeDep
 from classifier_service.metrics import Metrics
 from classifier_service.policy import check_tier
@@ -59,7 +59,7 @@ class QualityResponse(BaseModel):
     ),
     responses=merge(
         BAD_BODY,
-        {413: detail("The prompt is longer than policy.max_prompt_chars.")},
+        too_large("The prompt is longer than policy.max_prompt_chars."),
         invalid("Empty prompt, an unknown tier, or a field of the wrong type."),
         NOT_LOADED,
     ),

@@ -62,6 +62,15 @@ def detail(description: str) -> dict[str, Any]:
     return {"model": Detail, "description": description}
 
 
+BODY_LIMIT = "the body is larger than TIER_ROUTER_MAX_BODY_BYTES"
+
+
+def too_large(description: str | None = None) -> Responses:
+    """A 413: ``description``, or the body over the service's size limit (any POST)."""
+    what = f"{description} Or {BODY_LIMIT}." if description else f"{BODY_LIMIT.capitalize()}."
+    return {413: detail(what)}
+
+
 def invalid(description: str) -> Responses:
     """A 422 in FastAPI's validation-error shape."""
     return {422: {"model": Invalid, "description": description}}

@@ -15,9 +15,9 @@ from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
     Responses,
-    detail,
     invalid,
     merge,
+    too_large,
 )
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import RequestError, TooLargeError
@@ -38,13 +38,13 @@ router = APIRouter(prefix="/v1", tags=["routing"])
 
 ERRORS: Responses = merge(
     BAD_BODY,
-    {413: detail("The prompt is longer than policy.max_prompt_chars or than any allowed "
-                 "context."),
-     **invalid("The body is invalid: empty prompt, unknown tier, min above max.")},
+    too_large("The prompt is longer than policy.max_prompt_chars or than any allowed "
+              "context."),
+    invalid("The body is invalid: empty prompt, unknown tier, min above max."),
     NOT_LOADED,
 )
 BATCH_ERRORS: Responses = merge(
-    BAD_BODY, {413: detail("More items than policy.max_batch.")},
+    BAD_BODY, too_large("More items than policy.max_batch."),
     invalid("The body is not an object with an `items` list."), NOT_LOADED,
 )
 
