@@ -31,6 +31,7 @@ from classifier_service.body_limit import BodyLimit
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
+from classifier_service.gpu_monitor import GpuMonitor
 from classifier_service.metrics import Metrics
 from classifier_service.openapi import install as install_openapi
 from classifier_service.reloading import Reloader, read_state
@@ -79,14 +80,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.gateway = Gateway(Backends(client), app.state.metrics)
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
-        scheduler = (asyncio.create_task(run_scheduler(app.state, client))
+        scheduler = (asyncio.create_task(run_scheduler(app.state, client, settings.gpu_source))
                      if settings.scheduler else None)
+        gpu_task = asyncio.create_task(app.state.gpu_monitor.run(settings.gpu_poll_s))
         app.state.residency = ResidencyView()
         residency_task = asyncio.create_task(app.state.residency.follow(app.state, client))
         try:
             yield
         finally:
-            for task in (watcher, scheduler, residency_task):
+            for task in (watcher, scheduler, residency_task, gpu_task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -106,6 +108,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.keyring = settings.keyring()
     app.state.metrics = Metrics()
+    app.state.gpu_monitor = GpuMonitor(settings.gpu_source,
+                                       lambda: app.state.runtime.portfolio.gpus)
+    app.state.metrics.add_collector(app.state.gpu_monitor)
     app.state.feedback_log = FeedbackLog(settings.feedback_log)
     keyed = [Depends(require_key())]
     unauthorized = responses.API_KEY

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from classifier_service import __version__
 from classifier_service.errors import TierRouterError
 from classifier_service.portfolio import Portfolio, bundled_portfolio_path, load_portfolio
@@ -27,6 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except TierRouterError as exc:
         print(f"tier-router: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():  # a bad TIER_ROUTER_* variable: name it, no traceback
+            name = "TIER_ROUTER_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"tier-router: error: {name}: {error['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -135,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                        help="weigh tiers equally while fitting (balanced), or as they come "
                        "(none, default)")
+    train.add_argument("--kind-weight", type=_unit_float, default=0.0, metavar="W",
+                       help="blend in the tiers implied by the task-kind head, 0-1 (default 0: "
+                       "the tier head alone; needs data with task kinds)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
 
@@ -345,7 +357,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         result = train(args.data, args.out, tier_order=tier_order, columns=_columns(args),
                        strict=args.on_bad_row == "stop", folds=args.folds,
-                       recipe=Recipe(class_weight=args.class_weight),
+                       recipe=Recipe(class_weight=args.class_weight,
+                                     kind_weight=args.kind_weight),
                        category_map=_category_map(args),
                        feedback=args.feedback, progress=not args.quiet, report=report)
     finally:  # list what was skipped, also when training then fails
@@ -383,6 +396,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1")
+    return value
+
+
 def _gigabytes(text: str) -> float:
     """``24GB``, ``24 GB``, ``24`` (GB) or ``22GiB`` -> GB (10^9 bytes)."""
     value = text.strip().lower().replace(" ", "")
@@ -417,7 +440,7 @@ def _models(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from classifier_service import residency
+    from classifier_service import residency, vram_guard
 
     portfolio = _portfolio(args)
 
@@ -429,7 +452,9 @@ def _models(args: argparse.Namespace) -> int:
                 raise residency.ResidencyError(f"name the endpoint to {args.action}")
             target = residency.ollama_endpoint(portfolio, args.endpoint)
             if args.action == "load":
-                await residency.load(target, client)
+                verdict = await vram_guard.guarded_load(portfolio, target, client,
+                                                        Settings().gpu_source)
+                print(verdict.detail)
             else:
                 await residency.unload(target, client)
             return None

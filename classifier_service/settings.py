@@ -12,6 +12,7 @@ from classifier_service.artifact import bundled_model_dir
 from classifier_service.auth import KeyRing, is_loopback, parse_keys
 from classifier_service.body_limit import DEFAULT_MAX_BODY_BYTES
 from classifier_service.errors import ConfigError
+from classifier_service.gpu_monitor import GpuSource
 from classifier_service.logs import LogFormat
 from classifier_service.portfolio import bundled_portfolio_path
 
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
     )
     cors_origins: str | None = Field(
         default=None, description="Comma-separated origins allowed by CORS (unset: CORS off)."
+    )
+    gpu_source: GpuSource = Field(
+        default="auto", description="Where the VRAM monitor reads GPU memory: auto (NVML, "
+        "else nvidia-smi), nvml, nvidia-smi, or off."
+    )
+    gpu_poll_s: float = Field(
+        default=5.0, gt=0, description="Seconds between two reads of the VRAM monitor."
     )
     log_format: LogFormat = "json"
     log_prompts: bool = Field(

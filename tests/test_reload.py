@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -133,13 +133,16 @@ def test_bad_feedback_is_422(app_client: TestClient, body: dict[str, object], ne
 # -- real processes ---------------------------------------------------------------------
 
 
-def serve(*args: str, log: Path) -> tuple[subprocess.Popen[str], str]:
-    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe)."""
+def serve(*args: str, log: Path, env: Mapping[str, str] | None = None
+          ) -> tuple[subprocess.Popen[str], str]:
+    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe);
+    ``env`` is added to this process's environment."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "classifier_service", "serve", "--port", str(port), *args],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -248,9 +251,13 @@ def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> Non
     assert hammer.failures == []
 
 
-def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("workers", "writers"), [(1, 4), (2, 16)])
+def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(
+    tmp_path: Path, workers: int, writers: int
+) -> None:
     log = tmp_path / "feedback.jsonl"
-    proc, url = serve("--feedback-log", str(log), log=tmp_path / "serve.log")
+    proc, url = serve("--workers", str(workers), "--feedback-log", str(log),
+                      log=tmp_path / "serve.log")
     acked: list[str] = []
     stop_at = time.monotonic() + 1.5
 
@@ -268,7 +275,8 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(tmp_path: P
                     acked.append(rid)
                 i += 1
 
-    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(4)]
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True)
+               for n in range(writers)]
     for t in threads:
         t.start()
     while time.monotonic() < stop_at:

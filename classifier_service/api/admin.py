@@ -13,7 +13,7 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from classifier_service import residency
+from classifier_service import residency, vram_guard
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -118,21 +118,30 @@ async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]
     summary="Load or unload a model",
     description=(
         "`load` preloads an Ollama endpoint's model (an empty generate, kept for its "
-        "keep_alive); `unload` drops it (keep_alive 0). 422 for an unknown or "
-        "OpenAI-compatible endpoint, 502 when Ollama fails."
+        "keep_alive); `unload` drops it (keep_alive 0). Before a load, the VRAM guard "
+        "compares the model's planned size with its GPU's memory in use: 409 when it would "
+        "cross the alert threshold (`vram_check` in the answer says what was checked, or why "
+        "the check was skipped). 422 for an unknown or OpenAI-compatible endpoint, 502 when "
+        "Ollama fails."
     ),
-    responses=merge(ADMIN_KEY, invalid("Unknown or not an Ollama endpoint, or an action other "
-                                      "than load and unload."),
+    responses=merge(ADMIN_KEY, {409: detail("The load would cross the GPU's alert threshold.")},
+                    invalid("Unknown or not an Ollama endpoint, or an action other than load "
+                            "and unload."),
                     {502: detail("The Ollama server failed.")}, NOT_LOADED),
 )
 async def models_action(endpoint: str, action: Literal["load", "unload"], request: Request,
                         runtime: RuntimeDep) -> dict[str, Any]:
     target = residency.ollama_endpoint(runtime.portfolio, endpoint)
+    answer: dict[str, Any] = {"endpoint": target.name, "model": target.model, "action": action,
+                              "status": "ok"}
     try:
         if action == "load":
-            await residency.load(target, _client(request))
+            verdict = await vram_guard.guarded_load(
+                runtime.portfolio, target, _client(request),
+                request.app.state.settings.gpu_source)
+            answer["vram_check"] = {"outcome": verdict.outcome, "detail": verdict.detail}
         else:
             await residency.unload(target, _client(request))
     except residency.ResidencyError as exc:
         raise HTTPException(status_code=502, detail=str(exc)) from None
-    return {"endpoint": target.name, "model": target.model, "action": action, "status": "ok"}
+    return answer
