@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -22,6 +21,7 @@ from classifier_service.api import (
     openai_gateway,
     plan,
     quality,
+    responses,
     routing,
     system,
 )
@@ -33,6 +33,7 @@ from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
 from classifier_service.gpu_monitor import GpuMonitor
 from classifier_service.metrics import Metrics
+from classifier_service.openapi import install as install_openapi
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.residency import ResidencyView
 from classifier_service.runtime import Runtime
@@ -112,18 +113,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.metrics.add_collector(app.state.gpu_monitor)
     app.state.feedback_log = FeedbackLog(settings.feedback_log)
     keyed = [Depends(require_key())]
-    unauthorized: dict[int | str, dict[str, Any]] = {
-        401: {"description": "A missing or unknown API key."}}
+    unauthorized = responses.API_KEY
     app.include_router(routing.router, dependencies=keyed, responses=unauthorized)
     app.include_router(quality.router, dependencies=keyed, responses=unauthorized)
     app.include_router(openai_gateway.router, dependencies=[Depends(require_key("openai"))],
-                       responses=unauthorized)
+                       responses=responses.openai(401, "A missing or unknown API key."))
     app.include_router(ollama_gateway.router, dependencies=[Depends(require_key("ollama"))],
-                       responses=unauthorized)
+                       responses=responses.ollama(401, "A missing or unknown API key."))
     app.include_router(feedback.router, dependencies=keyed, responses=unauthorized)
     app.include_router(system.router)
     app.include_router(plan.router, dependencies=keyed, responses=unauthorized)
     app.include_router(admin.router)
+    install_openapi(app)  # tiers, endpoints and limits of the loaded portfolio
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=sorted(parse_keys(settings.cors_origins)),
                            allow_methods=["GET", "POST"],

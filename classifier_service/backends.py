@@ -81,7 +81,7 @@ class Backends:
             return Completion(data)
         data = await self._post_json(endpoint, f"{endpoint.base_url}/api/chat",
                                      ollama_request(endpoint, request, stream=False))
-        return Completion(ollama_to_completion(data, request.get("model", endpoint.model)))
+        return Completion(ollama_to_completion(data, request.get("model") or endpoint.model))
 
     async def stream(self, endpoint: Endpoint, request: dict[str, Any]
                      ) -> AsyncIterator[dict[str, Any]]:
@@ -108,7 +108,7 @@ class Backends:
                     async for line in response.aiter_lines():
                         if line.strip():
                             yield ollama_to_chunk(_json_line(endpoint, line), chunk_id,
-                                                  request.get("model", endpoint.model))
+                                                  request.get("model") or endpoint.model)
         except httpx.TimeoutException:
             raise BackendError(endpoint.name, "timed out") from None
         except httpx.TransportError as exc:

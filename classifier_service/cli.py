@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the URL Dify will call, for the servers entry "
                          "(default: TIER_ROUTER_PUBLIC_URL, else http://127.0.0.1:8700)")
     openapi.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+    _add_config_args(openapi)  # the document states this portfolio's tiers and limits
     openapi.set_defaults(handler=_openapi)
 
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
@@ -322,9 +323,13 @@ def _check(args: argparse.Namespace) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     from classifier_service.app import create_app
     from classifier_service.dify_openapi import dify_openapi
+    from classifier_service.runtime import Runtime
 
-    settings = Settings(public_url=args.server_url) if args.server_url else Settings()
-    spec: dict[str, Any] = create_app(settings).openapi()
+    settings = _settings(args)
+    if args.server_url:
+        settings = settings.model_copy(update={"public_url": args.server_url})
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    spec: dict[str, Any] = create_app(settings, runtime).openapi()
     text = json.dumps(dify_openapi(spec) if args.dify else spec, indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)

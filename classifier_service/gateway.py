@@ -42,6 +42,7 @@ from classifier_service.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
+AUTO = ("auto", "", "tier-router")  # model names that mean "route it"
 
 
 class UnknownModelError(RequestError):
@@ -165,7 +166,7 @@ class Gateway:
         runtime.check_length(prompt)
         options = check_options(portfolio, agent, min_tier, max_tier)
         agent, min_tier, max_tier = options.agent, options.min_tier, options.max_tier
-        if model in ("auto", "", "tier-router"):
+        if model in AUTO:
             sticky = self._sessions.get(session) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
                 min_tier = _sticky_floor(portfolio, sticky, min_tier, max_tier)
@@ -180,13 +181,7 @@ class Gateway:
             start = order(model)[0]
             return Plan(escalation_chain(portfolio, start, max_tier, order), model, "model",
                         category=category)
-        try:
-            endpoint = portfolio.endpoint(model)
-        except KeyError:
-            known = ["auto", *portfolio.tier_names, *(e.name for e in portfolio.all_endpoints())]
-            raise UnknownModelError(
-                f"model {model!r} does not exist; use one of: {', '.join(known)}"
-            ) from None
+        endpoint = named_endpoint(portfolio, model)
         return Plan(escalation_chain(portfolio, endpoint, max_tier, order),
                     portfolio.tier_of(endpoint), "model", category=category, escalate=False)
 
@@ -274,6 +269,22 @@ class Gateway:
             steps.append(Step(endpoint.name, tier, "answered"))
             return endpoint, steps, _prepend(first, chunks, runtime.balancer, endpoint.name)
         raise NoBackendError(_all_down(steps))
+
+
+def check_model(portfolio: Portfolio, model: str) -> None:
+    """404 unless ``model`` is ``auto``, a tier or an endpoint of the portfolio."""
+    if model not in AUTO and not portfolio.has_tier(model):
+        named_endpoint(portfolio, model)
+
+
+def named_endpoint(portfolio: Portfolio, model: str) -> Endpoint:
+    try:
+        return portfolio.endpoint(model)
+    except KeyError:
+        known = ["auto", *portfolio.tier_names, *(e.name for e in portfolio.all_endpoints())]
+        raise UnknownModelError(
+            f"model {model!r} does not exist; use one of: {', '.join(known)}"
+        ) from None
 
 
 def _cap(request: dict[str, Any]) -> int | None:

@@ -2,15 +2,25 @@
 
 Request bodies of the operations that Dify imports as tools (``route``) stay flat: scalar
 fields only, and optional fields are declared in OpenAPI as plain strings (no ``anyOf`` with
-``null``), because Dify's custom-tool import reads only top-level scalar properties. ``null``
-and ``""`` are both accepted and mean "not set".
+``null``, no list of types), because Dify's custom-tool import reads only top-level scalar
+properties and compares ``type`` with a string. ``null`` and ``""`` are both accepted and mean
+"not set"; the schema says so with ``nullable: true``, which Dify ignores and schema-driven
+tools (schemathesis) read.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+)
 
 from classifier_service.policy import Adjustment, Reason
 from classifier_service.portfolio import ApiKind, Endpoint
@@ -27,12 +37,19 @@ def _blank_is_unset(value: object) -> object:
 
 
 # Field types of flat request bodies: plain scalars in OpenAPI, no anyOf/null.
-Prompt = Annotated[str, AfterValidator(_not_blank)]
+# minLength for the schema; the check itself is _not_blank, whose message names the problem.
+Prompt = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})]
 OptionalString = Annotated[
-    str | None, BeforeValidator(_blank_is_unset), WithJsonSchema({"type": "string"})
+    str | None, BeforeValidator(_blank_is_unset),
+    WithJsonSchema({"type": "string", "nullable": True}),
 ]
-OptionalNumber = Annotated[float | None, WithJsonSchema({"type": "number"})]
-OptionalInteger = Annotated[int | None, WithJsonSchema({"type": "integer"})]
+# Strict: a JSON true or "5" is not a number (lax mode would take them as 1.0 and 5).
+OptionalNumber = Annotated[
+    float | None, Strict(), WithJsonSchema({"type": "number", "nullable": True})
+]
+OptionalInteger = Annotated[
+    int | None, Strict(), WithJsonSchema({"type": "integer", "nullable": True})
+]
 
 
 class RouteRequest(BaseModel):
@@ -88,9 +105,14 @@ class RouteResponse(BaseModel):
 class BatchRequest(BaseModel):
     """Several route requests; each item is validated on its own."""
 
+    # Items are not held to RouteRequest here: an invalid item is answered by its own error
+    # entry (status 422 or 413) while the others are routed, so any item is accepted.
     items: list[Any] = Field(
-        description="Route request bodies (prompt, agent, min_tier, max_tier).",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/RouteRequest"}},
+        description=(
+            "Route request bodies (RouteRequest: prompt, agent, min_tier, max_tier). An item "
+            "that is not a valid one gets an error entry in `results`; at most "
+            "policy.max_batch items (413 above)."
+        ),
     )
 
 

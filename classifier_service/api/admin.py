@@ -14,6 +14,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from classifier_service import residency, vram_guard
+from classifier_service.api.responses import (
+    BAD_BODY,
+    NOT_LOADED,
+    Responses,
+    detail,
+    invalid,
+    merge,
+    too_large,
+)
 from classifier_service.auth import require_admin
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
@@ -27,9 +36,17 @@ def get_reloader(request: Request) -> Reloader:
     return reloader
 
 
+# A file name cannot hold a NUL byte; the OS refuses it before any file is looked at.
+PathString = Annotated[str | None, Field(pattern=r"^[^\x00]*$")]
+
+
 class ReloadRequest(BaseModel):
-    model_dir: str | None = Field(default=None, description="Model folder; default: current.")
-    portfolio: str | None = Field(default=None, description="Portfolio YAML; default: current.")
+    model_dir: PathString = Field(default=None, description="Model folder; default: current.")
+    portfolio: PathString = Field(default=None, description="Portfolio YAML; default: current.")
+
+
+ADMIN_KEY: Responses = {401: detail("A missing or unknown admin key."),
+                        403: detail("Not an admin key, or not from loopback.")}
 
 
 class ReloadResponse(BaseModel):
@@ -50,9 +67,8 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses={401: {"description": "A missing or unknown admin key."},
-               403: {"description": "Not an admin key, or not from loopback."},
-               422: {"description": "Refused; the previous model keeps serving."}},
+    responses=merge(BAD_BODY, ADMIN_KEY, too_large(),
+                    invalid("Refused; the previous model keeps serving.")),
 )
 def reload(
     reloader: Annotated[Reloader, Depends(get_reloader)], body: ReloadRequest | None = None
@@ -90,6 +106,7 @@ def _client(request: Request) -> httpx.AsyncClient:
     operation_id="models_status",
     summary="Which models are loaded",
     description="Residency of every endpoint, from each Ollama server's /api/ps.",
+    responses=merge(ADMIN_KEY, NOT_LOADED),
 )
 async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     return {"models": await residency.status(runtime.portfolio, _client(request))}
@@ -107,9 +124,10 @@ async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]
         "the check was skipped). 422 for an unknown or OpenAI-compatible endpoint, 502 when "
         "Ollama fails."
     ),
-    responses={409: {"description": "The load would cross the GPU's alert threshold."},
-               422: {"description": "Unknown or not an Ollama endpoint."},
-               502: {"description": "The Ollama server failed."}},
+    responses=merge(ADMIN_KEY, {409: detail("The load would cross the GPU's alert threshold.")},
+                    invalid("Unknown or not an Ollama endpoint, or an action other than load "
+                            "and unload."),
+                    {502: detail("The Ollama server failed.")}, NOT_LOADED),
 )
 async def models_action(endpoint: str, action: Literal["load", "unload"], request: Request,
                         runtime: RuntimeDep) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
+from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError
 from classifier_service.feedback import FeedbackLog
@@ -23,7 +24,7 @@ class FeedbackRequest(BaseModel):
         "The prompt text, only if you want it kept in the feedback log and used for "
         "retraining (see the privacy note in the README)."))
     tier_used: OptionalString = Field(default=None, description="The tier that answered first.")
-    escalated: bool = Field(default=False, description="Whether the answer was escalated.")
+    escalated: StrictBool = Field(default=False, description="Whether the answer was escalated.")
     final_tier: OptionalString = Field(default=None,
                                        description="The tier whose answer was good enough.")
     label: OptionalString = Field(default=None, description="A person's tier label.")
@@ -49,13 +50,20 @@ def get_feedback_log(request: Request) -> FeedbackLog:
         "record is on disk (fsynced) before the 200. Records that carry the prompt become "
         "training rows with `tier-router train --feedback LOG`."
     ),
-    responses={422: {"description": "Unknown tier, or neither final_tier nor label."}},
+    responses=merge(
+        BAD_BODY,
+        too_large("The prompt is longer than policy.max_prompt_chars."),
+        invalid("Unknown tier, neither final_tier nor label, or a field of the wrong type."),
+        NOT_LOADED,
+    ),
 )
 def feedback(
     body: FeedbackRequest,
     runtime: RuntimeDep,
     log: Annotated[FeedbackLog, Depends(get_feedback_log)],
 ) -> FeedbackResponse:
+    if body.prompt is not None:
+        runtime.check_length(body.prompt)  # no longer than a prompt the service routes
     for name in ("tier_used", "final_tier", "label"):
         check_tier(runtime.portfolio, getattr(body, name), name)
     if body.final_tier is None and body.label is None:

@@ -14,12 +14,31 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier_service.api.responses import (
+    BODY_LIMIT,
+    NOT_LOADED,
+    ROUTE_HEADERS,
+    Detail,
+    OllamaError,
+    Responses,
+    json_body,
+    merge,
+    ollama,
+    problem,
+)
 from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import Gateway, as_chunks, buffered, header_options
+from classifier_service.gateway import (
+    Gateway,
+    as_chunks,
+    buffered,
+    check_model,
+    header_options,
+)
 from classifier_service.ollama_wire import (
     chat_to_generate,
     chat_to_openai,
@@ -28,9 +47,49 @@ from classifier_service.ollama_wire import (
     generate_to_openai,
     now_iso,
 )
+from classifier_service.policy import check_options
 from classifier_service.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["ollama gateway"])
+
+
+class OllamaRequest(BaseModel):
+    """The fields the gateway reads; every other field is taken as Ollama defines it."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str | None = Field(default=None, description=(
+        "`auto` (also null or empty), a tier or an endpoint name (see GET /api/tags)."))
+    stream: bool | None = Field(default=None, description="NDJSON unless false.")
+    options: dict[str, Any] | None = Field(default=None, description=(
+        "Ollama's options (temperature, top_p, seed, stop, num_predict, ...)."))
+
+
+class OllamaChatRequest(OllamaRequest):
+    messages: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "Ollama chat messages; none (or none with content) is Ollama's load call."))
+
+
+class OllamaGenerateRequest(OllamaRequest):
+    prompt: str | None = Field(default=None, description="The prompt.")
+    system: str | None = Field(default=None, description="The system prompt.")
+
+
+ERRORS: Responses = merge(
+    {200: {"description": "The answer in Ollama's shape with a `tier_router` field; NDJSON "
+           "lines unless `stream` is false.",
+           "content": {"application/x-ndjson": {"schema": {
+               "type": "string", "description": "One Ollama answer object per line."}}}}},
+    ollama(400, "The body is not JSON, or a field has the wrong type."),
+    ollama(404, "Unknown `model`."),
+    {413: {"model": OllamaError | Detail,
+           "description": "The last user message is longer than policy.max_prompt_chars or "
+                          f"than any allowed context (Ollama's error shape). Or {BODY_LIMIT}."}},
+    ollama(422, "Unknown tier in a header, or min above max."),
+    {503: {"model": OllamaError | Detail,
+           "description": "Every endpoint of the chain is down (Ollama's error shape), or "
+                          "the model is not loaded yet."}},
+)
 
 
 def ollama_error(status: int, message: str,
@@ -39,7 +98,8 @@ def ollama_error(status: int, message: str,
 
 
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
-            description="`auto`, every tier and every endpoint, as Ollama model entries.")
+            description="`auto`, every tier and every endpoint, as Ollama model entries.",
+            responses=NOT_LOADED)
 def tags(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]
@@ -50,38 +110,43 @@ def tags(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post("/chat", operation_id="ollama_chat", summary="Chat (Ollama-compatible), routed",
              description="Ollama's /api/chat, routed, checked and escalated like "
-             "/v1/chat/completions; NDJSON streaming unless `stream` is false.")
+             "/v1/chat/completions; NDJSON streaming unless `stream` is false.",
+             responses=ERRORS,
+             openapi_extra={**json_body(OllamaChatRequest), "parameters": ROUTE_HEADERS})
 async def chat(request: Request, runtime: RuntimeDep) -> Any:
     with request.app.state.metrics.gateway_seconds.labels("ollama").time():
-        return await _serve(request, runtime, chat_to_openai, lambda line: line)
+        return await _serve(request, runtime, OllamaChatRequest, chat_to_openai,
+                            lambda line: line)
 
 
 @router.post("/generate", operation_id="ollama_generate",
              summary="Generate (Ollama-compatible), routed",
-             description="Ollama's /api/generate (prompt and system), routed like /api/chat.")
+             description="Ollama's /api/generate (prompt and system), routed like /api/chat.",
+             responses=ERRORS,
+             openapi_extra={**json_body(OllamaGenerateRequest), "parameters": ROUTE_HEADERS})
 async def generate(request: Request, runtime: RuntimeDep) -> Any:
     with request.app.state.metrics.gateway_seconds.labels("ollama").time():
-        return await _serve(request, runtime, generate_to_openai, chat_to_generate)
+        return await _serve(request, runtime, OllamaGenerateRequest, generate_to_openai,
+                            chat_to_generate)
 
 
-async def _serve(request: Request, runtime: Runtime,
+async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest],
                  to_openai: Callable[[dict[str, Any]], dict[str, Any]],
                  shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
     try:
         body = await request.json()
     except ValueError:
         return ollama_error(400, "the body is not valid JSON")
-    if not isinstance(body, dict):
-        return ollama_error(400, "the body must be a JSON object")
+    try:
+        schema.model_validate(body)
+    except ValidationError as exc:
+        return ollama_error(400, problem(exc))
     model = body.get("model") or "auto"
-    if not isinstance(model, str):
-        return ollama_error(400, "model must be a string")
-    messages = body.get("messages", [])
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        return ollama_error(400, "messages must be a list of message objects")
-    if not isinstance(body.get("prompt", ""), str) or not isinstance(body.get("system", ""),
-                                                                       str):
-        return ollama_error(400, "prompt and system must be strings")
+    try:  # checked even for Ollama's load call, which routes nothing
+        check_model(runtime.portfolio, model)
+        check_options(runtime.portfolio, **header_options(request.headers))
+    except RequestError as exc:
+        return ollama_error(exc.status_code, _message(exc))
     openai_request = to_openai(body)
     if not openai_request["messages"] or not any(
             m.get("content") for m in openai_request["messages"]):
@@ -109,9 +174,7 @@ async def _serve(request: Request, runtime: Runtime,
                                      headers={"x-tier-router-endpoint": endpoint.name})
         outcome = await gateway.complete(runtime, plan, openai_request)
     except RequestError as exc:
-        message = f"{exc.loc[-1]}: {exc.msg}" if isinstance(exc, InvalidRequestError) \
-            else str(exc)
-        return ollama_error(exc.status_code, message)
+        return ollama_error(exc.status_code, _message(exc))
     gateway.remember(session, outcome.tier)
     headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier}
     if body.get("stream", True):  # buffered: the checked answer, sent as a stream
@@ -126,3 +189,9 @@ async def _serve(request: Request, runtime: Runtime,
     answer = shape(completion_to_chat(outcome.completion.body, model))
     answer["tier_router"] = outcome.summary(plan)
     return JSONResponse(content=answer, headers=headers)
+
+
+def _message(exc: RequestError) -> str:
+    if isinstance(exc, InvalidRequestError):
+        return f"{exc.loc[-1]}: {exc.msg}"
+    return str(exc)

@@ -15,7 +15,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier_service.api.responses import (
+    BODY_LIMIT,
+    NOT_LOADED,
+    ROUTE_HEADERS,
+    SSE_EVENT,
+    Detail,
+    OpenAIError,
+    Responses,
+    json_body,
+    merge,
+    openai,
+    problem,
+)
 from classifier_service.api.routing import resident_now
 from classifier_service.backends import BackendError
 from classifier_service.deps import RuntimeDep
@@ -34,6 +48,34 @@ from classifier_service.runtime import Runtime
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
 
+class ChatCompletionRequest(BaseModel):
+    """The fields the gateway reads; every other field passes through to the backend."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str | None = Field(default=None, description=(
+        "`auto` (also null or empty), a tier or an endpoint name (see GET /v1/models)."))
+    messages: list[dict[str, Any]] = Field(min_length=1, description=(
+        "OpenAI chat messages; the last user message is classified."))
+    stream: bool | None = Field(default=None, description="Server-sent events when true.")
+
+
+ERRORS: Responses = merge(
+    {200: {"description": "The backend's answer with a `tier_router` field; server-sent "
+           "events when `stream` is true.",
+           "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
+    openai(400, "The body is not JSON, or `messages`, `model` or `stream` is malformed."),
+    openai(404, "Unknown `model`."),
+    {413: {"model": OpenAIError | Detail,
+           "description": "The last user message is longer than policy.max_prompt_chars or "
+                          f"than any allowed context (OpenAI's error shape). Or {BODY_LIMIT}."}},
+    openai(422, "Unknown tier in a header, or min above max."),
+    {503: {"model": OpenAIError | Detail,
+           "description": "Every endpoint of the chain is down (OpenAI's error shape), or "
+                          "the model is not loaded yet."}},
+)
+
+
 def openai_error(status: int, message: str, code: str | None = None,
                  headers: dict[str, str] | None = None) -> JSONResponse:
     kind = "invalid_request_error" if 400 <= status < 500 else "api_error"
@@ -48,7 +90,8 @@ def _message(exc: RequestError) -> str:
 
 
 @router.get("/models", operation_id="list_models", summary="Models (OpenAI-compatible)",
-            description="`auto`, every tier and every endpoint, as OpenAI model objects.")
+            description="`auto`, every tier and every endpoint, as OpenAI model objects.",
+            responses=NOT_LOADED)
 def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]
@@ -66,6 +109,8 @@ def list_models(runtime: RuntimeDep) -> dict[str, Any]:
         "field untouched, check the answer and escalate along the fallback chain; fail over on "
         "errors. The response carries a `tier_router` field and `x-tier-router-*` headers."
     ),
+    responses=ERRORS,
+    openapi_extra={**json_body(ChatCompletionRequest), "parameters": ROUTE_HEADERS},
 )
 async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
     with request.app.state.metrics.gateway_seconds.labels("openai").time():
@@ -77,12 +122,11 @@ async def _chat_completions(request: Request, runtime: Runtime) -> Any:
         body = await request.json()
     except ValueError:
         return openai_error(400, "the body is not valid JSON")
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) \
-            or not body["messages"] or not all(isinstance(m, dict) for m in body["messages"]):
-        return openai_error(400, "messages: a non-empty list of message objects is required")
+    try:
+        ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        return openai_error(400, problem(exc))
     model = body.get("model") or "auto"
-    if not isinstance(model, str):
-        return openai_error(400, "model: must be a string")
     session = request.headers.get("x-tier-router-session") or body.get("user")
     gateway: Gateway = request.app.state.gateway
     try:

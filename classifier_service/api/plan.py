@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from classifier_service.api.responses import NOT_LOADED, invalid, merge
 from classifier_service.deps import RuntimeDep
 from classifier_service.vram import plan
 
@@ -21,6 +22,7 @@ router = APIRouter(prefix="/v1", tags=["portfolio"])
         "resident models, free memory, the alert line, a verdict (fits_concurrently, "
         "needs_on_demand, does_not_fit) and the most sessions or context that fit."
     ),
+    responses=merge(invalid("A query parameter out of range."), NOT_LOADED),
 )
 def get_plan(
     runtime: RuntimeDep,

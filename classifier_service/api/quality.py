@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.deps import RuntimeDep
 from classifier_service.metrics import Metrics
 from classifier_service.policy import check_tier
@@ -56,11 +57,17 @@ class QualityResponse(BaseModel):
         "low mean log-probability, degenerate repetition. Returns escalate, the reasons, a "
         "0-1 score and, when escalating, the next tier and its endpoint."
     ),
-    responses={422: {"description": "Empty prompt or an unknown tier."}},
+    responses=merge(
+        BAD_BODY,
+        too_large("The prompt is longer than policy.max_prompt_chars."),
+        invalid("Empty prompt, an unknown tier, or a field of the wrong type."),
+        NOT_LOADED,
+    ),
 )
 def check_quality(body: QualityRequest, runtime: RuntimeDep, request: Request
                   ) -> QualityResponse:
     portfolio = runtime.portfolio
+    runtime.check_length(body.prompt)  # the same limit as routing, before the classifier runs
     tier = check_tier(portfolio, body.tier, "tier") or portfolio.tier_names[0]
     kind = runtime.classifier.score(body.prompt).top_category
     result = check(body.response, portfolio.quality, kind=kind, tier=tier,

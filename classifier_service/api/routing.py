@@ -11,6 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from classifier_service.api.responses import (
+    BAD_BODY,
+    NOT_LOADED,
+    Responses,
+    invalid,
+    merge,
+    too_large,
+)
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import RequestError, TooLargeError
 from classifier_service.runtime import Runtime
@@ -28,10 +36,17 @@ log = logging.getLogger("tier_router.routing")
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "The prompt is longer than the limit or than any allowed context."},
-    422: {"description": "The body is invalid: empty prompt, unknown tier, min above max."},
-}
+ERRORS: Responses = merge(
+    BAD_BODY,
+    too_large("The prompt is longer than policy.max_prompt_chars or than any allowed "
+              "context."),
+    invalid("The body is invalid: empty prompt, unknown tier, min above max."),
+    NOT_LOADED,
+)
+BATCH_ERRORS: Responses = merge(
+    BAD_BODY, too_large("More items than policy.max_batch."),
+    invalid("The body is not an object with an `items` list."), NOT_LOADED,
+)
 
 
 def route_one(runtime: Runtime, body: RouteRequest,
@@ -103,7 +118,7 @@ def resident_now(request: Request) -> Collection[str] | None:
         "its own error entry and the others are still routed. More than policy.max_batch items "
         "is a 413."
     ),
-    responses={413: {"description": "More items than policy.max_batch."}},
+    responses=BATCH_ERRORS,
 )
 def route_batch(body: BatchRequest, runtime: RuntimeDep, request: Request) -> BatchResponse:
     limit = runtime.portfolio.policy.max_batch

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from classifier_service.api.responses import API_KEY, NOT_LOADED, detail, merge
 from classifier_service.auth import require_key
 from classifier_service.deps import RuntimeDep
 from classifier_service.metrics import CONTENT_TYPE, Metrics
@@ -30,7 +31,7 @@ def healthz() -> Health:
     operation_id="readyz",
     summary="Readiness",
     description="200 once the model and the portfolio are loaded, 503 before.",
-    responses={503: {"description": "Not loaded yet."}},
+    responses={503: detail("Not loaded yet.")},
     response_model=Readiness,
 )
 def readyz(request: Request) -> Any:
@@ -72,7 +73,7 @@ def metrics(request: Request) -> Response:
     ),
     tags=["portfolio"],
     dependencies=[Depends(require_key())],
-    responses={401: {"description": "A missing or unknown API key."}},
+    responses=merge(API_KEY, NOT_LOADED),
 )
 def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
     data = runtime.portfolio.model_dump(mode="json")

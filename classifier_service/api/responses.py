@@ -1,0 +1,130 @@
+"""The error answers of the HTTP API, as documented in OpenAPI (``responses=`` per route).
+
+Three error shapes exist: FastAPI's ``{"detail": ...}`` on tier-router's own operations
+(a string, or for 422 FastAPI's list of validation errors), OpenAI's ``{"error": {...}}`` on
+``/v1/chat/completions`` and Ollama's ``{"error": "..."}`` on ``/api/*``. Each operation lists
+the statuses it can answer; the schemas here are what those answers carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class Detail(BaseModel):
+    """FastAPI's error body with a message."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One problem, located as FastAPI locates validation errors, e.g. ``["body", "min_tier"]``."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class Invalid(BaseModel):
+    """FastAPI's validation-error body; tier-router's own 422 answers use it too."""
+
+    detail: list[FieldError]
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error body."""
+
+    error: OpenAIErrorBody
+
+
+class OllamaError(BaseModel):
+    """Ollama's error body."""
+
+    error: str = Field(description="What went wrong.")
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def detail(description: str) -> dict[str, Any]:
+    """A ``{"detail": "..."}`` answer."""
+    return {"model": Detail, "description": description}
+
+
+BODY_LIMIT = "the body is larger than TIER_ROUTER_MAX_BODY_BYTES"
+
+
+def too_large(description: str | None = None) -> Responses:
+    """A 413: ``description``, or the body over the service's size limit (any POST)."""
+    what = f"{description} Or {BODY_LIMIT}." if description else f"{BODY_LIMIT.capitalize()}."
+    return {413: detail(what)}
+
+
+def invalid(description: str) -> Responses:
+    """A 422 in FastAPI's validation-error shape."""
+    return {422: {"model": Invalid, "description": description}}
+
+
+# FastAPI's own answer to a body it cannot parse at all (not UTF-8).
+BAD_BODY: Responses = {400: detail("The body cannot be parsed (not UTF-8 text).")}
+NOT_LOADED: Responses = {503: detail("The model and the portfolio are not loaded yet.")}
+API_KEY: Responses = {401: detail("A missing or unknown API key.")}
+
+
+def openai(status: int, description: str) -> Responses:
+    return {status: {"model": OpenAIError, "description": description}}
+
+
+def ollama(status: int, description: str) -> Responses:
+    return {status: {"model": OllamaError, "description": description}}
+
+
+def merge(*parts: Responses) -> Responses:
+    merged: Responses = {}
+    for part in parts:
+        merged.update(part)
+    return merged
+
+
+def problem(exc: ValidationError) -> str:
+    """The first problem of a body that fails its model, as ``field: message``."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting the JSON body of a route that reads it itself."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+def header(name: str, description: str) -> dict[str, Any]:
+    """An optional string header parameter, for ``openapi_extra``."""
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": {"type": "string"}}
+
+
+ROUTE_HEADERS = [
+    header("x-tier-router-agent", "Agent name (as `agent` of /v1/route)."),
+    header("x-tier-router-min-tier", "Lowest tier allowed; empty means unset."),
+    header("x-tier-router-max-tier", "Highest tier allowed; empty means unset."),
+    header("x-tier-router-session", "Conversation id: later `auto` turns keep its tier."),
+    header("x-tier-router-stream", "`buffered`: check and escalate, then stream the answer."),
+]
+
+# One server-sent event (the shape FastAPI and OpenAPI 3.2 give an SSE item).
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "description": "A chat.completion.chunk as JSON, or [DONE]."},
+    "event": {"type": "string"}, "id": {"type": "string"}}}
