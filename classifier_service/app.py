@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -153,5 +154,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory classifier_service.app:app_from_env``."""
+    """Factory for ``uvicorn --factory classifier_service.app:app_from_env``.
+
+    ``serve --workers N`` builds each worker's app here. A SIGHUP that reaches a worker before
+    its lifespan installs the reload handler would kill it (the default action); ignoring it
+    until then loses nothing, since the lifespan loads the current files afterwards.
+    """
+    with contextlib.suppress(ValueError, AttributeError):  # not the main thread / no SIGHUP
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return create_app(Settings())

@@ -149,6 +149,8 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     if not model_dir.is_dir():
         raise ModelArtifactError(model_dir, "model folder not found")
     meta_path = model_dir / METADATA_FILE
+    if meta_path.exists() and not meta_path.is_file():
+        raise ModelArtifactError(meta_path, "metadata is not a regular file")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError:

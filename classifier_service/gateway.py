@@ -95,8 +95,13 @@ def route_header(steps: list[Step]) -> str:
     return ",".join(f"{s.endpoint}:{s.outcome}" for s in steps)
 
 
-def buffered(headers: Mapping[str, str]) -> bool:
-    return headers.get("x-tier-router-stream", "").lower() == "buffered"
+def buffered(headers: Mapping[str, str], default: bool = False) -> bool:
+    """Whether a streamed request is answered checked (buffered) or as it comes (direct):
+    the ``x-tier-router-stream`` header, else the portfolio's ``policy.buffer_streams``."""
+    mode = headers.get("x-tier-router-stream", "").lower()
+    if mode in ("buffered", "direct"):
+        return mode == "buffered"
+    return default
 
 
 def as_chunks(completion: Completion) -> list[dict[str, Any]]:

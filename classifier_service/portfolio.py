@@ -161,6 +161,11 @@ class Policy(_Strict):
     failover_cooldown_s: float = Field(
         default=30.0, ge=0, description="Gateway: how long a failed endpoint is skipped."
     )
+    buffer_streams: bool = Field(
+        default=False,
+        description="Check streamed answers too: buffer, check and escalate, then stream the "
+        "final answer (the header x-tier-router-stream: buffered or direct overrides it).",
+    )
 
 
 class Portfolio(_Strict):
@@ -294,10 +299,17 @@ def bundled_portfolio_path() -> Path:
     return Path(str(resources.files("classifier_service") / "portfolios" / "default.yaml"))
 
 
+MAX_PORTFOLIO_BYTES = 4 * 1024 * 1024
+
+
 def load_portfolio(path: Path | str) -> Portfolio:
     """Read and validate a portfolio file; every problem raises :class:`PortfolioError`."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO: never read
+            raise PortfolioError(path, "not a regular file")
+        if path.exists() and path.stat().st_size > MAX_PORTFOLIO_BYTES:
+            raise PortfolioError(path, f"larger than {MAX_PORTFOLIO_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PortfolioError(path, "file not found") from None

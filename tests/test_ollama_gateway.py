@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import ollama
 import pytest
 
 from tests.doubles import Script
-from tests.test_gateway import ESSAY, Stack
+from tests.test_gateway import ESSAY, Stack, portfolio
 from tests.test_gateway import stack as stack
 
 
@@ -121,3 +122,23 @@ def test_odd_ollama_input_never_500s(stack: Stack, body: dict[str, object], stat
     path = "/api/generate" if "prompt" in body else "/api/chat"
     response = httpx.post(f"{stack.url}{path}", json=body)
     assert response.status_code == status, response.text
+
+
+def test_policy_buffer_streams_checks_plain_streaming_clients(
+        stack: Stack, client: ollama.Client, tmp_path: Path) -> None:
+    """n8n's Ollama Chat Model streams; with policy.buffer_streams it still gets checked
+    answers, and the header `x-tier-router-stream: direct` opts one request out."""
+    path = tmp_path / "buffering.yaml"
+    path.write_text(portfolio(stack.ollama.url, stack.openai.url, "http://127.0.0.1:9").replace(
+        "policy: {", "policy: {buffer_streams: true, "), encoding="utf-8")
+    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)}
+                      ).status_code == 200
+    stack.ollama.scripts["small-a"] = Script(content="I don't know.")
+    stack.ollama.scripts["mid"] = Script(content="Positive")
+    ask = [{"role": "user", "content": "positive or negative: 'ok'"}]
+    parts = list(client.chat(model="auto", messages=ask, stream=True))
+    assert "".join(p.message.content or "" for p in parts) == "Positive"
+    direct = httpx.post(f"{stack.url}/api/chat", headers={"x-tier-router-stream": "direct"},
+                        json={"model": "auto", "messages": ask})
+    lines = [json.loads(line) for line in direct.text.splitlines()]
+    assert "".join(line["message"]["content"] for line in lines) == "I don't know."

@@ -112,3 +112,16 @@ def test_yaml_error_names_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PortfolioError, match="file not found"):
         load_portfolio(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "."])
+def test_special_files_are_refused_without_reading(special: str) -> None:
+    with pytest.raises(PortfolioError, match="not a regular file"):
+        load_portfolio(special)
+
+
+def test_a_huge_portfolio_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("# " + "x" * (5 * 1024 * 1024), encoding="utf-8")
+    with pytest.raises(PortfolioError, match="larger than"):
+        load_portfolio(path)

@@ -302,3 +302,16 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(
     records, problems = read_records(log)
     assert records[-1][1]["request_id"] == "after"
     assert any("not a JSON record" in p for p in problems)
+
+
+def test_a_starting_worker_survives_an_early_sighup() -> None:
+    """Until the lifespan installs the reload handler, a worker ignores SIGHUP (the default
+    action would kill it); the lifespan then loads the current files anyway."""
+    code = ("import os, signal\n"
+            "from classifier_service.app import app_from_env\n"
+            "app_from_env()\n"
+            "os.kill(os.getpid(), signal.SIGHUP)\n"
+            "print('alive')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr

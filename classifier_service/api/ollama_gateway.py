@@ -159,7 +159,8 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     try:
         plan = gateway.plan(runtime, model, openai_request["messages"], session=session,
                             resident=resident_now(request), **header_options(request.headers))
-        if body.get("stream", True) and not buffered(request.headers):
+        check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
+        if body.get("stream", True) and not check_stream:
             endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
             gateway.remember(session, runtime.portfolio.tier_of(endpoint))
 

@@ -133,7 +133,8 @@ async def _chat_completions(request: Request, runtime: Runtime) -> Any:
         plan = gateway.plan(runtime, model, body["messages"],
                             session=session if isinstance(session, str) else None,
                             resident=resident_now(request), **header_options(request.headers))
-        if body.get("stream") and not buffered(request.headers):
+        check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
+        if body.get("stream") and not check_stream:
             return await _stream(gateway, runtime, plan, body, session)
         outcome = await gateway.complete(runtime, plan, {**body, "stream": False})
     except RequestError as exc:
