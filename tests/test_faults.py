@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from classifier_service.settings import Settings
 from tests.backend_process import BackendProcess, backend_process
 from tests.conftest import portfolio_yaml
 from tests.doubles import Double, Script, fake_ollama, running
-from tests.test_reload import fresh_versions, serve, wait_for
+from tests.test_reload import fresh_versions, serve, stop, wait_for
 
 SIMPLE = "Is this review positive or negative? 'Great phone.'"
 LONG_ANSWER = " ".join(f"word{i}" for i in range(200))
@@ -229,11 +228,7 @@ def test_reload_faults_keep_the_old_model_serving_in_every_worker(tmp_path: Path
         assert httpx.post(f"{url}/v1/admin/reload", timeout=30).status_code == 200
         still_serving(before)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
 
 
 def test_backend_process_helper_kills_for_real() -> None:

@@ -9,11 +9,8 @@ Marked ``load``: part of the plain ``python -m pytest`` run; ``-m "not load"`` s
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.test_reload import serve
+from tests.test_reload import serve, stop
 
 CLIENTS = 64
 DURATION_S = 60.0
@@ -93,11 +90,7 @@ def test_64_clients_for_60_seconds_no_errors_and_flat_memory(tmp_path: Path) -> 
         tally, warm_rss, end_rss = asyncio.run(run_load(url, server))
         assert proc.poll() is None, "the server died under load"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
     latencies = sorted(tally.latencies_ms)
     p50 = statistics.median(latencies)
     p99 = latencies[int(len(latencies) * 0.99) - 1]

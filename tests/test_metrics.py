@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,7 +14,7 @@ from classifier_service.settings import Settings
 from tests.doubles import Script
 from tests.test_gateway import Stack, ask
 from tests.test_gateway import stack as stack
-from tests.test_reload import serve
+from tests.test_reload import serve, stop
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -114,8 +111,4 @@ def test_workers_metrics_are_summed(tmp_path: Path) -> None:
                         if name == "tier_router_decisions_total")
             assert total == 20  # whichever worker answers sees every worker's counts
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)

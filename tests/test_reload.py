@@ -153,6 +153,15 @@ def serve(*args: str, log: Path, env: Mapping[str, str] | None = None
     return proc, url
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a server started by :func:`serve`, its workers included; kill it if it hangs."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 class Hammer(threading.Thread):
     """Routes prompts on fresh connections until stopped; counts what failed."""
 
@@ -243,11 +252,7 @@ def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> Non
         assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=30)
     finally:
         hammer.finish()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
     assert hammer.failures == []
 
 

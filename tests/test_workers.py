@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import httpx
 import psutil
 
 from classifier_service.artifact import load_artifact
-from tests.test_reload import other_model, serve, wait_for
+from tests.test_reload import other_model, serve, stop, wait_for
 
 __all__ = ["other_model"]  # the module-scoped fixture, shared with test_reload.py
 
@@ -97,8 +96,4 @@ def test_two_workers_answer_and_a_killed_one_returns_with_the_reloaded_model(
         routed = httpx.post(f"{url}/v1/route", json={"prompt": "hello there"}, timeout=10)
         assert routed.status_code == 200 and routed.json()["model_version"] == expected
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
