@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import f1_score
+from threadpoolctl import threadpool_limits
 
 from bench.bench_gateway import measure_gateway
 from bench.bench_latency import percentiles, time_each
@@ -130,7 +131,7 @@ def classifier_section(args: argparse.Namespace, examples: list[Example]) -> Non
         print(row(q.name, f"{q.macro_f1:.4f}", f"{q.accuracy:.4f}"), flush=True)
 
     try:
-        encoder = load_encoder(args.torch_threads)
+        encoder = load_encoder(args.threads)
     except EmbeddingUnavailableError as exc:
         print(row("embedding router", "skipped"))
         print(f"   {exc}")
@@ -148,7 +149,7 @@ def classifier_section(args: argparse.Namespace, examples: list[Example]) -> Non
                   flush=True)
         print(f"   (embeddings of the {len(prompts)} prompts: {encode_s:.1f} s, "
               f"{'read from the cache' if cached else 'encoded in batches of 64'}; "
-              f"PyTorch threads {encoder.threads})")
+              f"PyTorch and BLAS threads {encoder.threads})")
 
     rng = random.Random(20261129)
     sample = rng.sample(prompts, min(len(prompts), args.latency_prompts + 20))
@@ -262,8 +263,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shuffles", type=int, choices=range(1, len(SEEDS) + 1), default=1,
                         help="repeat the 5-fold CV over this many fold shuffles (default 1)")
     parser.add_argument("--latency-prompts", type=int, default=500)
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="PyTorch intra-op threads (default: PyTorch's own choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="PyTorch and BLAS threads in the classifier section (default 1: "
+                             "one decision per core, as the service makes them; more threads "
+                             "on a busy 2-core machine made encoding 5-10x slower)")
     parser.add_argument("--cache-dir", type=Path,
                         default=Path.home() / ".cache" / "tier-router" / "bench",
                         help="where embeddings of the data are kept between runs")
@@ -285,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{os.cpu_count()} CPUs, load average {load}, {sys.platform}")
     started = time.perf_counter()
     if "classifier" in args.sections:
-        classifier_section(args, examples)
+        with threadpool_limits(limits=args.threads):
+            classifier_section(args, examples)
     if "http" in args.sections:
         http_section(args, examples)
     if "gateway" in args.sections:
