@@ -3,9 +3,10 @@
     python bench/bench_training.py [--data FILE] [--rows N]
 
 1. 5-fold cross-validated tier macro-F1 when the classifier is retrained on the labelled real
-   prompts of ``shared/data/dolly-dev.jsonl`` (read only), with the default recipe and with
-   ``--class-weight balanced``; repeated over five fold shuffles, because one split alone
-   moves the figure by about +-0.005;
+   prompts of ``shared/data/dolly-dev.jsonl`` (read only), with the default recipe, with
+   ``--class-weight balanced``, and with ``--kind-weight`` (the data's task kinds blended into
+   the tiers); repeated over five fold shuffles, because one split alone moves the figure by
+   about +-0.005;
 2. wall time of ``tier-router train`` (5-fold cross-validation + final fit + save) on N
    distinct prompts (default 20,000), built from the bundled corpus and the data file: each is
    two real prompts joined, labelled with the first one's tier.
@@ -45,7 +46,8 @@ def main() -> None:
     for name, recipe in (("default", Recipe()),
                          ("--class-weight balanced", Recipe(class_weight="balanced")),
                          ("balanced, no naive Bayes", Recipe(class_weight="balanced",
-                                                             lr_weight=1.0))):
+                                                             lr_weight=1.0)),
+                         ("--kind-weight 0.4", Recipe(kind_weight=0.4))):
         start = time.perf_counter()
         runs = [cross_validate(examples, ORDER, folds=5, recipe=recipe, seed=s) for s in SEEDS]
         f1s = [cv.macro_f1 for cv in runs]

@@ -7,9 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from classifier_service import __version__
@@ -23,10 +25,14 @@ from classifier_service.api import (
     routing,
     system,
 )
+from classifier_service.auth import Forbidden, Unauthorized, parse_keys, require_key
 from classifier_service.backends import Backends
+from classifier_service.body_limit import BodyLimit
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
+from classifier_service.gpu_monitor import GpuMonitor
+from classifier_service.metrics import Metrics
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.residency import ResidencyView
 from classifier_service.runtime import Runtime
@@ -64,20 +70,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             loaded.model_version,
             loaded.portfolio_path,
         )
+        if not app.state.keyring.enabled:
+            log.warning("no API keys configured (TIER_ROUTER_API_KEYS): every endpoint is "
+                        "open to whoever can reach %s", settings.server_url)
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
         client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
                                    limits=httpx.Limits(max_connections=256))
-        app.state.gateway = Gateway(Backends(client))
+        app.state.gateway = Gateway(Backends(client), app.state.metrics)
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
-        scheduler = (asyncio.create_task(run_scheduler(app.state, client))
+        scheduler = (asyncio.create_task(run_scheduler(app.state, client, settings.gpu_source))
                      if settings.scheduler else None)
+        gpu_task = asyncio.create_task(app.state.gpu_monitor.run(settings.gpu_poll_s))
         app.state.residency = ResidencyView()
         residency_task = asyncio.create_task(app.state.residency.follow(app.state, client))
         try:
             yield
         finally:
-            for task in (watcher, scheduler, residency_task):
+            for task in (watcher, scheduler, residency_task, gpu_task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -95,18 +105,42 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.keyring = settings.keyring()
+    app.state.metrics = Metrics()
+    app.state.gpu_monitor = GpuMonitor(settings.gpu_source,
+                                       lambda: app.state.runtime.portfolio.gpus)
+    app.state.metrics.add_collector(app.state.gpu_monitor)
     app.state.feedback_log = FeedbackLog(settings.feedback_log)
-    app.include_router(routing.router)
-    app.include_router(quality.router)
-    app.include_router(openai_gateway.router)
-    app.include_router(ollama_gateway.router)
-    app.include_router(feedback.router)
+    keyed = [Depends(require_key())]
+    unauthorized: dict[int | str, dict[str, Any]] = {
+        401: {"description": "A missing or unknown API key."}}
+    app.include_router(routing.router, dependencies=keyed, responses=unauthorized)
+    app.include_router(quality.router, dependencies=keyed, responses=unauthorized)
+    app.include_router(openai_gateway.router, dependencies=[Depends(require_key("openai"))],
+                       responses=unauthorized)
+    app.include_router(ollama_gateway.router, dependencies=[Depends(require_key("ollama"))],
+                       responses=unauthorized)
+    app.include_router(feedback.router, dependencies=keyed, responses=unauthorized)
     app.include_router(system.router)
-    app.include_router(plan.router)
+    app.include_router(plan.router, dependencies=keyed, responses=unauthorized)
     app.include_router(admin.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(parse_keys(settings.cors_origins)),
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "x-tier-router-*"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        if isinstance(exc, Unauthorized | Forbidden):
+            headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+            if exc.style == "openai":
+                return openai_gateway.openai_error(exc.status_code, str(exc),
+                                                   "invalid_api_key", headers)
+            if exc.style == "ollama":
+                return ollama_gateway.ollama_error(exc.status_code, str(exc), headers)
+            return JSONResponse(status_code=exc.status_code, content={"detail": str(exc)},
+                                headers=headers)
         return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
 
     @app.exception_handler(Exception)

@@ -219,6 +219,7 @@ def load_artifact(model_dir: Path | str) -> Artifact:
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT_VERSION:
         raise ModelArtifactError(model_path, "not a tier-router model bundle")
     _check_heads(model_path, bundle, meta)
+    _check_kind_mix(model_path, bundle)
     return Artifact(path=model_dir, bundle=bundle, metadata=meta)
 
 
@@ -250,6 +251,32 @@ def _check_heads(model_path: Path, bundle: dict[str, Any], meta: dict[str, Any])
                 model_path,
                 f"the {head} head predicts {classes}, metadata lists {labels}",
             )
+
+
+def _check_kind_mix(model_path: Path, bundle: dict[str, Any]) -> None:
+    """The optional ``tier_from_kinds`` entry must fit the two heads it joins."""
+    spec = bundle.get("tier_from_kinds")
+    if spec is None:
+        return
+    heads = bundle["heads"]
+    problem = None
+    try:
+        kinds, tiers = list(spec["kinds"]), list(spec["tiers"])
+        matrix, prior = spec["matrix"], spec["prior"]
+        if heads.get("category") is None:
+            problem = "it needs a category head"
+        elif not 0 < float(spec["weight"]) <= 1:
+            problem = "its weight must be in (0, 1]"
+        elif sorted(kinds) != sorted(str(c) for c in heads["category"][0][1].classes_) or \
+                sorted(tiers) != sorted(str(c) for c in heads["tier"][0][1].classes_):
+            problem = "its kinds or tiers differ from the heads' labels"
+        elif len(matrix) != len(kinds) or any(len(row) != len(tiers) for row in matrix) \
+                or len(prior) != len(tiers) or min(prior) <= 0:
+            problem = "its matrix or prior has the wrong shape or values"
+    except (KeyError, TypeError, ValueError):
+        problem = "it lacks weight, kinds, tiers, matrix or prior"
+    if problem is not None:
+        raise ModelArtifactError(model_path, f"tier_from_kinds is unusable: {problem}")
 
 
 def _minor(version: str) -> str:

@@ -27,7 +27,7 @@ import httpx
 
 from classifier_service.errors import RequestError, TierRouterError
 from classifier_service.ollama_wire import ollama_request, ollama_to_chunk, ollama_to_completion
-from classifier_service.portfolio import Endpoint
+from classifier_service.portfolio import Endpoint, MissingKeyError
 
 
 class BackendError(TierRouterError):
@@ -92,8 +92,9 @@ class Backends:
         else:
             body = ollama_request(endpoint, request, stream=True)
             url = f"{endpoint.base_url}/api/chat"
+        headers = _headers(endpoint)
         try:
-            async with self.client.stream("POST", url, json=body) as response:
+            async with self.client.stream("POST", url, json=body, headers=headers) as response:
                 await _raise_for_status(endpoint, response)
                 if endpoint.api == "openai":
                     async for line in response.aiter_lines():
@@ -115,8 +116,9 @@ class Backends:
 
     async def _post_json(self, endpoint: Endpoint, url: str, body: dict[str, Any]
                          ) -> dict[str, Any]:
+        headers = _headers(endpoint)
         try:
-            response = await self.client.post(url, json=body)
+            response = await self.client.post(url, json=body, headers=headers)
         except httpx.TimeoutException:
             raise BackendError(endpoint.name, "timed out") from None
         except httpx.TransportError as exc:
@@ -129,6 +131,13 @@ class Backends:
         if not isinstance(data, dict):
             raise BackendError(endpoint.name, "answered with an unexpected shape")
         return data
+
+
+def _headers(endpoint: Endpoint) -> dict[str, str]:
+    try:
+        return endpoint.auth_headers()
+    except MissingKeyError as exc:
+        raise BackendError(endpoint.name, str(exc)) from None
 
 
 def _json_line(endpoint: Endpoint, text: str) -> dict[str, Any]:

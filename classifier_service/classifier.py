@@ -52,6 +52,43 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class KindMix:
+    """The tier distribution implied by the task-kind head, blended into the tier head's.
+
+    A model trained with ``kind_weight`` w > 0 on data with task kinds stores ``P(tier |
+    kind)`` as seen in its training data and the tiers' shares there. Its tier probabilities
+    are then ``P_tier(x)^(1-w) * (sum_k P(k|x) P(tier|k) / P(tier))^w``, renormalised: when
+    a tier is a mix of unlike kinds (medium: summaries, questions, drafting, ...), the finer
+    kind head separates what one linear tier boundary cannot; dividing by the tier's share
+    makes the kinds vote by evidence, not by how common their tier was.
+    """
+
+    weight: float
+    matrix: FloatArray  # (kinds, tiers), rows in kind-head order, columns in tier-head order
+    log_prior: FloatArray  # (tiers,)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], kinds: Sequence[str], tiers: Sequence[str]
+                  ) -> KindMix:
+        """From the bundle's ``tier_from_kinds`` entry, reordered to the heads' labels."""
+        rows = [list(spec["kinds"]).index(k) for k in kinds]
+        cols = [list(spec["tiers"]).index(t) for t in tiers]
+        matrix = np.asarray(spec["matrix"], dtype=np.float64)[np.ix_(rows, cols)]
+        prior = np.asarray(spec["prior"], dtype=np.float64)[cols]
+        return cls(float(spec["weight"]), matrix, np.log(prior))
+
+    def apply(self, tier_p: FloatArray, kind_p: FloatArray) -> FloatArray:
+        """Blend probabilities: one row (or a matrix of rows) per prompt."""
+        implied = kind_p @ self.matrix
+        w = self.weight
+        logp = (1.0 - w) * np.log(np.maximum(tier_p, 1e-300)) + w * (
+            np.log(np.maximum(implied, 1e-12)) - self.log_prior)
+        z = np.exp(logp - logp.max(axis=-1, keepdims=True))
+        result: FloatArray = z / z.sum(axis=-1, keepdims=True)
+        return result
+
+
+@dataclass(frozen=True)
 class _Head:
     labels: tuple[str, ...]
     start: int
@@ -100,6 +137,9 @@ class TierClassifier:
         self._bias: FloatArray = np.concatenate(biases)
         self._tier_head = heads["tier"]
         self._category_head = heads.get("category")
+        spec = bundle.get("tier_from_kinds")
+        self._mix = (KindMix.from_spec(spec, heads["category"].labels, heads["tier"].labels)
+                     if spec is not None else None)
         self.model_version = artifact.model_version
         self.tier_labels = list(self._tier_head.labels)
         self.category_labels = (
@@ -109,9 +149,15 @@ class TierClassifier:
     def score(self, prompt: str) -> Scores:
         """Probabilities of one prompt per tier and per task kind."""
         logits = self._logits(prompt)
-        tiers = _softmax_dict(logits, self._tier_head)
+        tier_p = _softmax(logits, self._tier_head)
         head = self._category_head
-        return Scores(tiers, _softmax_dict(logits, head) if head is not None else None)
+        kind_p = _softmax(logits, head) if head is not None else None
+        if self._mix is not None and kind_p is not None:
+            tier_p = self._mix.apply(tier_p, kind_p)
+        tiers = dict(zip(self._tier_head.labels, tier_p.tolist(), strict=True))
+        kinds = (dict(zip(head.labels, kind_p.tolist(), strict=True))
+                 if head is not None and kind_p is not None else None)
+        return Scores(tiers, kinds)
 
     def _logits(self, prompt: str) -> FloatArray:
         vocab = self._vocab
@@ -165,8 +211,8 @@ def _linear_weights(est: Any) -> tuple[FloatArray, FloatArray]:
     return coef, bias
 
 
-def _softmax_dict(logits: FloatArray, head: _Head) -> dict[str, float]:
+def _softmax(logits: FloatArray, head: _Head) -> FloatArray:
     z = logits[head.start : head.stop]
     e = np.exp(z - z.max())
-    p = e / e.sum()
-    return dict(zip(head.labels, p.tolist(), strict=True))
+    result: FloatArray = e / e.sum()
+    return result

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from classifier_service import __version__
 from classifier_service.errors import TierRouterError
 from classifier_service.portfolio import Portfolio, bundled_portfolio_path, load_portfolio
@@ -27,6 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except TierRouterError as exc:
         print(f"tier-router: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():  # a bad TIER_ROUTER_* variable: name it, no traceback
+            name = "TIER_ROUTER_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"tier-router: error: {name}: {error['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -55,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where POST /v1/feedback appends (default ./feedback.jsonl)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=["json", "text"], default=None,
+                       help="one JSON object per line (default) or plain text")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="listen on a non-loopback address without API keys")
     serve.set_defaults(handler=_serve)
 
     route = sub.add_parser("route", help="route one prompt offline and print the decision",
@@ -95,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_models)
 
+    openapi = sub.add_parser("openapi", help="print or write the OpenAPI document",
+                             description="The service's OpenAPI document, or with --dify the "
+                             "subset that Dify imports as custom tools (route, check_quality).")
+    openapi.add_argument("--dify", action="store_true",
+                         help="only the operations Dify imports as tools, references inlined")
+    openapi.add_argument("--server-url", metavar="URL",
+                         help="the URL Dify will call, for the servers entry "
+                         "(default: TIER_ROUTER_PUBLIC_URL, else http://127.0.0.1:8700)")
+    openapi.add_argument("--out", type=Path, metavar="FILE", help="write here (default: print)")
+    openapi.set_defaults(handler=_openapi)
+
     check = sub.add_parser("check", help="validate a portfolio and a model folder",
                            description="Load the portfolio and the model as `serve` would.")
     _add_config_args(check)
@@ -119,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                        help="weigh tiers equally while fitting (balanced), or as they come "
                        "(none, default)")
+    train.add_argument("--kind-weight", type=_unit_float, default=0.0, metavar="W",
+                       help="blend in the tiers implied by the task-kind head, 0-1 (default 0: "
+                       "the tier head alone; needs data with task kinds)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
 
@@ -203,7 +230,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
                       ("model_dir", "model"), ("feedback_log", "feedback_log"),
-                      ("scheduler", "scheduler")):
+                      ("scheduler", "scheduler"), ("log_format", "log_format"),
+                      ("allow_unauthenticated", "allow_unauthenticated")):
         value = getattr(args, attr, None)
         if value is not None:
             overrides[key] = value
@@ -214,10 +242,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.logs import log_config
+    from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.runtime import Runtime
 
     settings = _settings(args)
+    settings.check_exposure()
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    logging_config = log_config(settings.log_format, args.log_level)
     if args.workers > 1:
         # Each worker process builds its own app from the environment; reloads are shared
         # through a state file in a private temporary folder.
@@ -228,6 +260,12 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
+        os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
+        # every worker writes its metrics here; /metrics on any worker sums them
+        metrics_dir = Path(state_dir) / "metrics"
+        metrics_dir.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
         from uvicorn.supervisors.multiprocess import Multiprocess
 
         class ReloadInPlace(Multiprocess):
@@ -241,27 +279,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
-                                log_level=args.log_level, log_config=_log_config())
+                                log_level=args.log_level, log_config=logging_config)
         try:
             ReloadInPlace(config, sockets=[config.bind_socket()]).run()
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
-                    log_level=args.log_level, log_config=_log_config())
+                    log_level=args.log_level, log_config=logging_config)
     return 0
-
-
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus the service's own ``tier_router`` logger on the same handler."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["tier_router"] = {"handlers": ["default"], "level": "INFO",
-                                        "propagate": False}
-    return config
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -293,6 +319,25 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from classifier_service.app import create_app
+    from classifier_service.dify_openapi import dify_openapi
+
+    settings = Settings(public_url=args.server_url) if args.server_url else Settings()
+    spec: dict[str, Any] = create_app(settings).openapi()
+    text = json.dumps(dify_openapi(spec) if args.dify else spec, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"tier-router: error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from tier_router_training.dataset import LoadReport
     from tier_router_training.pipeline import Recipe
@@ -307,7 +352,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         result = train(args.data, args.out, tier_order=tier_order, columns=_columns(args),
                        strict=args.on_bad_row == "stop", folds=args.folds,
-                       recipe=Recipe(class_weight=args.class_weight),
+                       recipe=Recipe(class_weight=args.class_weight,
+                                     kind_weight=args.kind_weight),
                        category_map=_category_map(args),
                        feedback=args.feedback, progress=not args.quiet, report=report)
     finally:  # list what was skipped, also when training then fails
@@ -345,6 +391,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1")
+    return value
+
+
 def _gigabytes(text: str) -> float:
     """``24GB``, ``24 GB``, ``24`` (GB) or ``22GiB`` -> GB (10^9 bytes)."""
     value = text.strip().lower().replace(" ", "")
@@ -379,7 +435,7 @@ def _models(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from classifier_service import residency
+    from classifier_service import residency, vram_guard
 
     portfolio = _portfolio(args)
 
@@ -391,7 +447,9 @@ def _models(args: argparse.Namespace) -> int:
                 raise residency.ResidencyError(f"name the endpoint to {args.action}")
             target = residency.ollama_endpoint(portfolio, args.endpoint)
             if args.action == "load":
-                await residency.load(target, client)
+                verdict = await vram_guard.guarded_load(portfolio, target, client,
+                                                        Settings().gpu_source)
+                print(verdict.detail)
             else:
                 await residency.unload(target, client)
             return None

@@ -9,7 +9,8 @@ The tree::
     ├── DataError                   labelled training data cannot be read
     └── RequestError                a request cannot be served as asked (HTTP 4xx)
         ├── InvalidRequestError     a field names something that does not exist (422)
-        └── TooLargeError           the request exceeds a configured size (413)
+        ├── TooLargeError           the request exceeds a configured size (413)
+        └── PreloadRefused          loading a model would cross its GPU's alert line (409)
 
 Configuration errors stop start-up with a message that names the file, the field and the
 problem; request errors become a JSON answer in FastAPI's ``{"detail": ...}`` shape.
@@ -79,3 +80,9 @@ class TooLargeError(RequestError):
     """The request is larger than a limit of the portfolio or of a model's context (HTTP 413)."""
 
     status_code = 413
+
+
+class PreloadRefused(RequestError):
+    """Loading a model would push its GPU over the alert threshold (HTTP 409)."""
+
+    status_code = 409

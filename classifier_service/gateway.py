@@ -35,6 +35,7 @@ from typing import Any
 from classifier_service.backends import BackendError, Backends, Completion
 from classifier_service.balancing import Balancer
 from classifier_service.errors import RequestError
+from classifier_service.metrics import Metrics
 from classifier_service.policy import check_options, escalation_chain
 from classifier_service.portfolio import Endpoint, Portfolio
 from classifier_service.quality import check
@@ -138,8 +139,9 @@ def last_user_text(messages: Any) -> str:
 
 
 class Gateway:
-    def __init__(self, backends: Backends) -> None:
+    def __init__(self, backends: Backends, metrics: Metrics) -> None:
         self.backends = backends
+        self.metrics = metrics
         self._cooldown: dict[str, float] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()
 
@@ -148,6 +150,16 @@ class Gateway:
     def plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None = None,
              min_tier: str | None = None, max_tier: str | None = None,
              session: str | None = None, resident: Collection[str] | None = None) -> Plan:
+        """The chain of endpoints for ``model``; counted in the decision metrics."""
+        start = time.perf_counter()
+        plan = self._plan(runtime, model, messages, agent=agent, min_tier=min_tier,
+                          max_tier=max_tier, session=session, resident=resident)
+        self.metrics.decided(plan.tier, plan.reason, time.perf_counter() - start)
+        return plan
+
+    def _plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None,
+              min_tier: str | None, max_tier: str | None, session: str | None,
+              resident: Collection[str] | None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
         runtime.check_length(prompt)
@@ -194,6 +206,7 @@ class Gateway:
 
     def _fail(self, endpoint: Endpoint, cooldown_s: float) -> None:
         self._cooldown[endpoint.name] = time.monotonic() + cooldown_s
+        self.metrics.failovers.labels(endpoint.name).inc()
 
     async def complete(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
                        ) -> Outcome:
@@ -224,10 +237,12 @@ class Gateway:
                 verdict = check(completion.content, portfolio.quality, kind=plan.category,
                                 tier=tier, finish_reason=completion.finish_reason,
                                 max_tokens=_cap(request))
+                self.metrics.checked(verdict.escalate, verdict.reasons)
             higher = next((i for i in range(index + 1, len(chain))
                            if portfolio.tier_of(chain[i]) != tier), None)
             if (verdict is not None and verdict.escalate and higher is not None
                     and escalations < policy.max_escalations):
+                self.metrics.fallbacks.labels(endpoint.name).inc()
                 steps.append(Step(endpoint.name, tier, "escalated", list(verdict.reasons)))
                 escalations += 1
                 index = higher

@@ -7,6 +7,7 @@ problem, e.g. ``portfolio.yaml: agents.code-review.endpoint: unknown endpoint 'c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from classifier_service.errors import PortfolioError
+from classifier_service.errors import PortfolioError, TierRouterError
 from classifier_service.quality import QualityPolicy
 from classifier_service.schedule import Schedule
 
@@ -32,6 +33,10 @@ Loading = Literal["concurrent", "on_demand"]
 Name = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 ]
+
+
+class MissingKeyError(TierRouterError):
+    """An endpoint names an API-key variable that is not set in this environment."""
 
 
 class _Strict(BaseModel):
@@ -62,6 +67,29 @@ class Endpoint(_Strict):
     keep_alive: str | None = Field(
         default=None, description="Ollama keep-alive: '-1' forever, '10m', '0' unload now."
     )
+    api_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the server's API key (sent as a bearer "
+        "token). Keys never go in the portfolio itself.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: object) -> object:
+        if isinstance(data, dict) and ("api_key" in data or "apiKey" in data):
+            raise ValueError("API keys do not belong in the portfolio: put the key in an "
+                             "environment variable and name that variable in api_key_env")
+        return data
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` for this server, from ``api_key_env`` (empty when unset)."""
+        if self.api_key_env is None:
+            return {}
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise MissingKeyError(
+                f"environment variable {self.api_key_env} (api_key_env) is not set")
+        return {"authorization": f"Bearer {key}"}
 
     @field_validator("base_url")
     @classmethod

@@ -77,9 +77,14 @@ class Reloader:
         """
         with self._lock:
             current = self.runtime
-            new = Runtime.load(Path(portfolio or current.portfolio_path),
-                               Path(model_dir or current.artifact.path))
+            try:
+                new = Runtime.load(Path(portfolio or current.portfolio_path),
+                                   Path(model_dir or current.artifact.path))
+            except Exception:
+                self._count("refused")
+                raise
             self._state.runtime = new
+            self._count("ok")
             if self._state_file is not None and publish:
                 self._publish(new)
             elif self._state_file is None:
@@ -106,6 +111,11 @@ class Reloader:
             self.generation = shared.generation
         log.info("followed reload generation %d: model %s", shared.generation,
                  new.model_version)
+
+    def _count(self, outcome: str) -> None:
+        metrics = getattr(self._state, "metrics", None)
+        if metrics is not None:
+            metrics.reloads.labels(outcome).inc()
 
     def _publish(self, runtime: Runtime) -> None:
         """Write the next generation; an flock keeps two workers' reloads in one order."""

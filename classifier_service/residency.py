@@ -21,7 +21,7 @@ import httpx
 
 from classifier_service.errors import InvalidRequestError, TierRouterError
 from classifier_service.ollama_wire import keep_alive_value
-from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.portfolio import Endpoint, MissingKeyError, Portfolio
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
 log = logging.getLogger("tier_router")
@@ -60,9 +60,7 @@ async def status(portfolio: Portfolio, client: httpx.AsyncClient) -> list[dict[s
             result.append(Residency(ep.name, ep.model, ep.api, ep.loading, "unreachable",
                                     detail=models))
             continue
-        wanted = _tagged(ep.model)
-        entry = next((m for m in models if wanted in (_tagged(str(m.get("model", ""))),
-                                                       _tagged(str(m.get("name", ""))))), None)
+        entry = _entry(ep, models)
         if entry is None:
             result.append(Residency(ep.name, ep.model, ep.api, ep.loading, "not_loaded"))
         else:
@@ -72,6 +70,22 @@ async def status(portfolio: Portfolio, client: httpx.AsyncClient) -> list[dict[s
                 vram_gb=round(vram / 1e9, 2) if isinstance(vram, int | float) else None,
                 expires_at=entry.get("expires_at")))
     return [asdict(r) for r in result]
+
+
+async def loaded_state(endpoint: Endpoint, client: httpx.AsyncClient) -> State:
+    """Whether one Ollama endpoint's model is loaded now (its server's ``/api/ps``)."""
+    if endpoint.api != "ollama":
+        return "unknown"
+    models = await _ps(client, endpoint.base_url)
+    if isinstance(models, str):
+        return "unreachable"
+    return "not_loaded" if _entry(endpoint, models) is None else "loaded"
+
+
+def _entry(endpoint: Endpoint, models: list[dict[str, Any]]) -> dict[str, Any] | None:
+    wanted = _tagged(endpoint.model)
+    return next((m for m in models if wanted in (_tagged(str(m.get("model", ""))),
+                                                  _tagged(str(m.get("name", ""))))), None)
 
 
 def _tagged(name: str) -> str:
@@ -122,7 +136,10 @@ async def _generate(endpoint: Endpoint, client: httpx.AsyncClient, keep_alive: s
     if options:
         body["options"] = options
     try:
-        response = await client.post(f"{endpoint.base_url}/api/generate", json=body)
+        response = await client.post(f"{endpoint.base_url}/api/generate", json=body,
+                                     headers=endpoint.auth_headers())
+    except MissingKeyError as exc:
+        raise ResidencyError(f"{endpoint.name}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ResidencyError(f"{endpoint.name}: {endpoint.base_url} unreachable "
                              f"({type(exc).__name__})") from None

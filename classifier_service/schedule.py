@@ -17,17 +17,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from classifier_service.gpu_monitor import GpuSource
 
 log = logging.getLogger("tier_router")
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_SLEEP_S = 300.0
+SETTLE_S = 10.0  # how long a refused preload re-reads the GPU before giving up
 
 
 class Schedule(BaseModel):
@@ -112,14 +116,21 @@ def describe(event: Event) -> str:
             f"{'; '.join(actions) or 'nothing'}")
 
 
-async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient) -> None:
+async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
+                        gpu_source: GpuSource = "auto", *,
+                        settle_s: float | None = None) -> None:
     """Preload the ``concurrent`` Ollama models, apply the open windows, then each opening as
     it comes; runs until cancelled.
 
     ``portfolio_source`` has a ``runtime`` attribute (the app state), so a reloaded portfolio's
-    schedules take effect at the next step.
+    schedules take effect at the next step. Each preload passes the VRAM guard
+    (:mod:`classifier_service.vram_guard`, GPU read from ``gpu_source``); a refused one is
+    logged as an error, after ``settle_s`` (default :data:`SETTLE_S`) seconds of re-reading
+    for memory being freed.
     """
-    from classifier_service import residency
+    from classifier_service import residency, vram_guard
+
+    settle = SETTLE_S if settle_s is None else settle_s
 
     async def apply(load: Sequence[str], unload: Sequence[str], why: str) -> None:
         portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
@@ -127,10 +138,12 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient) -> 
             try:
                 endpoint = residency.ollama_endpoint(portfolio, name)
                 if action == "load":
-                    await residency.load(endpoint, client)
+                    verdict = await vram_guard.guarded_load(portfolio, endpoint, client,
+                                                            gpu_source, settle_s=settle)
+                    log.info("schedule %s: loaded %s (%s)", why, name, verdict.detail)
                 else:
                     await residency.unload(endpoint, client)
-                log.info("schedule %s: %sed %s", why, action, name)
+                    log.info("schedule %s: unloaded %s", why, name)
             except Exception as exc:
                 log.error("schedule %s: could not %s %s: %s", why, action, name, exc)
 

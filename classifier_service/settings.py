@@ -9,6 +9,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifier_service.artifact import bundled_model_dir
+from classifier_service.auth import KeyRing, is_loopback, parse_keys
+from classifier_service.body_limit import DEFAULT_MAX_BODY_BYTES
+from classifier_service.errors import ConfigError
+from classifier_service.gpu_monitor import GpuSource
+from classifier_service.logs import LogFormat
 from classifier_service.portfolio import bundled_portfolio_path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -41,6 +46,46 @@ class Settings(BaseSettings):
     state_file: Path | None = Field(
         default=None, description="Reload state shared by worker processes (set by `serve`)."
     )
+    api_keys: str | None = Field(
+        default=None, description="Comma-separated bearer keys for the API (unset: open)."
+    )
+    admin_keys: str | None = Field(
+        default=None, description="Comma-separated keys for /v1/admin (unset: loopback only)."
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="Listen on a non-loopback address without API keys."
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, gt=0, description="Largest request body (else 413)."
+    )
+    cors_origins: str | None = Field(
+        default=None, description="Comma-separated origins allowed by CORS (unset: CORS off)."
+    )
+    gpu_source: GpuSource = Field(
+        default="auto", description="Where the VRAM monitor reads GPU memory: auto (NVML, "
+        "else nvidia-smi), nvml, nvidia-smi, or off."
+    )
+    gpu_poll_s: float = Field(
+        default=5.0, gt=0, description="Seconds between two reads of the VRAM monitor."
+    )
+    log_format: LogFormat = "json"
+    log_prompts: bool = Field(
+        default=False, description="Put prompt and answer text in the logs."
+    )
+
+    def keyring(self) -> KeyRing:
+        return KeyRing(parse_keys(self.api_keys), parse_keys(self.admin_keys))
+
+    def check_exposure(self) -> None:
+        """Refuse a non-loopback address without API keys unless explicitly allowed."""
+        if self.keyring().enabled or self.allow_unauthenticated or is_loopback(self.host):
+            return
+        raise ConfigError(
+            "TIER_ROUTER_HOST",
+            f"listening on {self.host} without API keys would open the service to the "
+            "network; set TIER_ROUTER_API_KEYS (and TIER_ROUTER_ADMIN_KEYS), or pass "
+            "--allow-unauthenticated (TIER_ROUTER_ALLOW_UNAUTHENTICATED=1) to do it anyway",
+        )
 
     @property
     def portfolio_path(self) -> Path:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +16,20 @@ from classifier_service.portfolio import bundled_portfolio_path
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.doubles import FakeNvidiaSmi
+
 DEFAULT_PORTFOLIO = bundled_portfolio_path()
+
+
+@pytest.fixture
+def fake_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNvidiaSmi:
+    """A fake ``nvidia-smi`` first on ``PATH``, showing no GPU line until told."""
+    from tests.doubles import FakeNvidiaSmi
+
+    smi = FakeNvidiaSmi(tmp_path / "fake-bin")
+    monkeypatch.setenv("PATH", f"{smi.folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    return smi
 
 
 @pytest.fixture(scope="session")

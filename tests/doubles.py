@@ -4,6 +4,8 @@
 ``/api/generate``, ``/api/tags``, ``/api/ps``); ``fake_openai()`` answers the OpenAI
 chat-completions API (``/v1/chat/completions`` with SSE streaming, ``/v1/models``). Both are
 checked with the official ``ollama`` and ``openai`` clients in ``test_doubles.py``.
+:class:`FakeNvidiaSmi` is an executable ``nvidia-smi`` whose output and exit code a test sets
+(put first on ``PATH`` by the ``fake_smi`` fixture of ``conftest.py``).
 
 What a model answers is scripted per model name through a :class:`Script`; every request a
 double receives is recorded in ``server.requests`` for the tests to inspect.
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -38,6 +41,7 @@ class Script:
     delay_s: float = 0.0
     tool_call: dict[str, Any] | None = None
     corrupt_stream: bool = False  # one good chunk, then a line that is not JSON
+    chunk_delay_s: float = 0.0  # pause before each streamed word after the first
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Double:
     app: FastAPI
     scripts: dict[str, Script] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)
     url: str = ""
 
@@ -55,6 +60,7 @@ class Double:
         """Record the request, then behave as its model's script says (after its delay)."""
         body: dict[str, Any] = await request.json()
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         script = self.script(body["model"])
         await asyncio.sleep(script.delay_s)
         return body, script
@@ -86,7 +92,9 @@ def fake_ollama() -> Double:
                     "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
 
         async def lines() -> AsyncIterator[bytes]:
-            for word in _words(message["content"]) if not script.tool_call else []:
+            for i, word in enumerate(_words(message["content"]) if not script.tool_call else []):
+                if i:
+                    await asyncio.sleep(script.chunk_delay_s)
                 yield (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
                                    "message": {"role": "assistant", "content": word},
                                    "done": False}) + "\n").encode()
@@ -166,7 +174,9 @@ def fake_openai() -> Double:
             if script.corrupt_stream:
                 yield b"data: {not json\n\n"
                 return
-            for word in _words(script.content):
+            for i, word in enumerate(_words(script.content)):
+                if i:
+                    await asyncio.sleep(script.chunk_delay_s)
                 yield chunk({"content": word}, None)
             yield chunk({}, finish)
             yield b"data: [DONE]\n\n"
@@ -200,3 +210,40 @@ def running(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+SMI_SCRIPT = """#!/bin/sh
+here="$(dirname "$0")"
+echo "$*" >> "$here/calls"
+sleep "$(cat "$here/delay")"
+cat "$here/out"
+exit "$(cat "$here/code")"
+"""
+
+
+class FakeNvidiaSmi:
+    """An ``nvidia-smi`` executable in ``folder``: prints what :meth:`show` was given."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.path = folder / "nvidia-smi"
+        self.path.write_text(SMI_SCRIPT, encoding="utf-8")
+        self.path.chmod(0o755)
+        self.show("")
+
+    def show(self, output: str, code: int = 0, delay_s: float = 0.0) -> None:
+        """What the next calls print and exit with (each file replaced in one step)."""
+        for name, text in (("out", output), ("code", str(code)), ("delay", str(delay_s))):
+            tmp = self.folder / f".{name}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(self.folder / name)
+
+    def gpus(self, *rows: tuple[int, str, int, int]) -> None:
+        """GPUs as ``(index, name, used MiB, total MiB)``, in nvidia-smi's CSV."""
+        self.show("".join(f"{i}, {name}, {used}, {total}\n" for i, name, used, total in rows))
+
+    @property
+    def calls(self) -> list[str]:
+        path = self.folder / "calls"
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []

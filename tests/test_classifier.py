@@ -11,9 +11,17 @@ import pytest
 
 from classifier_service.artifact import bundled_model_dir, load_artifact, save_artifact
 from classifier_service.classifier import TierClassifier
+from classifier_service.errors import DataError, ModelArtifactError
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
-from tier_router_training.pipeline import Recipe, blend_proba, fit_bundle, head_classes
+from tier_router_training.pipeline import (
+    Recipe,
+    blend_proba,
+    fit_bundle,
+    head_classes,
+    tier_proba,
+)
+from tier_router_training.train import train
 
 ODD_PROMPTS = [
     "",
@@ -91,3 +99,66 @@ def test_metadata_records_provenance(runtime: Runtime) -> None:
     assert 0 < meta["thresholds"]["confidence_threshold"] < 1
     assert meta["metrics"]["cv_macro_f1"] > 0.7
     assert json.dumps(meta)  # plain JSON
+
+
+def _kinded_examples() -> list[Example]:
+    """Three tiers; 'medium' is two unlike kinds, as real tiers are."""
+    rows: list[Example] = []
+    for i in range(15):
+        rows.append(Example(f"label this review {i} as positive or negative", "simple",
+                            "classification"))
+        rows.append(Example(f"summarise the meeting notes of week {i}", "medium",
+                            "summarization"))
+        rows.append(Example(f"draft an email to client {i} about the invoice", "medium",
+                            "drafting"))
+        rows.append(Example(f"write a poem about the sea and ship {i}", "complex",
+                            "creative_writing"))
+    return rows
+
+
+def test_kind_mix_matches_the_reference_and_changes_the_tiers(tmp_path: Path) -> None:
+    examples = _kinded_examples()
+    plain = fit_bundle(examples, Recipe())
+    mixed = fit_bundle(examples, Recipe(kind_weight=0.4))
+    assert "tier_from_kinds" not in plain
+    spec = mixed["tier_from_kinds"]
+    assert spec["weight"] == 0.4 and spec["kinds"] == sorted(spec["kinds"])
+    row = spec["matrix"][spec["kinds"].index("drafting")]
+    assert row[spec["tiers"].index("medium")] == 1.0
+    assert spec["prior"][spec["tiers"].index("medium")] == pytest.approx(0.5)
+
+    save_artifact(tmp_path, mixed, {
+        "labels": {"tier": ["simple", "medium", "complex"],
+                   "category": head_classes(mixed["heads"]["category"])},
+        "thresholds": {"confidence_threshold": 0.5}})
+    clf = TierClassifier(load_artifact(tmp_path))
+    prompts = ["label this review", "draft an email about the invoice", "a poem", "", "zz"]
+    x = mixed["vectorizer"].transform(prompts)
+    expected = tier_proba(mixed, x)
+    alone = blend_proba(mixed["heads"]["tier"], x)
+    assert not np.allclose(expected, alone)  # the mix does something
+    labels = head_classes(mixed["heads"]["tier"])
+    for prompt, want in zip(prompts, expected, strict=True):
+        got = clf.score(prompt).tiers
+        assert list(got) == labels
+        np.testing.assert_allclose(list(got.values()), want, rtol=0, atol=1e-9)
+    assert clf.score("draft an email to the landlord").top_tier == "medium"
+
+
+def test_a_broken_kind_mix_is_refused(tmp_path: Path) -> None:
+    mixed = fit_bundle(_kinded_examples(), Recipe(kind_weight=0.4))
+    mixed["tier_from_kinds"]["tiers"] = ["simple", "medium", "galaxy"]
+    save_artifact(tmp_path, mixed, {
+        "labels": {"tier": ["simple", "medium", "complex"],
+                   "category": head_classes(mixed["heads"]["category"])},
+        "thresholds": {"confidence_threshold": 0.5}})
+    with pytest.raises(ModelArtifactError, match="tier_from_kinds"):
+        load_artifact(tmp_path)
+
+
+def test_kind_weight_needs_kinds(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": e.prompt, "tier": e.tier}) + "\n"
+                            for e in _kinded_examples()), encoding="utf-8")
+    with pytest.raises(DataError, match="--kind-weight"):
+        train([data], tmp_path / "m", recipe=Recipe(kind_weight=0.4))

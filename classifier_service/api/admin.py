@@ -1,8 +1,11 @@
-"""``/v1/admin/*``: operations on the running service, answered on loopback only."""
+"""``/v1/admin/*``: operations on the running service.
+
+They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they answer on
+loopback only (see :mod:`classifier_service.auth`).
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -10,24 +13,13 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from classifier_service import residency
+from classifier_service import residency, vram_guard
+from classifier_service.auth import require_admin
 from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
 from classifier_service.reloading import Reloader
 
-
-def loopback_only(request: Request) -> None:
-    """Admin endpoints answer only to clients on this machine until API keys exist."""
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = host == "localhost"
-    if not local:
-        raise HTTPException(status_code=403, detail="admin endpoints answer on loopback only")
-
-
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(loopback_only)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 def get_reloader(request: Request) -> Reloader:
@@ -58,7 +50,8 @@ class ReloadResponse(BaseModel):
         "an invalid portfolio is refused with 422 and the previous model keeps serving. With "
         "several workers, every worker follows within about a second."
     ),
-    responses={403: {"description": "Not from loopback."},
+    responses={401: {"description": "A missing or unknown admin key."},
+               403: {"description": "Not an admin key, or not from loopback."},
                422: {"description": "Refused; the previous model keeps serving."}},
 )
 def reload(
@@ -108,20 +101,29 @@ async def models_status(request: Request, runtime: RuntimeDep) -> dict[str, Any]
     summary="Load or unload a model",
     description=(
         "`load` preloads an Ollama endpoint's model (an empty generate, kept for its "
-        "keep_alive); `unload` drops it (keep_alive 0). 422 for an unknown or "
-        "OpenAI-compatible endpoint, 502 when Ollama fails."
+        "keep_alive); `unload` drops it (keep_alive 0). Before a load, the VRAM guard "
+        "compares the model's planned size with its GPU's memory in use: 409 when it would "
+        "cross the alert threshold (`vram_check` in the answer says what was checked, or why "
+        "the check was skipped). 422 for an unknown or OpenAI-compatible endpoint, 502 when "
+        "Ollama fails."
     ),
-    responses={422: {"description": "Unknown or not an Ollama endpoint."},
+    responses={409: {"description": "The load would cross the GPU's alert threshold."},
+               422: {"description": "Unknown or not an Ollama endpoint."},
                502: {"description": "The Ollama server failed."}},
 )
 async def models_action(endpoint: str, action: Literal["load", "unload"], request: Request,
                         runtime: RuntimeDep) -> dict[str, Any]:
     target = residency.ollama_endpoint(runtime.portfolio, endpoint)
+    answer: dict[str, Any] = {"endpoint": target.name, "model": target.model, "action": action,
+                              "status": "ok"}
     try:
         if action == "load":
-            await residency.load(target, _client(request))
+            verdict = await vram_guard.guarded_load(
+                runtime.portfolio, target, _client(request),
+                request.app.state.settings.gpu_source)
+            answer["vram_check"] = {"outcome": verdict.outcome, "detail": verdict.detail}
         else:
             await residency.unload(target, _client(request))
     except residency.ResidencyError as exc:
         raise HTTPException(status_code=502, detail=str(exc)) from None
-    return {"endpoint": target.name, "model": target.model, "action": action, "status": "ok"}
+    return answer

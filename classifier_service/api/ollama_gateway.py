@@ -33,8 +33,9 @@ from classifier_service.runtime import Runtime
 router = APIRouter(prefix="/api", tags=["ollama gateway"])
 
 
-def ollama_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message})
+def ollama_error(status: int, message: str,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
@@ -51,14 +52,16 @@ def tags(runtime: RuntimeDep) -> dict[str, Any]:
              description="Ollama's /api/chat, routed, checked and escalated like "
              "/v1/chat/completions; NDJSON streaming unless `stream` is false.")
 async def chat(request: Request, runtime: RuntimeDep) -> Any:
-    return await _serve(request, runtime, chat_to_openai, lambda line: line)
+    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+        return await _serve(request, runtime, chat_to_openai, lambda line: line)
 
 
 @router.post("/generate", operation_id="ollama_generate",
              summary="Generate (Ollama-compatible), routed",
              description="Ollama's /api/generate (prompt and system), routed like /api/chat.")
 async def generate(request: Request, runtime: RuntimeDep) -> Any:
-    return await _serve(request, runtime, generate_to_openai, chat_to_generate)
+    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+        return await _serve(request, runtime, generate_to_openai, chat_to_generate)
 
 
 async def _serve(request: Request, runtime: Runtime,

@@ -29,14 +29,15 @@ from classifier_service.gateway import (
     header_options,
     route_header,
 )
+from classifier_service.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
 
-def openai_error(status: int, message: str, code: str | None = None) -> JSONResponse:
-    kind = {400: "invalid_request_error", 404: "invalid_request_error",
-            413: "invalid_request_error", 422: "invalid_request_error"}.get(status, "api_error")
-    return JSONResponse(status_code=status, content={
+def openai_error(status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if 400 <= status < 500 else "api_error"
+    return JSONResponse(status_code=status, headers=headers, content={
         "error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
@@ -67,6 +68,11 @@ def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     ),
 )
 async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
+    with request.app.state.metrics.gateway_seconds.labels("openai").time():
+        return await _chat_completions(request, runtime)
+
+
+async def _chat_completions(request: Request, runtime: Runtime) -> Any:
     try:
         body = await request.json()
     except ValueError:

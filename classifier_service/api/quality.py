@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from classifier_service.deps import RuntimeDep
+from classifier_service.metrics import Metrics
 from classifier_service.policy import check_tier
 from classifier_service.quality import Signal, check
 from classifier_service.schemas import (
@@ -57,13 +58,16 @@ class QualityResponse(BaseModel):
     ),
     responses={422: {"description": "Empty prompt or an unknown tier."}},
 )
-def check_quality(body: QualityRequest, runtime: RuntimeDep) -> QualityResponse:
+def check_quality(body: QualityRequest, runtime: RuntimeDep, request: Request
+                  ) -> QualityResponse:
     portfolio = runtime.portfolio
     tier = check_tier(portfolio, body.tier, "tier") or portfolio.tier_names[0]
     kind = runtime.classifier.score(body.prompt).top_category
     result = check(body.response, portfolio.quality, kind=kind, tier=tier,
                    finish_reason=body.finish_reason, max_tokens=body.max_tokens,
                    avg_logprob=body.avg_logprob)
+    metrics: Metrics = request.app.state.metrics
+    metrics.checked(result.escalate, result.reasons)
     next_tier = portfolio.next_tier(tier) if result.escalate else None
     return QualityResponse(
         escalate=result.escalate,

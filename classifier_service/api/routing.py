@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Collection
 from typing import Any
@@ -21,6 +23,8 @@ from classifier_service.schemas import (
     RouteRequest,
     RouteResponse,
 )
+
+log = logging.getLogger("tier_router.routing")
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
@@ -64,7 +68,24 @@ def route_one(runtime: Runtime, body: RouteRequest,
     responses=ERRORS,
 )
 def route(body: RouteRequest, runtime: RuntimeDep, request: Request) -> RouteResponse:
-    return route_one(runtime, body, resident_now(request))
+    return _observed(request, runtime, body)
+
+
+def _observed(request: Request, runtime: Runtime, body: RouteRequest) -> RouteResponse:
+    """``route_one``, counted in the metrics and logged (the prompt only if allowed)."""
+    start = time.perf_counter()
+    answer = route_one(runtime, body, resident_now(request))
+    elapsed = time.perf_counter() - start
+    request.app.state.metrics.decided(answer.tier, answer.reason, elapsed)
+    fields: dict[str, Any] = {"event": "route", "request_id": answer.request_id,
+                              "tier": answer.tier, "reason": answer.reason,
+                              "confidence": round(answer.confidence, 4),
+                              "endpoint": answer.endpoint.name,
+                              "ms": round(elapsed * 1000, 3)}
+    if request.app.state.settings.log_prompts:
+        fields["prompt"] = body.prompt
+    log.info("routed to %s (%s)", answer.tier, answer.reason, extra={"fields": fields})
+    return answer
 
 
 def resident_now(request: Request) -> Collection[str] | None:
@@ -93,8 +114,7 @@ def route_batch(body: BatchRequest, runtime: RuntimeDep, request: Request) -> Ba
     results: list[RouteResponse | BatchItemError] = []
     for index, item in enumerate(body.items):
         try:
-            results.append(route_one(runtime, RouteRequest.model_validate(item),
-                                     resident_now(request)))
+            results.append(_observed(request, runtime, RouteRequest.model_validate(item)))
         except ValidationError as exc:
             detail = [
                 {**err, "loc": ["body", "items", index, *err["loc"]]}

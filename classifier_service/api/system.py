@@ -1,13 +1,15 @@
-"""Health, readiness and the portfolio."""
+"""Health, readiness, metrics and the portfolio."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 
+from classifier_service.auth import require_key
 from classifier_service.deps import RuntimeDep
+from classifier_service.metrics import CONTENT_TYPE, Metrics
 from classifier_service.schemas import Health, Readiness
 
 router = APIRouter(tags=["system"])
@@ -44,6 +46,23 @@ def readyz(request: Request) -> Any:
 
 
 @router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    description=(
+        "Decisions per tier and reason, quality checks and escalations per signal, fallbacks "
+        "and failovers per endpoint, routing and gateway latency histograms, model reloads, "
+        "and GPU memory, in Prometheus' text format. Open, like the health checks."
+    ),
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(content=registry.exposition(), media_type=CONTENT_TYPE)
+
+
+@router.get(
     "/v1/portfolio",
     operation_id="get_portfolio",
     summary="The model portfolio",
@@ -52,6 +71,8 @@ def readyz(request: Request) -> Any:
         "confidence threshold in force and the model's version and labels."
     ),
     tags=["portfolio"],
+    dependencies=[Depends(require_key())],
+    responses={401: {"description": "A missing or unknown API key."}},
 )
 def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
     data = runtime.portfolio.model_dump(mode="json")

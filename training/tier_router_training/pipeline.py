@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import MultinomialNB
 
 from classifier_service.artifact import FORMAT_VERSION
+from classifier_service.classifier import KindMix
 from classifier_service.features import analyze
 from tier_router_training.dataset import Example, sort_key
 
@@ -55,6 +56,11 @@ class Recipe:
     shrinks the model about fivefold; on the real prompts of shared/data it changed tier
     macro-F1 by less than 0.005.
     """
+
+    kind_weight: float = 0.0
+    """Weight of the tier distribution implied by the task-kind head (see
+    :class:`classifier_service.classifier.KindMix`); 0 uses the tier head alone. Needs data
+    with task kinds; ignored without them."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,9 +145,11 @@ def fit_bundle(
     x = vectorizer.fit_transform([e.prompt for e in examples])
     tier_head = fit_head(x, [e.tier for e in examples], recipe)
     category_head = None
-    if with_category and has_categories(examples):
+    if (with_category or recipe.kind_weight > 0) and has_categories(examples):
         category_head = fit_head(x, [str(e.category) for e in examples], recipe, weighted=False)
     heads = {"tier": tier_head, "category": category_head}
+    mix = (kind_mix_spec(examples, recipe.kind_weight)
+           if recipe.kind_weight > 0 and category_head is not None else None)
     if recipe.keep_min_df > recipe.min_df:
         doc_freq = np.asarray((x > 0).sum(axis=0)).ravel()
         keep = np.flatnonzero(doc_freq >= recipe.keep_min_df)
@@ -150,7 +158,36 @@ def fit_bundle(
         vectorizer = build_vectorizer(recipe, vocabulary=terms)
         vectorizer.fit([e.prompt for e in examples])
         prune_heads(heads, keep)
-    return {"format": FORMAT_VERSION, "vectorizer": vectorizer, "heads": heads}
+    bundle: dict[str, Any] = {"format": FORMAT_VERSION, "vectorizer": vectorizer,
+                              "heads": heads}
+    if mix is not None:
+        bundle["tier_from_kinds"] = mix
+    return bundle
+
+
+def kind_mix_spec(examples: Sequence[Example], weight: float) -> dict[str, Any]:
+    """``P(tier | kind)`` and the tiers' shares in ``examples``, for the bundle."""
+    kinds = sorted({str(e.category) for e in examples})
+    tiers = sorted({e.tier for e in examples})
+    counts = np.zeros((len(kinds), len(tiers)))
+    for e in examples:
+        counts[kinds.index(str(e.category)), tiers.index(e.tier)] += 1
+    return {"weight": float(weight), "kinds": kinds, "tiers": tiers,
+            "matrix": (counts / counts.sum(axis=1, keepdims=True)).tolist(),
+            "prior": (counts.sum(axis=0) / counts.sum()).tolist()}
+
+
+def tier_proba(bundle: dict[str, Any], x: Any) -> np.ndarray:
+    """scikit-learn's tier probabilities of a bundle (columns in tier-head order), the kind
+    mix included: the reference the compiled scorer is checked against."""
+    heads = bundle["heads"]
+    proba = blend_proba(heads["tier"], x)
+    spec = bundle.get("tier_from_kinds")
+    if spec is None or heads.get("category") is None:
+        return proba
+    mix = KindMix.from_spec(spec, head_classes(heads["category"]), head_classes(heads["tier"]))
+    result: np.ndarray = mix.apply(proba, blend_proba(heads["category"], x))
+    return result
 
 
 def prune_heads(heads: dict[str, Any], index: np.ndarray) -> None:
@@ -197,7 +234,7 @@ def cross_validate(
         x = bundle["vectorizer"].transform([examples[i].prompt for i in test_idx])
         head = bundle["heads"]["tier"]
         cols = np.array([list(tier_order).index(c) for c in head_classes(head)], dtype=np.intp)
-        oof[np.ix_(test_idx, cols)] = blend_proba(head, x)
+        oof[np.ix_(test_idx, cols)] = tier_proba(bundle, x)
         if on_fold is not None:
             on_fold(fold)
     predicted = np.array(tier_order)[oof.argmax(axis=1)]

@@ -25,6 +25,7 @@ from tier_router_training.pipeline import (
     choose_threshold,
     cross_validate,
     fit_bundle,
+    has_categories,
     head_classes,
 )
 from tier_router_training.progress import Progress
@@ -94,6 +95,9 @@ def train(
         feedback_rows = len(fresh)
         examples = examples + fresh
         report.kept = len(examples)
+    if recipe.kind_weight > 0 and not has_categories(examples):
+        raise DataError("--kind-weight needs a task kind on every row, and at least two "
+                        "kinds (--category-column; feedback rows carry none)")
     order = resolve_tier_order(examples, tier_order)
     counts = Counter(e.tier for e in examples)
 

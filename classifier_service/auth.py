@@ -1,0 +1,131 @@
+"""API keys: bearer tokens from ``TIER_ROUTER_API_KEYS`` and ``TIER_ROUTER_ADMIN_KEYS``.
+
+- With no key configured, every endpoint is open and ``serve`` listens on loopback only
+  (a non-loopback address then needs ``--allow-unauthenticated``).
+- With API keys, every endpoint but ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI
+  document needs ``Authorization: Bearer <key>``; an admin key is accepted there too.
+- Admin endpoints (``/v1/admin/*``) need an admin key when admin keys are configured, and
+  answer on loopback only when none are.
+
+Keys are compared with :func:`hmac.compare_digest` against every configured key, so the time
+taken does not depend on how much of a key matched or which key it was. A missing or wrong key
+is a 401 with ``WWW-Authenticate: Bearer``, in the error shape of the API that was called
+(FastAPI's ``detail``, OpenAI's ``error`` object, or Ollama's ``error`` string).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from classifier_service.errors import RequestError
+
+ErrorStyle = Literal["detail", "openai", "ollama"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from TIER_ROUTER_API_KEYS.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class Unauthorized(RequestError):
+    """No key, or not a key this service knows (HTTP 401)."""
+
+    status_code = 401
+
+    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
+        self.style = style
+        super().__init__(message)
+
+
+class Forbidden(RequestError):
+    """A known key or client, but not allowed here (HTTP 403)."""
+
+    status_code = 403
+
+    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
+        self.style = style
+        super().__init__(message)
+
+
+def parse_keys(value: str | None) -> frozenset[str]:
+    """``"a, b,,c"`` -> {"a", "b", "c"}."""
+    return frozenset(k.strip() for k in (value or "").split(",") if k.strip())
+
+
+def _matches(token: str, keys: Iterable[str]) -> bool:
+    found = False
+    presented = token.encode()
+    for key in keys:  # no early exit: the same work whichever key matches
+        found |= hmac.compare_digest(presented, key.encode())
+    return found
+
+
+class KeyRing:
+    def __init__(self, api_keys: Iterable[str] = (), admin_keys: Iterable[str] = ()) -> None:
+        self.admin_keys = frozenset(admin_keys)
+        self.api_keys = frozenset(api_keys) | self.admin_keys
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def is_api_key(self, token: str) -> bool:
+        return _matches(token, self.api_keys)
+
+    def is_admin_key(self, token: str) -> bool:
+        return _matches(token, self.admin_keys)
+
+
+def keyring(request: Request) -> KeyRing:
+    ring: KeyRing = request.app.state.keyring
+    return ring
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials is not None else None
+
+
+def require_key(style: ErrorStyle = "detail") -> Callable[..., None]:
+    """A dependency: an API key (or an admin key) when keys are configured."""
+
+    def check(request: Request, credentials: Bearer) -> None:
+        ring = keyring(request)
+        if not ring.enabled:
+            return
+        token = _token(credentials)
+        if token is None:
+            raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'",
+                               style)
+        if not ring.is_api_key(token):
+            raise Unauthorized("the API key is not valid", style)
+
+    return check
+
+
+def require_admin(request: Request, credentials: Bearer) -> None:
+    """Admin endpoints: an admin key when admin keys exist, else clients on loopback only."""
+    ring = keyring(request)
+    if ring.admin_keys:
+        token = _token(credentials)
+        if token is None:
+            raise Unauthorized("an admin key is required: send 'Authorization: Bearer <key>'")
+        if not ring.is_admin_key(token):
+            if ring.is_api_key(token):
+                raise Forbidden("this key is not an admin key (TIER_ROUTER_ADMIN_KEYS)")
+            raise Unauthorized("the admin key is not valid")
+        return
+    host = request.client.host if request.client else ""
+    if not is_loopback(host):
+        raise Forbidden("admin endpoints answer on loopback only while "
+                        "TIER_ROUTER_ADMIN_KEYS is not set")

@@ -1,0 +1,117 @@
+"""The part of the service's OpenAPI document that Dify's custom-tool import handles.
+
+Dify turns each operation of an imported OpenAPI document into a tool: the first ``servers``
+URL plus the path is where it sends the request, ``operationId`` is the tool's name, the
+operation's ``description`` tells an agent what the tool does, and each top-level property of
+the JSON request body becomes one input (typed string, number or boolean; anything nested,
+``anyOf`` or ``null`` arrives as a string and breaks the call). This module cuts the service's
+document down to the operations meant as tools, with every ``$ref`` resolved in place, and
+refuses an operation whose body Dify could not fill.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from classifier_service.errors import TierRouterError
+
+#: The operations exported as Dify tools, by ``operationId``.
+DIFY_OPERATIONS: tuple[str, ...] = ("route", "check_quality")
+
+#: JSON Schema types that Dify's import turns into typed tool inputs.
+SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
+
+
+class ExportError(TierRouterError):
+    """The service's OpenAPI document cannot be exported for Dify as it stands."""
+
+
+def dify_openapi(spec: Mapping[str, Any],
+                 operations: Sequence[str] = DIFY_OPERATIONS) -> dict[str, Any]:
+    """The subset of ``spec`` (FastAPI's ``app.openapi()``) that Dify imports as tools."""
+    servers = spec.get("servers") or []
+    if not servers:
+        raise ExportError("the OpenAPI document has no servers entry; Dify needs one")
+    found: dict[str, tuple[str, str, Mapping[str, Any]]] = {}
+    for path, item in spec.get("paths", {}).items():
+        for method, op in item.items():
+            if isinstance(op, Mapping) and op.get("operationId") in operations:
+                found[op["operationId"]] = (path, method, op)
+    missing = [name for name in operations if name not in found]
+    if missing:
+        raise ExportError(f"no operation with operationId {', '.join(missing)} in the document")
+    paths: dict[str, dict[str, Any]] = {}
+    for name in operations:
+        path, method, op = found[name]
+        paths.setdefault(path, {})[method] = _operation(spec, name, op)
+    info = spec.get("info", {})
+    return {
+        "openapi": spec.get("openapi", "3.1.0"),
+        "info": {
+            "title": info.get("title", "tier-router"),
+            "version": info.get("version", ""),
+            "description": info.get("description", ""),
+        },
+        "servers": [dict(server) for server in servers],
+        "paths": paths,
+    }
+
+
+def _operation(spec: Mapping[str, Any], name: str, op: Mapping[str, Any]) -> dict[str, Any]:
+    if not op.get("description"):
+        raise ExportError(f"operation {name}: no description (Dify shows it to agents)")
+    out: dict[str, Any] = {"operationId": name, "summary": op.get("summary", ""),
+                           "description": op["description"]}
+    if op.get("parameters"):
+        raise ExportError(f"operation {name}: query or path parameters are not exported")
+    body = op.get("requestBody")
+    if body is not None:
+        content = body.get("content", {})
+        if list(content) != ["application/json"]:
+            raise ExportError(f"operation {name}: the request body must be application/json")
+        schema = _resolve(spec, content["application/json"].get("schema", {}))
+        _check_flat(name, schema)
+        out["requestBody"] = {"required": bool(body.get("required")),
+                              "content": {"application/json": {"schema": schema}}}
+    responses: dict[str, Any] = {}
+    for status, answer in op.get("responses", {}).items():
+        entry: dict[str, Any] = {"description": answer.get("description", "")}
+        schema = answer.get("content", {}).get("application/json", {}).get("schema")
+        if status.startswith("2") and schema is not None:
+            entry["content"] = {"application/json": {"schema": _resolve(spec, schema)}}
+        responses[status] = entry
+    out["responses"] = responses
+    return out
+
+
+def _check_flat(name: str, schema: Mapping[str, Any]) -> None:
+    """Each body property must be one plain scalar, as Dify's import reads it."""
+    if schema.get("type") != "object" or not schema.get("properties"):
+        raise ExportError(f"operation {name}: the request body must be an object with properties")
+    for prop_name, prop in schema["properties"].items():
+        kind = prop.get("type")
+        if kind not in SCALAR_TYPES or any(k in prop for k in ("anyOf", "oneOf", "allOf")):
+            raise ExportError(
+                f"operation {name}: body field {prop_name!r} is not a plain string, number, "
+                f"integer or boolean ({prop!r}); Dify would send it as a string")
+
+
+def _resolve(spec: Mapping[str, Any], node: Any, seen: tuple[str, ...] = ()) -> Any:
+    """``node`` with every local ``$ref`` replaced by a copy of what it points to."""
+    if isinstance(node, Mapping):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in seen:
+                raise ExportError(f"recursive schema {ref} cannot be inlined")
+            if not ref.startswith("#/"):
+                raise ExportError(f"only local references can be inlined, not {ref}")
+            target: Any = spec
+            for part in ref[2:].split("/"):
+                target = target[part]
+            return _resolve(spec, copy.deepcopy(target), (*seen, ref))
+        return {key: _resolve(spec, value, seen) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(spec, item, seen) for item in node]
+    return node

@@ -1,0 +1,111 @@
+"""Fixtures: a real tier-router on loopback, the plugin as the SDK loads it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# dify_plugin monkey-patches the standard library with gevent when imported: first, before
+# anything imports ssl or threading (pytest.ini also keeps anyio's pytest plugin out).
+import dify_plugin  # noqa: F401
+import httpx
+import pytest
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+API_KEY = "dify-plugin-test-key"
+
+if str(PLUGIN_DIR) not in sys.path:  # the plugin's own modules, as `python -m main` sees them
+    sys.path.insert(0, str(PLUGIN_DIR))
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    api_key: str
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {"service_url": self.url, "api_key": self.api_key}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_python() -> str:
+    """The interpreter that has tier-router installed (its own 3.11+ environment)."""
+    python = os.environ.get("TIER_ROUTER_PYTHON", "")
+    if not python:
+        pytest.fail("set TIER_ROUTER_PYTHON to the python of an environment where tier-router "
+                    "is installed (dify_tools/ci.sh does)", pytrace=False)
+    return python
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """``tier-router serve`` in a subprocess on a free loopback port, with an API key."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("service")
+    env = {**os.environ, "TIER_ROUTER_API_KEYS": API_KEY}
+    log = (workdir / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [service_python(), "-m", "classifier_service", "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("tier-router exited: " + (workdir / "serve.log").read_text())
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("tier-router did not start within 60 s")
+            time.sleep(0.1)
+        yield Service(url, API_KEY)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path  # the .difypkg
+    unpacked: Path  # its contents, extracted
+
+
+@pytest.fixture(scope="session")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """The .difypkg built by build_package.py, and a folder it was unpacked into."""
+    import zipfile
+
+    from build_package import build
+
+    out = tmp_path_factory.mktemp("dist")
+    path = build(PLUGIN_DIR, out)
+    unpacked = tmp_path_factory.mktemp("unpacked")
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(unpacked)
+    return Package(path, unpacked)

@@ -1,0 +1,225 @@
+"""``dify_tools/openapi.json``: Dify's import rules, the live service, requests built as Dify does.
+
+``parse_like_dify`` and ``request_like_dify`` follow what Dify's custom-tool import
+(``ApiBasedToolSchemaParser.parse_openapi_to_tool_bundle``) and its API tool
+(``ApiTool.do_http_request``) do with a document, so the checks here are the ones Dify applies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from classifier_service.app import create_app
+from classifier_service.cli import main
+from classifier_service.dify_openapi import ExportError, dify_openapi
+from classifier_service.runtime import Runtime
+from classifier_service.settings import Settings
+from tests.doubles import running
+
+EXPORTED = Path(__file__).resolve().parent.parent / "dify_tools" / "openapi.json"
+OPERATION_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what Dify accepts as a tool name
+TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean"}
+
+
+@dataclass
+class Param:
+    name: str
+    type: str  # Dify's tool parameter type: string, number or boolean
+    required: bool
+    description: str
+
+
+@dataclass
+class DifyTool:
+    name: str
+    url: str
+    method: str
+    description: str
+    body_schema: dict[str, Any]
+    params: list[Param] = field(default_factory=list)
+
+
+def parse_like_dify(doc: Mapping[str, Any]) -> list[DifyTool]:
+    """The tools Dify makes of ``doc``; fails where Dify's import would fail or mistype."""
+    assert doc.get("servers"), "Dify refuses a document without servers"
+    server = doc["servers"][0]["url"]
+    tools = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert "operationId" in op, f"{method} {path}: Dify would invent a long tool name"
+            assert OPERATION_ID.match(op["operationId"]), op["operationId"]
+            assert op.get("description"), f"{op['operationId']}: agents see no description"
+            assert not op.get("parameters"), "query parameters are read as strings only"
+            schema = op["requestBody"]["content"]["application/json"]["schema"]
+            assert "$ref" not in schema
+            tool = DifyTool(op["operationId"], server + path, method, op["description"], schema)
+            for name, prop in schema["properties"].items():
+                # Dify reads only top-level properties; it types them from "type" alone, and
+                # anything else (anyOf with null, objects, arrays) reaches the tool as a string.
+                assert prop.get("type") in TYPES, (tool.name, name, prop)
+                assert not {"anyOf", "oneOf", "allOf", "$ref"} & set(prop), (tool.name, name)
+                assert prop.get("description"), (tool.name, name)
+                tool.params.append(Param(name, TYPES[prop["type"]],
+                                         name in schema.get("required", []), prop["description"]))
+            names = [p.name for p in tool.params]
+            assert len(names) == len(set(names)), f"{tool.name}: duplicated parameter"
+            tools.append(tool)
+    return tools
+
+
+def request_like_dify(tool: DifyTool, values: Mapping[str, Any], base_url: str,
+                      api_key: str | None = None) -> httpx.Request:
+    """The HTTP request Dify's API tool sends for ``values`` (what a workflow node passes)."""
+    body: dict[str, Any] = {}
+    schema = tool.body_schema
+    for name, prop in schema["properties"].items():
+        if name in values:
+            body[name] = _convert_like_dify(prop, values[name])
+        elif name in schema.get("required", []):
+            raise AssertionError(f"Dify refuses the call: missing required parameter {name}")
+        elif "default" in prop:
+            body[name] = prop["default"]
+    headers = {"Content-Type": "application/json"}
+    if api_key:  # auth type "API Key", header Authorization, prefix Bearer
+        headers["Authorization"] = f"Bearer {api_key}"
+    url = base_url + tool.url.removeprefix(EXPORT_SERVER)
+    return httpx.Request(tool.method.upper(), url, headers=headers, content=json.dumps(body))
+
+
+def _convert_like_dify(prop: Mapping[str, Any], value: Any) -> Any:
+    kind = prop.get("type")
+    if kind in ("integer", "int"):
+        return int(value)
+    if kind == "number":
+        return float(value) if "." in str(value) else int(value)
+    if kind == "string":
+        return str(value)
+    if kind == "boolean":
+        return bool(value)
+    return value
+
+
+EXPORT_SERVER = "http://127.0.0.1:8700"
+
+
+@pytest.fixture(scope="module")
+def live(runtime: Runtime) -> Iterator[str]:
+    with running(create_app(Settings(), runtime=runtime)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tools() -> dict[str, DifyTool]:
+    return {t.name: t for t in parse_like_dify(json.loads(EXPORTED.read_text(encoding="utf-8")))}
+
+
+def test_committed_export_is_what_the_command_writes(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "openapi.json"
+    assert main(["openapi", "--dify", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == EXPORTED.read_text(encoding="utf-8"), (
+        "dify_tools/openapi.json is stale: run tier-router openapi --dify "
+        "--out dify_tools/openapi.json")
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_export_follows_dify_import_rules(tools: dict[str, DifyTool]) -> None:
+    assert set(tools) == {"route", "check_quality"}
+    route, quality = tools["route"], tools["check_quality"]
+    assert route.url == f"{EXPORT_SERVER}/v1/route" and route.method == "post"
+    assert quality.url == f"{EXPORT_SERVER}/v1/quality" and quality.method == "post"
+    assert [(p.name, p.type, p.required) for p in route.params] == [
+        ("prompt", "string", True), ("agent", "string", False),
+        ("min_tier", "string", False), ("max_tier", "string", False)]
+    assert [(p.name, p.type, p.required) for p in quality.params] == [
+        ("prompt", "string", True), ("response", "string", True),
+        ("finish_reason", "string", False), ("tier", "string", False),
+        ("avg_logprob", "number", False), ("max_tokens", "number", False)]
+    assert "$ref" not in EXPORTED.read_text(encoding="utf-8")
+
+
+def test_export_matches_the_live_service(live: str) -> None:
+    spec = httpx.get(f"{live}/openapi.json").json()
+    exported = json.loads(EXPORTED.read_text(encoding="utf-8"))
+    fresh = dify_openapi(spec)
+    assert fresh["servers"][0]["url"].startswith("http://127.0.0.1:")
+    fresh["servers"] = exported["servers"]  # the live one names its own settings' URL
+    assert fresh == exported
+    for path, item in exported["paths"].items():
+        for method, op in item.items():
+            assert spec["paths"][path][method]["operationId"] == op["operationId"]
+
+
+def test_route_request_built_like_dify_succeeds(live: str, tools: dict[str, DifyTool]) -> None:
+    route = tools["route"]
+    with httpx.Client(timeout=10) as client:
+        plain = client.send(request_like_dify(route, {"prompt": "Translate 'thank you' into "
+                                                      "French."}, live))
+        assert plain.status_code == 200, plain.text
+        assert plain.json()["tier"] == "simple"
+        # a form with every field, the empty optional ones as Dify passes them: ""
+        capped = client.send(request_like_dify(route, {
+            "prompt": "Design a distributed consensus protocol and prove its safety.",
+            "agent": "", "min_tier": "", "max_tier": "simple"}, live))
+        assert capped.status_code == 200, capped.text
+        assert capped.json()["tier"] == "simple" and "max_tier" in capped.json()["adjustments"]
+        bad = client.send(request_like_dify(route, {"prompt": "hi", "max_tier": "huge"}, live))
+        assert bad.status_code == 422 and "huge" in bad.text
+
+
+def test_check_quality_built_like_dify_succeeds(live: str,
+                                                tools: dict[str, DifyTool]) -> None:
+    quality = tools["check_quality"]
+    with httpx.Client(timeout=10) as client:
+        # numbers arrive from a workflow variable as text; Dify converts them by the schema
+        unsure = client.send(request_like_dify(quality, {
+            "prompt": "Why is the sky blue?", "response": "I'm not sure, I don't know.",
+            "tier": "simple", "finish_reason": "stop", "avg_logprob": "-0.25",
+            "max_tokens": "256"}, live))
+        assert unsure.status_code == 200, unsure.text
+        answer = unsure.json()
+        assert answer["escalate"] is True and "uncertain" in answer["reasons"]
+        assert answer["next_tier"] == "medium"
+        good = client.send(request_like_dify(quality, {
+            "prompt": "Is this review positive or negative? 'Loved it!'",
+            "response": "Positive."}, live))
+        assert good.status_code == 200 and good.json()["escalate"] is False
+
+
+def test_full_document_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["openapi", "--server-url", "http://gpu-box:8700"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["servers"][0]["url"] == "http://gpu-box:8700"
+    assert "/v1/chat/completions" in full["paths"]
+    assert main(["openapi", "--dify", "--out", str(tmp_path / "no" / "such.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    with pytest.raises(ExportError, match="servers"):
+        dify_openapi({**full, "servers": []})
+    nested = json.loads(json.dumps(full))
+    nested["components"]["schemas"]["RouteRequest"]["properties"]["agent"] = {
+        "anyOf": [{"type": "string"}, {"type": "null"}]}
+    with pytest.raises(ExportError, match="'agent' is not a plain"):
+        dify_openapi(nested)
+    with pytest.raises(ExportError, match="no operation with operationId nope"):
+        dify_openapi(full, ["route", "nope"])
+
+
+def test_dify_api_key_auth_reaches_a_keyed_service(runtime: Runtime,
+                                                   tools: dict[str, DifyTool]) -> None:
+    """Dify's custom-tool auth "API Key", header Authorization, prefix Bearer."""
+    route = tools["route"]
+    app = create_app(Settings(api_keys="dify-key"), runtime=runtime)
+    with running(app) as url, httpx.Client(timeout=10) as client:
+        keyed = client.send(request_like_dify(route, {"prompt": "hello"}, url, "dify-key"))
+        assert keyed.status_code == 200, keyed.text
+        for key in (None, "wrong"):
+            refused = client.send(request_like_dify(route, {"prompt": "hello"}, url, key))
+            assert refused.status_code == 401 and refused.json()["detail"]
