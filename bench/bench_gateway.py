@@ -16,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,10 +48,22 @@ def timed(client: httpx.Client, url: str, model: str, n: int) -> list[float]:
     return samples
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class GatewayTimings:
+    """Milliseconds per request of each path, in request order."""
+
+    direct: list[float]
+    tier: list[float]
+    auto: list[float]
+
+    def rows(self) -> list[tuple[str, list[float]]]:
+        return [("direct to the backend", self.direct),
+                ("gateway, model = tier", self.tier),
+                ("gateway, model = auto (classifies)", self.auto)]
+
+
+def measure_gateway(requests: int = 1000) -> GatewayTimings:
+    """Time ``requests`` sequential requests on each path (after a warm-up of 100)."""
     double = fake_openai()
     double.scripts["small"] = Script(content="Positive")
     double.scripts["mid"] = Script(content="Positive")
@@ -64,15 +77,21 @@ def main() -> None:
             via_url = f"{gateway}/v1/chat/completions"
             timed(client, direct_url, "small", 100)
             timed(client, via_url, "simple", 100)
-            direct = timed(client, direct_url, "small", args.requests)
-            tier = timed(client, via_url, "simple", args.requests)
-            auto = timed(client, via_url, "auto", args.requests)
-    base = statistics.median(direct)
+            direct = timed(client, direct_url, "small", requests)
+            tier = timed(client, via_url, "simple", requests)
+            auto = timed(client, via_url, "auto", requests)
+    return GatewayTimings(direct=direct, tier=tier, auto=auto)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    timings = measure_gateway(args.requests)
+    base = statistics.median(timings.direct)
     print(f"{args.requests} sequential requests each; backend answers at once")
     print(f"{'path':<40}{'p50 ms':>9}{'p99 ms':>9}{'overhead p50':>14}")
-    for name, samples in (("direct to the backend", direct),
-                          ("gateway, model = tier", tier),
-                          ("gateway, model = auto (classifies)", auto)):
+    for name, samples in timings.rows():
         p50 = statistics.median(samples)
         p99 = sorted(samples)[int(0.99 * len(samples))]
         print(f"{name:<40}{p50:>9.2f}{p99:>9.2f}{p50 - base:>14.2f}")

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -201,6 +202,18 @@ def prune_heads(heads: dict[str, Any], index: np.ndarray) -> None:
             est.n_features_in_ = len(index)
 
 
+def fold_splits(
+    tiers: Sequence[str], folds: int = 5, seed: int = SEED
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """The (train, test) row indices of each fold: stratified by tier, shuffled by ``seed``.
+
+    Rows are those of :func:`sort_examples`; :func:`cross_validate` uses exactly these folds,
+    so another model evaluated on them is compared on the same splits.
+    """
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(tiers)), np.asarray(tiers)))
+
+
 def cross_validate(
     examples: Sequence[Example],
     tier_order: Sequence[str],
@@ -215,13 +228,12 @@ def cross_validate(
     """
     examples = sort_examples(examples)
     tiers = np.array([e.tier for e in examples])
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.zeros((len(examples), len(tier_order)))
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(tiers)), tiers), 1):
+    for fold, (train_idx, test_idx) in enumerate(fold_splits(tiers.tolist(), folds, seed), 1):
         bundle = fit_bundle([examples[i] for i in train_idx], recipe, with_category=False)
         x = bundle["vectorizer"].transform([examples[i].prompt for i in test_idx])
         head = bundle["heads"]["tier"]
-        cols = [list(tier_order).index(c) for c in head_classes(head)]
+        cols = np.array([list(tier_order).index(c) for c in head_classes(head)], dtype=np.intp)
         oof[np.ix_(test_idx, cols)] = tier_proba(bundle, x)
         if on_fold is not None:
             on_fold(fold)
