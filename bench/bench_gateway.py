@@ -3,11 +3,12 @@
     python -m bench.bench_gateway [--requests N]     (from the repository root)
 
 A wire-format test double (the fake OpenAI-compatible server of the test suite, answering at
-once) serves as the backend; tier-router runs in the same way as `tier-router serve`
-(uvicorn, loopback). One client, keep-alive, sequential non-streaming requests with distinct
-prompts: direct to the backend, then through the gateway with ``model`` set to the tier
-(routing + forwarding + quality check) and to ``auto`` (plus classification). The overhead is
-the difference of the medians. Target: p50 overhead <= 2 ms.
+once) serves as the backend, in its own process; tier-router runs as `tier-router serve
+--log-level warning` (uvicorn, loopback, its own process). One client, keep-alive,
+sequential non-streaming requests with distinct prompts: direct to the backend, then through
+the gateway with ``model`` set to the tier (routing + forwarding + quality check) and to
+``auto`` (plus classification). The overhead is the difference of the medians. Target: p50
+overhead <= 2 ms.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from classifier_service.app import create_app
-from classifier_service.settings import Settings
-from tests.doubles import Script, fake_openai, running
+from bench.service_process import tier_router_server
+from tests.backend_process import backend_process
 
 PORTFOLIO = """
 version: 1
@@ -31,9 +31,9 @@ tiers:
   - name: simple
     endpoints: [{{name: small, api: openai, base_url: "{url}/v1", model: small}}]
   - name: medium
-    endpoints: [{{name: mid, api: openai, base_url: "{url}/v1", model: mid}}]
+    endpoints: [{{name: mid, api: openai, base_url: "{url}/v1", model: small}}]
   - name: complex
-    endpoints: [{{name: big, api: openai, base_url: "{url}/v1", model: big}}]
+    endpoints: [{{name: big, api: openai, base_url: "{url}/v1", model: small}}]
 """
 
 
@@ -63,17 +63,17 @@ class GatewayTimings:
 
 
 def measure_gateway(requests: int = 1000) -> GatewayTimings:
-    """Time ``requests`` sequential requests on each path (after a warm-up of 100)."""
-    double = fake_openai()
-    double.scripts["small"] = Script(content="Positive")
-    double.scripts["mid"] = Script(content="Positive")
-    double.scripts["big"] = Script(content="Positive")
-    with running(double.app) as backend, tempfile.TemporaryDirectory() as tmp:
+    """Time ``requests`` sequential requests on each path (after a warm-up of 100).
+
+    Client, tier-router and backend each run in their own process, as they do in production
+    (in one process they would share one interpreter lock and inflate every figure)."""
+    with backend_process("openai", "small", content="Positive") as backend, \
+            tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.yaml"
-        path.write_text(PORTFOLIO.format(url=backend), encoding="utf-8")
-        app = create_app(Settings(portfolio=path, feedback_log=Path(tmp) / "f.jsonl"))
-        with running(app) as gateway, httpx.Client(timeout=10) as client:
-            direct_url = f"{backend}/v1/chat/completions"
+        path.write_text(PORTFOLIO.format(url=backend.url), encoding="utf-8")
+        with tier_router_server(portfolio=path) as gateway, \
+                httpx.Client(timeout=10) as client:
+            direct_url = f"{backend.url}/v1/chat/completions"
             via_url = f"{gateway}/v1/chat/completions"
             timed(client, direct_url, "small", 100)
             timed(client, via_url, "simple", 100)

@@ -19,8 +19,10 @@ KEY_VARIABLES = ("TIER_ROUTER_API_KEYS", "TIER_ROUTER_ADMIN_KEYS")
 
 
 @contextmanager
-def tier_router_server(workers: int = 1, start_timeout_s: float = 120) -> Iterator[str]:
-    """Start ``tier-router serve`` (uvicorn) on 127.0.0.1 with the bundled model and portfolio.
+def tier_router_server(workers: int = 1, start_timeout_s: float = 120,
+                       portfolio: Path | None = None) -> Iterator[str]:
+    """Start ``tier-router serve`` (uvicorn) on 127.0.0.1 with the bundled model and portfolio
+    (or ``portfolio``), logging warnings only (no access log).
 
     Yields the base URL once every worker answers ``/readyz``. API keys are taken out of the
     environment, so the load needs no credentials; the feedback log goes to a temporary folder.
@@ -31,7 +33,8 @@ def tier_router_server(workers: int = 1, start_timeout_s: float = 120) -> Iterat
         proc = subprocess.Popen(
             [sys.executable, "-m", "classifier_service", "serve", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-             "--feedback-log", str(Path(tmp) / "feedback.jsonl")],
+             "--feedback-log", str(Path(tmp) / "feedback.jsonl"),
+             *(["--portfolio", str(portfolio)] if portfolio is not None else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )
         url = f"http://127.0.0.1:{port}"

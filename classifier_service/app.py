@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         )
         if not app.state.keyring.enabled:
             log.warning("no API keys configured (TIER_ROUTER_API_KEYS): every endpoint is "
-                        "open to whoever can reach %s", settings.server_url)
+                        "open to whoever can reach this address")
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
         client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
                                    limits=httpx.Limits(max_connections=256))
