@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
@@ -96,10 +96,10 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     return credentials.credentials if credentials is not None else None
 
 
-def require_key(style: ErrorStyle = "detail") -> Callable[..., None]:
+def require_key(style: ErrorStyle = "detail") -> Callable[..., Awaitable[None]]:
     """A dependency: an API key (or an admin key) when keys are configured."""
 
-    def check(request: Request, credentials: Bearer) -> None:
+    async def check(request: Request, credentials: Bearer) -> None:
         ring = keyring(request)
         if not ring.enabled:
             return
@@ -113,7 +113,7 @@ def require_key(style: ErrorStyle = "detail") -> Callable[..., None]:
     return check
 
 
-def require_admin(request: Request, credentials: Bearer) -> None:
+async def require_admin(request: Request, credentials: Bearer) -> None:
     """Admin endpoints: an admin key when admin keys exist, else clients on loopback only."""
     ring = keyring(request)
     if ring.admin_keys:

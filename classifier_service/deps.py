@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from classifier_service.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(status_code=503, detail="model and portfolio are not loaded yet")

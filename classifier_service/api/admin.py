@@ -31,7 +31,7 @@ from classifier_service.reloading import Reloader
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-def get_reloader(request: Request) -> Reloader:
+async def get_reloader(request: Request) -> Reloader:
     reloader: Reloader = request.app.state.reloader
     return reloader
 

@@ -35,7 +35,7 @@ class FeedbackResponse(BaseModel):
     request_id: str
 
 
-def get_feedback_log(request: Request) -> FeedbackLog:
+async def get_feedback_log(request: Request) -> FeedbackLog:
     log: FeedbackLog = request.app.state.feedback_log
     return log
 
