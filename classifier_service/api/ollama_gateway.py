@@ -100,7 +100,7 @@ def ollama_error(status: int, message: str,
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
             description="`auto`, every tier and every endpoint, as Ollama model entries.",
             responses=NOT_LOADED)
-def tags(runtime: RuntimeDep) -> dict[str, Any]:
+async def tags(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]
     return {"models": [{"name": n, "model": n, "modified_at": now_iso(), "size": 0,

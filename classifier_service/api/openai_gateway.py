@@ -92,7 +92,7 @@ def _message(exc: RequestError) -> str:
 @router.get("/models", operation_id="list_models", summary="Models (OpenAI-compatible)",
             description="`auto`, every tier and every endpoint, as OpenAI model objects.",
             responses=NOT_LOADED)
-def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     names = ["auto", *runtime.portfolio.tier_names,
              *(e.name for e in runtime.portfolio.all_endpoints())]
     return {"object": "list", "data": [

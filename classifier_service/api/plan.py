@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["portfolio"])
     ),
     responses=merge(invalid("A query parameter out of range."), NOT_LOADED),
 )
-def get_plan(
+async def get_plan(
     runtime: RuntimeDep,
     sessions: Annotated[int, Query(ge=1, le=10_000, description="Sessions per model.")] = 1,
     gpu_memory: Annotated[float | None, Query(gt=0, le=100_000, allow_inf_nan=False,

@@ -64,7 +64,7 @@ class QualityResponse(BaseModel):
         NOT_LOADED,
     ),
 )
-def check_quality(body: QualityRequest, runtime: RuntimeDep, request: Request
+async def check_quality(body: QualityRequest, runtime: RuntimeDep, request: Request
                   ) -> QualityResponse:
     portfolio = runtime.portfolio
     runtime.check_length(body.prompt)  # the same limit as routing, before the classifier runs

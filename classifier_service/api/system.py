@@ -22,7 +22,7 @@ router = APIRouter(tags=["system"])
     summary="Liveness",
     description="Answers 200 while the process serves HTTP.",
 )
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health()
 
 
@@ -34,7 +34,7 @@ def healthz() -> Health:
     responses={503: detail("Not loaded yet.")},
     response_model=Readiness,
 )
-def readyz(request: Request) -> Any:
+async def readyz(request: Request) -> Any:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return JSONResponse(status_code=503, content={"detail": "not ready"})
@@ -58,7 +58,7 @@ def readyz(request: Request) -> Any:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
     return Response(content=registry.exposition(), media_type=CONTENT_TYPE)
 
@@ -75,7 +75,7 @@ def metrics(request: Request) -> Response:
     dependencies=[Depends(require_key())],
     responses=merge(API_KEY, NOT_LOADED),
 )
-def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
+async def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
     data = runtime.portfolio.model_dump(mode="json")
     data["policy"]["effective_confidence_threshold"] = runtime.confidence_threshold
     data["model"] = {
