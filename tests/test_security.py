@@ -227,3 +227,23 @@ def test_upstream_keys_come_from_the_environment(tmp_path: Path,
             r = httpx.post(f"{url}/v1/chat/completions", json=ask, timeout=10)
             assert r.status_code == 200, r.text
             assert fake.headers[-1]["authorization"] == "Bearer sk-upstream"
+
+
+def test_a_request_cannot_name_a_server(tmp_path: Path) -> None:
+    """Endpoints come from the portfolio only: a URL as `model` is an unknown model."""
+    fake = fake_openai()
+    with running(fake.app) as a_url:
+        path = tmp_path / "portfolio.yaml"
+        path.write_text(portfolio("http://127.0.0.1:9", a_url, "http://127.0.0.1:9"),
+                        encoding="utf-8")
+        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f"))
+        with running(app) as url:
+            for model in (f"{a_url}/v1", "http://169.254.169.254/latest", "big-model"):
+                r = httpx.post(f"{url}/v1/chat/completions", timeout=10, json={
+                    "model": model, "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 404, (model, r.text)
+            r = httpx.post(f"{url}/api/chat", timeout=10, json={
+                "model": f"{a_url}/v1", "stream": False,
+                "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 404
+    assert fake.requests == []
