@@ -4,8 +4,9 @@
   (a non-loopback address then needs ``--allow-unauthenticated``).
 - With API keys, every endpoint but ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI
   document needs ``Authorization: Bearer <key>``; an admin key is accepted there too.
-- Admin endpoints (``/v1/admin/*``) need an admin key when admin keys are configured, and
-  answer on loopback only when none are.
+- Admin endpoints (``/v1/admin/*``) need an admin key when admin keys are configured. With
+  no key configured at all they answer on loopback only; with API keys but no admin key they
+  are off (403), so that turning keys on never leaves them open to local callers.
 
 Keys are compared with :func:`hmac.compare_digest` against every configured key, so the time
 taken does not depend on how much of a key matched or which key it was. A missing or wrong key
@@ -114,8 +115,12 @@ def require_key(style: ErrorStyle = "detail") -> Callable[..., Awaitable[None]]:
 
 
 async def require_admin(request: Request, credentials: Bearer) -> None:
-    """Admin endpoints: an admin key when admin keys exist, else clients on loopback only."""
+    """Admin endpoints: an admin key when admin keys exist; with no key configured at all,
+    clients on loopback only; with API keys but no admin keys, nobody."""
     ring = keyring(request)
+    if ring.enabled and not ring.admin_keys:
+        raise Forbidden("admin endpoints are off: API keys are set but no admin key; set "
+                        "TIER_ROUTER_ADMIN_KEYS to use them")
     if ring.admin_keys:
         token = _token(credentials)
         if token is None:

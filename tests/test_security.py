@@ -94,13 +94,23 @@ def test_admin_endpoints_need_an_admin_key(keyed: TestClient) -> None:
     assert ok.status_code == 200, ok.text
 
 
-def test_without_admin_keys_admin_answers_on_loopback_only(runtime: Runtime) -> None:
-    app = create_app(Settings(api_keys=API), runtime=runtime)
+def test_without_any_key_admin_answers_on_loopback_only(runtime: Runtime) -> None:
+    app = create_app(Settings(), runtime=runtime)
     with TestClient(app, client=("10.1.2.3", 5000)) as remote:
-        r = remote.post("/v1/admin/reload", json={}, headers=bearer(API))
+        r = remote.post("/v1/admin/reload", json={})
         assert r.status_code == 403 and "loopback" in r.json()["detail"]
     with TestClient(app, client=("127.0.0.1", 5000)) as local:
         assert local.post("/v1/admin/reload", json={}).status_code == 200
+
+
+def test_api_keys_without_admin_keys_turn_admin_off(runtime: Runtime) -> None:
+    app = create_app(Settings(api_keys=API), runtime=runtime)
+    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+        for headers in ({}, bearer("wrong"), bearer(API)):
+            r = local.post("/v1/admin/reload", json={}, headers=headers)
+            assert r.status_code == 403, headers
+            assert "TIER_ROUTER_ADMIN_KEYS" in r.json()["detail"]
+        assert local.get("/v1/admin/models", headers=bearer(API)).status_code == 403
 
 
 def test_openapi_declares_bearer_auth(keyed: TestClient) -> None:
