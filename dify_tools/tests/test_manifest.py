@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
+import sys
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from build_package import package_files
 from conftest import PLUGIN_DIR
 from plugin_checks import validate
 
@@ -34,11 +40,41 @@ def test_plugin_validates_with_the_sdk_and_the_daemon_rules() -> None:
     assert tools["check_quality"].output_schema["properties"]["escalate"]["type"] == "boolean"
 
 
-def test_requirements_pin_the_sdk_that_is_tested() -> None:
-    from importlib.metadata import version
+def _requirements() -> dict[str, Requirement]:
+    lines = (PLUGIN_DIR / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    return {canonicalize_name(r.name): r for r in reqs}
 
-    pins = (PLUGIN_DIR / "requirements.txt").read_text(encoding="utf-8").split()
-    assert f"dify_plugin=={version('dify_plugin')}" in pins
+
+def test_requirements_pin_the_sdk_that_is_tested() -> None:
+    assert str(_requirements()["dify-plugin"].specifier) == f"=={version('dify_plugin')}"
+
+
+def test_requirements_declare_every_package_the_plugin_imports() -> None:
+    """What the daemon installs from requirements.txt is all the packaged code may import."""
+    local = {p.stem for p in PLUGIN_DIR.iterdir()} - {"requirements"}
+    imported: set[str] = set()
+    for relative in package_files(PLUGIN_DIR):
+        if relative.suffix == ".py":
+            tree = ast.parse((PLUGIN_DIR / relative).read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    third_party = {canonicalize_name(n) for n in imported - sys.stdlib_module_names - local}
+    assert third_party == {"dify-plugin", "httpx"}
+    assert third_party <= set(_requirements())
+
+
+def test_httpx_is_pinned_compatibly_with_the_sdk() -> None:
+    """The pin admits the httpx installed with the SDK and the SDK's own lowest version."""
+    ours = _requirements()["httpx"].specifier
+    (sdk,) = [Requirement(r) for r in requires("dify_plugin") or []
+              if canonicalize_name(Requirement(r).name) == "httpx"]
+    assert version("httpx") in ours and version("httpx") in sdk.specifier
+    lowest = [s.version for s in sdk.specifier if s.operator == ">="]
+    assert lowest and all(v in ours for v in lowest), (str(ours), str(sdk.specifier))
 
 
 def _copy(tmp_path: Path) -> Path:
