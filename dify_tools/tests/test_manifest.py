@@ -40,6 +40,21 @@ def test_plugin_validates_with_the_sdk_and_the_daemon_rules() -> None:
     assert tools["check_quality"].output_schema["properties"]["escalate"]["type"] == "boolean"
 
 
+def test_manifest_requests_no_permissions_and_names_the_dify_it_needs() -> None:
+    """Dify shows requested permissions at install; this plugin uses none of them.
+
+    The permissions cover calls back into Dify (its tools, models, apps, nodes, storage,
+    endpoints) through the SDK's ``session``; the packaged code makes none.
+    """
+    manifest = validate(PLUGIN_DIR).manifest
+    assert manifest.resource.permission is None
+    for relative in package_files(PLUGIN_DIR):
+        if relative.suffix == ".py":
+            code = (PLUGIN_DIR / relative).read_text(encoding="utf-8")
+            assert ".session." not in code, f"{relative} calls back into Dify: add the permission"
+    assert manifest.meta.minimum_dify_version == "1.14.0"  # dify_plugin >= 0.8 needs it
+
+
 def _requirements() -> dict[str, Requirement]:
     lines = (PLUGIN_DIR / "requirements.txt").read_text(encoding="utf-8").splitlines()
     reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
@@ -99,6 +114,7 @@ def _edit(path: Path, change: dict[str, object]) -> None:
     ("manifest.yaml", {"name": "Tier Router"}, "name"),
     ("manifest.yaml", {"version": "one"}, "version"),
     ("manifest.yaml", {"icon": "missing.svg"}, "missing.svg"),
+    ("manifest.yaml", {"meta.minimum_dify_version": "one"}, "minimum_dify_version"),
     ("provider/tier_router.yaml", {"identity.label": {"zh_Hans": "x"}}, "en_US"),
     ("tools/route_request.yaml", {"parameters.0.llm_description": None}, "prompt"),
     ("tools/route_request.yaml", {"parameters.0.form": "chat"}, "form"),
