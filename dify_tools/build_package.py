@@ -2,6 +2,9 @@
 
     python build_package.py [--out DIR]     # default DIR: dist/
 
+Never packed: ``*.difypkg`` files (earlier builds) and, when DIR is inside the plugin, DIR's
+contents; a DIR inside the plugin that holds plugin files (``--out tools``) is refused.
+
 Dify installs an unsigned package only when its plugin daemon runs with
 ``FORCE_VERIFYING_SIGNATURE=false``.
 """
@@ -47,19 +50,48 @@ def is_ignored(relative: Path, patterns: list[str]) -> bool:
     return False
 
 
-def package_files(root: Path) -> list[Path]:
-    """The files that go into the package, relative to ``root``, sorted."""
+def package_files(root: Path, out_dir: Path | None = None) -> list[Path]:
+    """The files that go into the package, relative to ``root``, sorted.
+
+    Never a ``.difypkg`` (old packages, wherever they lie), nor anything in ``out_dir`` when
+    that folder is inside ``root``.
+    """
     patterns = ignore_patterns(root)
-    return sorted(p.relative_to(root) for p in root.rglob("*")
-                  if p.is_file() and not is_ignored(p.relative_to(root), patterns))
+    root = root.resolve()
+    out = out_dir.resolve() if out_dir is not None else None
+    files = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if (not path.is_file() or path.suffix == ".difypkg" or is_ignored(relative, patterns)
+                or (out is not None and out != root and path.is_relative_to(out))):
+            continue
+        files.append(relative)
+    return sorted(files)
+
+
+def check_out_dir(root: Path, out_dir: Path) -> None:
+    """Refuse an output folder inside the plugin that holds files of the plugin itself.
+
+    Its contents are left out of the package, so ``--out tools`` would drop the tools.
+    """
+    root, out = root.resolve(), out_dir.resolve()
+    if out == root or not out.is_relative_to(root):
+        return
+    held = sorted(set(package_files(root)) - set(package_files(root, out)))
+    if held:
+        names = ", ".join(p.as_posix() for p in held[:3]) + (", ..." if len(held) > 3 else "")
+        raise PackageError(f"the output folder {out} is inside the plugin and holds files "
+                           f"that belong in the package ({names}); write to dist/ or to a "
+                           "folder outside the plugin")
 
 
 def build(root: Path, out_dir: Path) -> Path:
     """Write ``<name>-<version>.difypkg`` into ``out_dir``; return its path."""
     manifest = yaml.safe_load((root / "manifest.yaml").read_text(encoding="utf-8"))
     target = out_dir / f"{manifest['name']}-{manifest['version']}.difypkg"
+    check_out_dir(root, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = package_files(root)
+    files = package_files(root, out_dir)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for relative in files:
             archive.write(root / relative, relative.as_posix())

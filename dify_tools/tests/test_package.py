@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
-from build_package import is_ignored, main
+import pytest
+
+from build_package import PackageError, build, is_ignored, main
 from conftest import PLUGIN_DIR, Package
 from plugin_checks import MAX_PACKAGE_BYTES, validate
 
@@ -44,3 +47,42 @@ def test_builder_command(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path)]) == 0
     assert (tmp_path / "tier_router-0.1.0.difypkg").is_file()
     assert (PLUGIN_DIR / "manifest.yaml").is_file()
+
+
+def _plugin_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "plugin"
+    shutil.copytree(PLUGIN_DIR, root, ignore=shutil.ignore_patterns("dist", "__pycache__"))
+    return root
+
+
+def _names(package: Path) -> set[str]:
+    with zipfile.ZipFile(package) as archive:
+        return set(archive.namelist())
+
+
+def test_packages_and_the_output_folder_are_never_packed(tmp_path: Path) -> None:
+    root = _plugin_copy(tmp_path)
+    (root / "old.difypkg").write_bytes(b"an earlier build")
+    (root / "_assets" / "stray.difypkg").write_bytes(b"another")
+    out = root / "packages"  # an output folder inside the plugin, not the ignored dist/
+    first = build(root, out)
+    second = build(root, out)  # the first package now lies in the output folder
+    assert first == second
+    names = _names(second)
+    assert not [n for n in names if n.endswith(".difypkg") or n.startswith("packages/")], names
+    assert {"manifest.yaml", "_assets/icon.svg", "tools/route_request.py"} <= names
+    beside = build(root, root)  # next to manifest.yaml: neither itself nor the others
+    assert beside == root / second.name
+    assert _names(build(root, root)) == names
+
+
+def test_an_output_folder_holding_plugin_files_is_refused(tmp_path: Path) -> None:
+    root = _plugin_copy(tmp_path)
+    with pytest.raises(PackageError, match=r"holds files that belong in the package "
+                                           r"\(tools/"):
+        build(root, root / "tools")
+    (root / "packages").mkdir()
+    (root / "packages" / "notes.txt").write_text("not a package", encoding="utf-8")
+    with pytest.raises(PackageError, match=r"\(packages/notes\.txt\)"):
+        build(root, root / "packages")
+    assert not list(root.rglob("*.difypkg"))
