@@ -2,8 +2,10 @@
 
     python build_package.py [--out DIR]     # default DIR: dist/
 
-Never packed: ``*.difypkg`` files (earlier builds) and, when DIR is inside the plugin, DIR's
-contents; a DIR inside the plugin that holds plugin files (``--out tools``) is refused.
+It prints the package's ``plugin_unique_identifier`` (the daemon's name for it, which the
+example workflow's ``dependencies`` carries). Never packed: ``*.difypkg`` files (earlier
+builds) and, when DIR is inside the plugin, DIR's contents; a DIR inside the plugin that
+holds plugin files (``--out tools``) is refused.
 
 Dify installs an unsigned package only when its plugin daemon runs with
 ``FORCE_VERIFYING_SIGNATURE=false``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import sys
 import zipfile
 from pathlib import Path
@@ -102,6 +105,33 @@ def build(root: Path, out_dir: Path) -> Path:
     return target
 
 
+def checksum(package: Path) -> str:
+    """The checksum Dify's plugin daemon gives a package, as its decoder computes it.
+
+    SHA-256 over, for each file name in sorted order, SHA-256(name) + SHA-256(contents): it
+    depends on the files alone, not on zip metadata (order, dates, compression, signature).
+    Checked against a published package: langgenius/agent 0.0.14 gives the checksum of its
+    marketplace identifier.
+    """
+    digests: dict[str, bytes] = {}
+    with zipfile.ZipFile(package) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                raise PackageError(f"{package}: has a folder entry {info.filename!r}, which "
+                                   "Dify's plugin daemon cannot read")
+            digests[info.filename] = hashlib.sha256(archive.read(info)).digest()
+    data = b"".join(hashlib.sha256(name.encode()).digest() + digests[name]
+                    for name in sorted(digests))
+    return hashlib.sha256(data).hexdigest()
+
+
+def unique_identifier(package: Path) -> str:
+    """``author/name:version@checksum``: how Dify names an installed package (DSL dependencies)."""
+    with zipfile.ZipFile(package) as archive:
+        manifest = yaml.safe_load(archive.read("manifest.yaml"))
+    return f"{manifest['author']}/{manifest['name']}:{manifest['version']}@{checksum(package)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the plugin's unsigned .difypkg.")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder")
@@ -112,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_package: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {target} ({target.stat().st_size} bytes)")
+    print(f"plugin_unique_identifier: {unique_identifier(target)}")
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from build_package import PackageError, build, is_ignored, main
+from build_package import PackageError, build, checksum, is_ignored, main, unique_identifier
 from conftest import PLUGIN_DIR, Package
 from plugin_checks import MAX_PACKAGE_BYTES, validate
 
@@ -43,10 +43,45 @@ def test_ignore_patterns_follow_gitignore_forms() -> None:
     assert not is_ignored(Path("docs/a.txt"), patterns)
 
 
-def test_builder_command(tmp_path: Path) -> None:
+def test_builder_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path)]) == 0
-    assert (tmp_path / "tier_router-0.1.0.difypkg").is_file()
+    target = tmp_path / "tier_router-0.1.0.difypkg"
+    assert target.is_file()
     assert (PLUGIN_DIR / "manifest.yaml").is_file()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"plugin_unique_identifier: {unique_identifier(target)}"
+    assert unique_identifier(target).startswith("tier-router/tier_router:0.1.0@")
+
+
+def _zip(path: Path, files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED,
+         comment: bytes = b"", date: tuple[int, ...] = (2026, 1, 15, 0, 0, 0)) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=date), data)
+        archive.comment = comment
+    return path
+
+
+def test_checksum_depends_on_names_and_contents_only(tmp_path: Path) -> None:
+    files = {"manifest.yaml": b"name: x\n", "tools/a.py": b"print(1)\n", "_assets/i.svg": b"<svg/>"}
+    base = checksum(_zip(tmp_path / "a.difypkg", files))
+    # as the daemon sees it: file order, compression, dates and a signature comment do not count
+    same = _zip(tmp_path / "b.difypkg", dict(reversed(list(files.items()))),
+                zipfile.ZIP_STORED, b"signature", (2030, 6, 1, 12, 0, 0))
+    assert checksum(same) == base and len(base) == 64
+    assert checksum(_zip(tmp_path / "c.difypkg", {**files, "tools/a.py": b"print(2)\n"})) != base
+    renamed = {("tools/b.py" if n == "tools/a.py" else n): d for n, d in files.items()}
+    assert checksum(_zip(tmp_path / "d.difypkg", renamed)) != base
+    assert checksum(_zip(tmp_path / "e.difypkg", {**files, "extra": b""})) != base
+
+
+def test_checksum_refuses_folder_entries(tmp_path: Path) -> None:
+    package = tmp_path / "dirs.difypkg"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("tools/", b"")
+        archive.writestr("tools/a.py", b"")
+    with pytest.raises(PackageError, match="folder entry 'tools/'"):
+        checksum(package)
 
 
 def _plugin_copy(tmp_path: Path) -> Path:

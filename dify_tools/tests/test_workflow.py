@@ -16,10 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import PLUGIN_DIR, Service
+from build_package import unique_identifier
+from conftest import PLUGIN_DIR, Package, Service
 from plugin_checks import load_yaml, validate
 
 DSL = PLUGIN_DIR / "examples" / "tier_routing_workflow.yml"
+# the daemon's PluginUniqueIdentifier: author/name:version@checksum
+UNIQUE_IDENTIFIER = re.compile(
+    r"^(?:([a-z0-9_-]{1,64})\/)?([a-z0-9_-]{1,255}):([0-9]{1,4})(\.[0-9]{1,4}){1,3}"
+    r"(-\w{1,16})?@[a-f0-9]{32,64}$")
 REFERENCE = re.compile(r"\{\{#([a-zA-Z0-9_]+)\.([a-zA-Z0-9_]+)#\}\}")
 TOOL_OUTPUTS = {"text", "json", "files"}
 
@@ -30,6 +35,25 @@ def graph() -> dict[str, Any]:
     assert doc["kind"] == "app" and doc["app"]["mode"] == "workflow"
     graph: dict[str, Any] = doc["workflow"]["graph"]
     return graph
+
+
+def test_dependencies_name_the_package_as_dify_identifies_it(package: Package) -> None:
+    """Dify checks ``dependencies`` at import against what the workspace has installed.
+
+    The entry has the shape Dify's ``PluginDependency`` reads (type ``package``); its
+    identifier is the one the daemon gives the package that build_package.py builds now,
+    so a plugin change that is not carried into the example fails here.
+    """
+    (dependency,) = load_yaml(DSL)["dependencies"]
+    assert set(dependency) == {"type", "value", "current_identifier"}
+    assert dependency["type"] == "package" and dependency["current_identifier"] is None
+    assert set(dependency["value"]) == {"plugin_unique_identifier"}
+    identifier = dependency["value"]["plugin_unique_identifier"]
+    assert UNIQUE_IDENTIFIER.match(identifier), identifier
+    built = unique_identifier(package.path)
+    assert identifier == built, (
+        f"examples/tier_routing_workflow.yml names {identifier}, the package built now is "
+        f"{built}: run python3 build_package.py and copy its plugin_unique_identifier")
 
 
 def outputs_of(node: dict[str, Any], tools: dict[str, dict[str, Any]]) -> set[str]:
