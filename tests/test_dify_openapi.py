@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from classifier_service.settings import Settings
 from tests.doubles import running
 
 EXPORTED = Path(__file__).resolve().parent.parent / "dify_tools" / "openapi.json"
+README = EXPORTED.parent / "README.md"
 OPERATION_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what Dify accepts as a tool name
 TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean"}
 
@@ -108,6 +109,26 @@ def _convert_like_dify(prop: Mapping[str, Any], value: Any) -> Any:
 
 
 EXPORT_SERVER = "http://127.0.0.1:8700"
+
+
+def outputs_like_dify(response: httpx.Response) -> dict[str, Any]:
+    """The custom tool node's outputs, as Dify's ``ApiTool._invoke`` makes them of a response.
+
+    A JSON object becomes a json message, which the tool node collects into its ``json``
+    output, a list; the raw body becomes the ``text`` output.
+    """
+    body = response.json()
+    return {"text": response.text, "json": [body] if isinstance(body, dict) else []}
+
+
+def readme_code_node() -> Callable[[list[Any]], dict[str, Any]]:
+    """The Code node that dify_tools/README.md gives for the custom tool's ``json`` output."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    (code,) = [block for block in blocks if "def main(result" in block]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # Dify's Code node runs this main() with the node's inputs
+    main: Callable[[list[Any]], dict[str, Any]] = namespace["main"]
+    return main
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +244,16 @@ def test_dify_api_key_auth_reaches_a_keyed_service(runtime: Runtime,
         for key in (None, "wrong"):
             refused = client.send(request_like_dify(route, {"prompt": "hello"}, url, key))
             assert refused.status_code == 401 and refused.json()["detail"]
+
+
+def test_readme_code_node_reads_the_custom_tool_output(live: str,
+                                                        tools: dict[str, DifyTool]) -> None:
+    """The README's Code node turns the route tool's output into a ``tier`` to branch on."""
+    with httpx.Client(timeout=10) as client:
+        response = client.send(request_like_dify(tools["route"], {
+            "prompt": "Is this review positive or negative? 'Loved it!'"}, live))
+    assert response.status_code == 200, response.text
+    outputs = outputs_like_dify(response)
+    assert readme_code_node()(outputs["json"]) == {"tier": response.json()["tier"]}
+    assert json.loads(outputs["text"]) == outputs["json"][0]  # what older Dify gives instead
+    assert "json.tier }}" not in README.read_text(encoding="utf-8")  # not Dify's syntax
