@@ -29,6 +29,7 @@ from classifier_service.api import (
 from classifier_service.auth import Forbidden, Unauthorized, parse_keys, require_key
 from classifier_service.backends import Backends
 from classifier_service.body_limit import BodyLimit
+from classifier_service.crash_guard import CrashGuard
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.gateway import Gateway
@@ -42,6 +43,13 @@ from classifier_service.schedule import run_scheduler
 from classifier_service.settings import Settings, get_settings
 
 log = logging.getLogger("tier_router")
+
+ROUTE_HEADERS = ["x-tier-router-agent", "x-tier-router-min-tier", "x-tier-router-max-tier",
+                 "x-tier-router-session", "x-tier-router-stream"]
+"""Request headers a browser may send cross-origin (when CORS is on)."""
+ANSWER_HEADERS = ["x-tier-router-endpoint", "x-tier-router-tier", "x-tier-router-reason",
+                  "x-tier-router-escalations", "x-tier-router-route"]
+"""Answer headers a browser may read cross-origin."""
 
 DESCRIPTION = (
     "tier-router classifies each LLM request by complexity and returns the tier, the "
@@ -74,11 +82,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         )
         if not app.state.keyring.enabled:
             log.warning("no API keys configured (TIER_ROUTER_API_KEYS): every endpoint is "
-                        "open to whoever can reach this address")
+                        "open to whoever reaches %s; `tier-router serve` listens on loopback "
+                        "only unless --allow-unauthenticated", settings.host)
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
         client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
                                    limits=httpx.Limits(max_connections=256))
-        app.state.gateway = Gateway(Backends(client), app.state.metrics)
+        app.state.gateway = Gateway(Backends(client), app.state.metrics,
+                                    log_prompts=settings.log_prompts)
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
         scheduler = (asyncio.create_task(run_scheduler(app.state, client, settings.gpu_source))
@@ -129,8 +139,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=sorted(parse_keys(settings.cors_origins)),
                            allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type", "x-tier-router-*"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+                           allow_headers=["authorization", "content-type", *ROUTE_HEADERS],
+                           expose_headers=ANSWER_HEADERS)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       timeout_s=settings.body_timeout_s)
+    app.add_middleware(CrashGuard)  # added last: the outermost of ours
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
@@ -145,10 +158,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                                 headers=headers)
         return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "internal error"})
 
     return app
 

@@ -146,11 +146,15 @@ def update_metadata(model_dir: Path | str, changes: dict[str, Any]) -> dict[str,
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     """Read and check ``metadata.json`` of a model folder, without unpickling anything."""
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelArtifactError(model_dir, "model folder not found")
     meta_path = model_dir / METADATA_FILE
-    if meta_path.exists() and not meta_path.is_file():
-        raise ModelArtifactError(meta_path, "metadata is not a regular file")
+    try:
+        if not model_dir.is_dir():
+            raise ModelArtifactError(model_dir, "model folder not found")
+        if meta_path.exists() and not meta_path.is_file():
+            raise ModelArtifactError(meta_path, "metadata is not a regular file")
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ModelArtifactError(model_dir, f"cannot use this path: {exc.strerror or exc}"
+                                 ) from None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,63 +1,76 @@
-"""A limit on request body size, enforced before the app reads the body (HTTP 413).
+"""Limits on request bodies, enforced before the app reads them: size (413) and time (408).
 
-A body that declares its length is refused from the header alone; a chunked body is read up
-to the limit and refused as soon as it goes over, so no request can make the service hold more
-than the limit in memory. The limit is ``TIER_ROUTER_MAX_BODY_BYTES`` (default 8 MiB: long
-conversations fit, a runaway upload does not).
+A body that declares a length over the limit is refused from the header alone; any other body
+is read here, up to the limit and within the time allowed, then handed to the app. So no
+request makes the service hold more than the limit in memory, and no client can keep a
+request open by sending its body a byte at a time. The limits are
+``TIER_ROUTER_MAX_BODY_BYTES`` (default 8 MiB: long conversations fit, a runaway upload does
+not) and ``TIER_ROUTER_BODY_TIMEOUT_S`` (default 30 s).
+
+Slow *headers* are not covered here (the server has parsed them before the app is called):
+uvicorn caps connections (``TIER_ROUTER_LIMIT_CONCURRENCY``) and closes idle ones; a reverse
+proxy in front should time out slow headers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT_S = 30.0
+NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in NO_BODY:
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)
-        if length is not None:
-            if length > self.max_bytes:
-                await self._refuse(send)
-                return
-            await self.app(scope, receive, send)  # the server stops at the declared length
+        if length is not None and length > self.max_bytes:
+            await _refuse(send, 413, f"the request body is larger than {self.max_bytes} "
+                                     "bytes (TIER_ROUTER_MAX_BODY_BYTES)")
             return
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        # Chunked: read it here, within the limit, then hand it on.
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._refuse(send)
-                return
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, _replay([{"type": "http.request", "body": bytes(body),
-                                        "more_body": False}], receive), send)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away
+                        await self.app(scope, _replay(message, receive), send)
+                        return
+                    body += message.get("body", b"")
+                    if len(body) > self.max_bytes:
+                        await _refuse(send, 413, f"the request body is larger than "
+                                                 f"{self.max_bytes} bytes "
+                                                 "(TIER_ROUTER_MAX_BODY_BYTES)")
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await _refuse(send, 408, f"the request body did not arrive within "
+                                     f"{self.timeout_s:g} s (TIER_ROUTER_BODY_TIMEOUT_S)")
+            return
+        whole: Message = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, _replay(whole, receive), send)
 
-    async def _refuse(self, send: Send) -> None:
-        payload = json.dumps({"detail": f"the request body is larger than {self.max_bytes} "
-                                        "bytes (TIER_ROUTER_MAX_BODY_BYTES)"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": payload})
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -70,12 +83,13 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
+def _replay(first: Message, receive: Receive) -> Receive:
+    """``first``, then whatever the server sends next (a disconnect)."""
+    pending = [first]
 
     async def replay() -> Message:
         if pending:
-            return pending.pop(0)
+            return pending.pop()
         return await receive()
 
     return replay

@@ -280,14 +280,16 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
-                                log_level=args.log_level, log_config=logging_config)
+                                log_level=args.log_level, log_config=logging_config,
+                    limit_concurrency=settings.limit_concurrency)
         try:
             ReloadInPlace(config, sockets=[config.bind_socket()]).run()
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
-                    log_level=args.log_level, log_config=logging_config)
+                    log_level=args.log_level, log_config=logging_config,
+                    limit_concurrency=settings.limit_concurrency)
     return 0
 
 

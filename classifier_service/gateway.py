@@ -26,6 +26,7 @@ per process and best effort: an in-memory map of the 10,000 most recent sessions
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -42,6 +43,8 @@ from classifier_service.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
+
+log = logging.getLogger("tier_router.gateway")
 AUTO = ("auto", "", "tier-router")  # model names that mean "route it"
 
 
@@ -145,9 +148,11 @@ def last_user_text(messages: Any) -> str:
 
 
 class Gateway:
-    def __init__(self, backends: Backends, metrics: Metrics) -> None:
+    def __init__(self, backends: Backends, metrics: Metrics, *, log_prompts: bool = False
+                 ) -> None:
         self.backends = backends
         self.metrics = metrics
+        self.log_prompts = log_prompts
         self._cooldown: dict[str, float] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()
 
@@ -200,6 +205,17 @@ class Gateway:
 
     # -- sending --------------------------------------------------------------------------
 
+    def _log(self, plan: Plan, steps: list[Step], request: dict[str, Any],
+             answer: str | None) -> None:
+        """One line per answered request: who answered and the route; text only if allowed."""
+        fields = _summary_fields(plan, steps)
+        if self.log_prompts:
+            fields["prompt"] = last_user_text(request.get("messages"))
+            if answer is not None:
+                fields["answer"] = answer
+        log.info("answered by %s (%s)", fields["endpoint"], fields["route"],
+                 extra={"fields": fields})
+
     def _cooling(self, endpoint: Endpoint) -> bool:
         until = self._cooldown.get(endpoint.name)
         return until is not None and until > time.monotonic()
@@ -249,6 +265,7 @@ class Gateway:
                 continue
             steps.append(Step(endpoint.name, tier, "answered",
                               list(verdict.reasons) if verdict else []))
+            self._log(plan, steps, request, completion.content)
             return Outcome(completion, endpoint, tier, steps, escalations)
         raise NoBackendError(_all_down(steps))
 
@@ -272,6 +289,7 @@ class Gateway:
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
+            self._log(plan, steps, request, None)
             return endpoint, steps, _prepend(first, chunks, runtime.balancer, endpoint.name)
         raise NoBackendError(_all_down(steps))
 
@@ -290,6 +308,13 @@ def named_endpoint(portfolio: Portfolio, model: str) -> Endpoint:
         raise UnknownModelError(
             f"model {model!r} does not exist; use one of: {', '.join(known)}"
         ) from None
+
+
+def _summary_fields(plan: Plan, steps: list[Step]) -> dict[str, Any]:
+    last = steps[-1]
+    return {"event": "gateway", "endpoint": last.endpoint, "tier": last.tier,
+            "reason": plan.reason, "route": route_header(steps),
+            "escalations": sum(s.outcome == "escalated" for s in steps)}
 
 
 def _cap(request: dict[str, Any]) -> int | None:

@@ -1,8 +1,9 @@
 """Logging: one JSON object per line (or uvicorn's plain text), and what may be logged.
 
 ``TIER_ROUTER_LOG_FORMAT`` is ``json`` (default) or ``text``. Prompt and answer text never
-reaches the log unless ``TIER_ROUTER_LOG_PROMPTS`` is true: decisions are logged with their
-request id, tier, reason and confidence, gateway answers with the endpoint and the route taken.
+reaches the log unless ``TIER_ROUTER_LOG_PROMPTS`` is true: decisions of ``/v1/route`` are
+logged with their request id, tier, reason and confidence (event ``route``), gateway answers
+with the endpoint, tier, reason, route taken and escalations (event ``gateway``).
 Fields of an event travel in ``extra={"fields": {...}}``.
 """
 

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifier_service.artifact import bundled_model_dir
 from classifier_service.auth import KeyRing, is_loopback, parse_keys
-from classifier_service.body_limit import DEFAULT_MAX_BODY_BYTES
+from classifier_service.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from classifier_service.errors import ConfigError
 from classifier_service.gpu_monitor import GpuSource
 from classifier_service.logs import LogFormat
@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=DEFAULT_MAX_BODY_BYTES, gt=0, description="Largest request body (else 413)."
+    )
+    body_timeout_s: float = Field(
+        default=DEFAULT_BODY_TIMEOUT_S, gt=0,
+        description="How long a request body may take to arrive (else 408).",
+    )
+    limit_concurrency: int | None = Field(
+        default=1024, gt=0,
+        description="Connections and requests in flight per process before uvicorn answers "
+        "503 (caps what slow clients can hold).",
     )
     cors_origins: str | None = Field(
         default=None, description="Comma-separated origins allowed by CORS (unset: CORS off)."

@@ -118,3 +118,8 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
     atomic_write(target, lambda tmp: tmp.write_bytes(b"new"))
     assert target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelArtifactError, match="cannot use this path"):
+        load_artifact(tmp_path / ("a" * 300))  # longer than a file name may be

@@ -43,6 +43,13 @@ def app_client(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.parametrize("field", ["model_dir", "portfolio"])
+def test_reload_of_an_unusable_path_is_422(app_client: TestClient, field: str) -> None:
+    r = app_client.post("/v1/admin/reload", json={field: "/tmp/" + "a" * 300})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", field]
+
+
 def version(client: TestClient | httpx.Client) -> str:
     data: dict[str, str] = client.get("/readyz").json()
     return data["model_version"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -195,6 +196,12 @@ def test_cors_is_off_by_default_and_on_for_listed_origins(runtime: Runtime) -> N
         assert r.headers["access-control-allow-origin"] == "https://flows.example"
         other = c.options("/v1/route", headers={**preflight, "origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        with_route_headers = c.options("/v1/chat/completions", headers={
+            **preflight, "access-control-request-headers":
+                "authorization, x-tier-router-max-tier, x-tier-router-session"})
+        assert with_route_headers.status_code == 200, with_route_headers.text
+        answer = c.post("/v1/route", json=ROUTE, headers={"origin": "https://flows.example"})
+        assert "x-tier-router-tier" in answer.headers["access-control-expose-headers"]
 
 
 def test_logs_are_json_and_free_of_prompts_unless_enabled(
@@ -257,3 +264,61 @@ def test_a_request_cannot_name_a_server(tmp_path: Path) -> None:
                 "messages": [{"role": "user", "content": "hi"}]})
             assert r.status_code == 404
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_that_trickles_in_gets_408(runtime: Runtime, chunked: bool) -> None:
+    """A client cannot hold a request open by sending its body slowly (slowloris)."""
+    app = create_app(Settings(body_timeout_s=0.5), runtime=runtime)
+    with running(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        framing = (b"transfer-encoding: chunked\r\n\r\n5\r\n{\"pro\r\n" if chunked
+                   else b"content-length: 100\r\n\r\n{\"pro")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/route HTTP/1.1\r\nhost: x\r\n"
+                         b"content-type: application/json\r\n" + framing)
+            answer = sock.recv(4096).decode()  # sent nothing more: the server answers anyway
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "TIER_ROUTER_BODY_TIMEOUT_S" in answer
+
+
+def test_gateway_answers_are_logged_without_text_unless_enabled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fake = fake_openai()
+    with running(fake.app) as a_url:
+        path = tmp_path / "portfolio.yaml"
+        path.write_text(portfolio("http://127.0.0.1:9", a_url, "http://127.0.0.1:9"),
+                        encoding="utf-8")
+        for enabled in (False, True):
+            caplog.clear()
+            app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f",
+                                      log_prompts=enabled))
+            with caplog.at_level(logging.INFO, logger="tier_router"), running(app) as url:
+                r = httpx.post(f"{url}/v1/chat/completions", timeout=10, json={
+                    "model": "big", "messages": [{"role": "user", "content": "Secret plan X"}]})
+                assert r.status_code == 200
+            lines = [json.loads(JsonFormatter().format(rec)) for rec in caplog.records
+                     if getattr(rec, "fields", {}).get("event") == "gateway"]
+            assert len(lines) == 1
+            assert lines[0]["endpoint"] == "big" and lines[0]["route"] == "big:answered"
+            text = json.dumps(lines[0])
+            assert ("Secret plan X" in text) is enabled
+            assert ("The answer is 42." in text) is enabled
+
+
+def test_a_bug_is_a_plain_500_logged_without_its_message(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings(), runtime=runtime)
+
+    @app.get("/boom")
+    async def boom(text: str) -> None:
+        raise ValueError(f"could not route {text!r}")  # a message quoting user text
+
+    with caplog.at_level(logging.INFO), TestClient(app) as c:
+        r = c.get("/boom", params={"text": "Classify this confidential memo"})
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+    crashes = [rec for rec in caplog.records if "unexpected ValueError" in rec.getMessage()]
+    assert len(crashes) == 1 and "boom" in crashes[0].getMessage()
+    ours = [rec.getMessage() for rec in caplog.records
+            if rec.name.startswith(("tier_router", "uvicorn"))]
+    assert ours and not any("confidential" in m for m in ours)
