@@ -117,8 +117,8 @@ def checksum(package: Path) -> str:
     with zipfile.ZipFile(package) as archive:
         for info in archive.infolist():
             if info.is_dir():
-                raise PackageError(f"{package}: has a folder entry {info.filename!r}, which "
-                                   "Dify's plugin daemon cannot read")
+                raise PackageError(f"{package}: has a folder entry {info.filename!r}; Dify's "
+                                   "plugin daemon reads every entry as a file")
             digests[info.filename] = hashlib.sha256(archive.read(info)).digest()
     data = b"".join(hashlib.sha256(name.encode()).digest() + digests[name]
                     for name in sorted(digests))
