@@ -6,6 +6,8 @@
 import type { INodeProperties } from 'n8n-workflow';
 import { NodeConnectionTypes } from 'n8n-workflow';
 
+import { DEFAULT_TIMEOUT_MS } from '../shared/transport';
+
 export const DEFAULT_TIERS = ['simple', 'medium', 'complex'];
 export const QUALITY_OUTPUTS = ['pass', 'escalate'];
 export const DEFAULT_BATCH_SIZE = 64;
@@ -31,7 +33,7 @@ const timeoutOption: INodeProperties = {
 	name: 'timeout',
 	type: 'number',
 	typeOptions: { minValue: 1 },
-	default: 30000,
+	default: DEFAULT_TIMEOUT_MS,
 	description: 'How long to wait for tier-router, in milliseconds',
 };
 
