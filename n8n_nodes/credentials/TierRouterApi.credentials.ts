@@ -28,7 +28,8 @@ export class TierRouterApi implements ICredentialType {
 			type: 'string',
 			default: 'http://127.0.0.1:8700',
 			placeholder: 'http://127.0.0.1:8700',
-			description: 'Where tier-router listens, e.g. http://127.0.0.1:8700 (a trailing /v1 is ignored)',
+			description:
+				'Where tier-router listens, e.g. http://127.0.0.1:8700 (a trailing /v1 is ignored)',
 			required: true,
 		},
 		{

@@ -19,7 +19,11 @@ function supplyContext(options: IDataObject, handler: (request: IHttpRequestOpti
 	const requests: IHttpRequestOptions[] = [];
 	ctx.getNode.mockReturnValue({ ...NODE, type: 'n8n-nodes-tier-router.tierRouterChatModel' });
 	ctx.getCredentials.mockResolvedValue({ baseUrl: 'http://127.0.0.1:8700/v1/', apiKey: 'k' });
-	ctx.getNodeParameter.mockImplementation(((name: string, _itemIndex: number, fallback?: unknown) =>
+	ctx.getNodeParameter.mockImplementation(((
+		name: string,
+		_itemIndex: number,
+		fallback?: unknown,
+	) =>
 		name === 'options'
 			? options
 			: name === 'model'
@@ -49,7 +53,9 @@ async function supplied(ctx: ISupplyDataFunctions): Promise<GatewayChatModel> {
 	return (data.response as { chatModel: GatewayChatModel }).chatModel;
 }
 
-const QUESTION = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Capital?' }] }];
+const QUESTION = [
+	{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Capital?' }] },
+];
 
 describe('Tier Router Chat Model: supplyData', () => {
 	it('maps agent and tier bounds to the route headers and sends the Timeout option', async () => {
