@@ -78,7 +78,7 @@ export const properties: INodeProperties[] = [
 		default: ['simple', 'medium', 'complex'],
 		displayOptions: { show: { operation: ['route'] } },
 		description:
-			'One output per tier, in this order: the portfolio’s tiers, cheapest first, as tier-router lists them. Choose from the list, or specify IDs using an <a href="https://docs.n8n.io/code/expressions/">expression</a>.',
+			'One output per tier, in the order of this field: n8n keeps the order you pick tiers in, so pick them cheapest first (the list offers them in the portfolio’s order). Choose from the list, or specify IDs using an <a href="https://docs.n8n.io/code/expressions/">expression</a>.',
 	},
 	{
 		displayName: 'Batch Size',
