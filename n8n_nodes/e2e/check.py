@@ -149,8 +149,10 @@ def error_output(run: dict[str, Any]) -> None:
           "output", [len(items) for items in routed] == [0, 0, 0, 6],
           f"got {[len(i) for i in routed]}")
     failed = routed[3] if len(routed) > 3 else []
-    check(f"error output: each failed item says {DOWN!r} and keeps its prompt",
-          all(item["json"].get("error") == DOWN and item["json"].get("prompt") for item in failed),
+    # n8n reduces a failed item's JSON to {"error": ...}; its pairedItem leads back to the input.
+    check(f"error output: each failed item says {DOWN!r} and is paired with its input item",
+          all(item["json"].get("error") == DOWN for item in failed)
+          and [(item.get("pairedItem") or {}).get("item") for item in failed] == list(range(6)),
           str(failed[:1])[:600])
     check("error output: nothing was answered",
           not any(outputs(run, node) for node in ("Answer (simple)", "Answer (medium)",
