@@ -316,5 +316,18 @@ describe('Tier Router: failures as n8n reports them', () => {
 		});
 		const downError = await new TierRouter().execute.call(down.ctx).catch((e: unknown) => e);
 		expect((downError as NodeApiError).message).toBe('tier-router is not reachable (ECONNREFUSED)');
+
+		const slow = executeContext({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				const timeout = Object.assign(new Error('timeout of 30000ms exceeded'), {
+					code: 'ECONNABORTED',
+				});
+				throw new NodeApiError(NODE, timeout as never);
+			},
+		});
+		const slowError = await new TierRouter().execute.call(slow.ctx).catch((e: unknown) => e);
+		expect((slowError as NodeApiError).message).toBe('tier-router did not answer within 30000 ms');
 	});
 });
