@@ -6,6 +6,8 @@ import type {
 	INodeProperties,
 } from 'n8n-workflow';
 
+import { BASE_URL_SUFFIX } from '../nodes/shared/transport';
+
 /** Where a tier-router service listens, and the API key it expects (if it has any). */
 export class TierRouterApi implements ICredentialType {
 	name = 'tierRouterApi';
@@ -26,7 +28,8 @@ export class TierRouterApi implements ICredentialType {
 			type: 'string',
 			default: 'http://127.0.0.1:8700',
 			placeholder: 'http://127.0.0.1:8700',
-			description: 'Where tier-router listens, without a path',
+			description:
+				'Where tier-router listens, e.g. http://127.0.0.1:8700 (a trailing /v1 is ignored)',
 			required: true,
 		},
 		{
@@ -49,10 +52,11 @@ export class TierRouterApi implements ICredentialType {
 		},
 	};
 
-	// An authenticated endpoint, so that a wrong key fails the test.
+	// An authenticated endpoint, so that a wrong key fails the test. The base URL loses a trailing
+	// `/v1` and slashes, as in the nodes' requests.
 	test: ICredentialTestRequest = {
 		request: {
-			baseURL: '={{$credentials.baseUrl.replace(/\\/+$/, "")}}',
+			baseURL: `={{$credentials.baseUrl.trim().replace(${String(BASE_URL_SUFFIX)}, "")}}`,
 			url: '/v1/portfolio',
 			method: 'GET',
 		},

@@ -2,6 +2,8 @@
 
     python check.py WORK_DIR wrongKeyStatus=401 tierRoutingQualityCheck=0 ... serviceDown=1
 
+``wrongKeyStatus`` is what tier-router answered to a request with the wrong key: it must be 401.
+
 WORK_DIR holds ``<run>.out`` (``n8n execute --rawOutput``: log lines, then the execution as JSON)
 and ``<run>.err`` for each run; the other arguments are ``run=exit code``. Every check prints one
 line; the exit code is 1 when any failed.
@@ -19,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 ANSWERS = dict(re.findall(r'^(\w+)="(.*)"$', (HERE / "answers.sh").read_text(), re.M))
 SIMPLE, MEDIUM, COMPLEX = (ANSWERS["SIMPLE_ANSWER"], ANSWERS["MEDIUM_ANSWER"],
                            ANSWERS["COMPLEX_ANSWER"])
+TOOL_PROMPT, AGENT_ANSWER = ANSWERS["TOOL_PROMPT"], ANSWERS["AGENT_ANSWER"]
+DOWN = "tier-router is not reachable (ECONNREFUSED)"
 ROUTED = ("tier", "confidence", "category", "endpoint", "fallback", "reason", "request_id")
 
 failures: list[str] = []
@@ -123,6 +127,38 @@ def ollama_model(run: dict[str, Any]) -> None:
           answers == [SIMPLE, COMPLEX], str(answers))
 
 
+def agent_tool(run: dict[str, Any]) -> None:
+    answers = texts(outputs(run, "AI Agent")[0], "output")
+    check("agent tool: the AI Agent answered after calling the Tier Router tool",
+          answers == [AGENT_ANSWER], str(answers))
+    # What the agent got back from the tool: n8n passes it the items of the tool's first output.
+    calls = outputs(run, "Route request", "ai_tool")
+    items = calls[0] if calls else []
+    routings = [item["json"].get("routing", {}) for item in items]
+    check("agent tool: the tool answered the agent with its decision (complex, not the first "
+          "tier: the answer is not empty)",
+          len(items) == 1 and routings[0].get("tier") == "complex"
+          and all(k in routings[0] for k in ROUTED), str(items)[:600])
+    check("agent tool: the tool routed the prompt the agent's model asked about",
+          [item["json"].get("prompt") for item in items] == [TOOL_PROMPT], str(items)[:600])
+
+
+def error_output(run: dict[str, Any]) -> None:
+    routed = outputs(run, "Route by tier")
+    check("error output: with tier-router down, no item on a tier output, all six on the error "
+          "output", [len(items) for items in routed] == [0, 0, 0, 6],
+          f"got {[len(i) for i in routed]}")
+    failed = routed[3] if len(routed) > 3 else []
+    # n8n reduces a failed item's JSON to {"error": ...}; its pairedItem leads back to the input.
+    check(f"error output: each failed item says {DOWN!r} and is paired with its input item",
+          all(item["json"].get("error") == DOWN for item in failed)
+          and [(item.get("pairedItem") or {}).get("item") for item in failed] == list(range(6)),
+          str(failed[:1])[:600])
+    check("error output: nothing was answered",
+          not any(outputs(run, node) for node in ("Answer (simple)", "Answer (medium)",
+                                                  "Answer (complex)")))
+
+
 def node_error(work: Path, run: str) -> dict[str, Any]:
     """The error of a failed execution (n8n prints the execution after "Execution error:")."""
     data = execution(work, run)
@@ -147,7 +183,9 @@ def main() -> int:
                         ("tierRouterAgentRouting", agent_routing),
                         ("tierRouterChatModelAgent", chat_model_agent),
                         ("tierRouterAsOpenAiModel", openai_model),
-                        ("tierRouterAsOllamaModel", ollama_model)):
+                        ("tierRouterAsOllamaModel", ollama_model),
+                        ("tierRouterAsAgentTool", agent_tool),
+                        ("serviceDownErrorOutput", error_output)):
         check(f"{run}: n8n execute exits 0", codes.get(run) == "0", f"exit {codes.get(run)}")
         data = execution(work, run)
         if data:
@@ -158,17 +196,14 @@ def main() -> int:
 
     check("service down: n8n execute exits 1", codes.get("serviceDown") == "1",
           f"exit {codes.get('serviceDown')}")
-    check_error(work, "serviceDown", "service down", "Route by tier",
-                "tier-router is not reachable (ECONNREFUSED)")
+    check_error(work, "serviceDown", "service down", "Route by tier", DOWN)
 
-    if codes.get("wrongKeyStatus") == "401":
-        check("wrong key: n8n execute exits 1", codes.get("tierRouterWrongKey") == "1",
-              f"exit {codes.get('tierRouterWrongKey')}")
-        check_error(work, "tierRouterWrongKey", "wrong key", "Route by agent",
-                    "tier-router refused the API key (HTTP 401)")
-    else:
-        print(f"NOT CHECKED wrong key: this tier-router answers {codes.get('wrongKeyStatus')} "
-              "to a wrong key (it has no API keys yet)")
+    check("wrong key: tier-router itself answers 401 to it", codes.get("wrongKeyStatus") == "401",
+          f"got {codes.get('wrongKeyStatus')}")
+    check("wrong key: n8n execute exits 1", codes.get("tierRouterWrongKey") == "1",
+          f"exit {codes.get('tierRouterWrongKey')}")
+    check_error(work, "tierRouterWrongKey", "wrong key", "Route by agent",
+                "tier-router refused the API key (HTTP 401)")
 
     print(f"{len(failures)} failed" if failures else "all checks passed")
     return 1 if failures else 0

@@ -8,8 +8,8 @@
 #    and installs the .tgz as a community node into a fresh n8n user folder;
 # 3. starts the test suite's fake Ollama and `tier-router serve`, both on 127.0.0.1;
 # 4. imports the example workflows and runs each with `n8n execute`;
-# 5. asserts what came out (check.py), then runs one workflow with tier-router stopped and
-#    asserts the node's error.
+# 5. asserts what came out (check.py), then runs the tier routing workflow with tier-router
+#    stopped and asserts the node's error (once failing, once on the node's error output).
 #
 # TIER_ROUTER_BIN: the tier-router executable (default: the one on PATH); the fake Ollama runs
 # with the Python next to it (or TIER_ROUTER_PYTHON). KEEP_E2E=1 keeps the work folder.
@@ -70,11 +70,14 @@ wait_http() {
 }
 OLLAMA_PORT="$(free_port)"; ROUTER_PORT="$(free_port)"
 OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT"; ROUTER_URL="http://127.0.0.1:$ROUTER_PORT"
-source "$HERE/answers.sh"   # SIMPLE_ANSWER, MEDIUM_ANSWER, COMPLEX_ANSWER
+source "$HERE/answers.sh"   # SIMPLE_ANSWER, MEDIUM_ANSWER, COMPLEX_ANSWER, TOOL_PROMPT, AGENT_ANSWER
+TOOL_CALL="$("$PYTHON" -c 'import json, sys; print(json.dumps({"name": "Route_request", "arguments": {"prompt": sys.argv[1]}}))' "$TOOL_PROMPT")"
 PYTHONPATH="$REPO" "$PYTHON" "$HERE/fake_ollama.py" --port "$OLLAMA_PORT" \
   --answer "llama3.1:8b-instruct-q4_K_M=$SIMPLE_ANSWER" \
   --answer "qwen2.5:14b-instruct-q4_K_M=$MEDIUM_ANSWER" \
-  --answer "qwen2.5:32b-instruct-q4_K_M=$COMPLEX_ANSWER" >"$WORK/fake-ollama.log" 2>&1 &
+  --answer "qwen2.5:32b-instruct-q4_K_M=$COMPLEX_ANSWER" \
+  --tool-call "agent-model:1b=$TOOL_CALL" --answer "agent-model:1b=$AGENT_ANSWER" \
+  >"$WORK/fake-ollama.log" 2>&1 &
 PIDS+=($!)
 sed "s#OLLAMA_URL#$OLLAMA_URL#g" "$HERE/portfolio.yaml" >"$WORK/portfolio.yaml"
 API_KEY="e2e-$(date +%s)-key"
@@ -116,7 +119,19 @@ for node in workflow["nodes"]:
         node["credentials"]["tierRouterApi"] = {"id": "tierRouterBadKey", "name": "Tier Router (wrong key)"}
 json.dump(workflow, open(sys.argv[2], "w"))
 PY
-(cd "$WORK" && "$N8N" import:workflow --input="$WORK/wrong-key.json" >>"$WORK/import.log" 2>&1)
+# The tier-routing example with "On Error: Continue (using error output)" on the routing node.
+"$PYTHON" - "$PKG/examples/tier-routing-quality-check.json" "$WORK/error-output.json" <<'PY'
+import json, sys
+workflow = json.load(open(sys.argv[1]))
+workflow["id"], workflow["name"] = "tierRouterErrorOutput", "tier-router e2e: error output"
+for node in workflow["nodes"]:
+    if node["name"] == "Route by tier":
+        node["onError"] = "continueErrorOutput"
+json.dump(workflow, open(sys.argv[2], "w"))
+PY
+for extra in "$WORK/wrong-key.json" "$WORK/error-output.json" "$HERE/agent-tool.json"; do
+  (cd "$WORK" && "$N8N" import:workflow --input="$extra" >>"$WORK/import.log" 2>&1)
+done
 
 run_workflow() {  # workflow id, run name -> $WORK/<name>.out (stdout) and .err; prints the exit code
   local rc=0
@@ -126,11 +141,11 @@ run_workflow() {  # workflow id, run name -> $WORK/<name>.out (stdout) and .err;
 
 declare -A RC
 for id in tierRoutingQualityCheck tierRouterAgentRouting tierRouterChatModelAgent \
-  tierRouterAsOpenAiModel tierRouterAsOllamaModel tierRouterWrongKey; do
+  tierRouterAsOpenAiModel tierRouterAsOllamaModel tierRouterWrongKey tierRouterAsAgentTool; do
   log "n8n execute --id=$id"
   RC[$id]="$(run_workflow "$id" "$id")"
 done
-# Does this tier-router enforce API keys? (They arrived after the first versions of the service.)
+# What tier-router itself answers to the wrong key (check.py requires 401).
 AUTH="$("$PYTHON" - "$ROUTER_URL" <<'PY'
 import sys, urllib.error, urllib.request
 request = urllib.request.Request(sys.argv[1] + "/v1/portfolio", headers={"Authorization": "Bearer not-the-key"})
@@ -141,9 +156,10 @@ except urllib.error.HTTPError as error:
 PY
 )"
 
-log "stopping tier-router, then running the tier routing example again"
+log "stopping tier-router, then running the tier routing example again (plain, and with an error output)"
 kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
 RC[serviceDown]="$(run_workflow tierRoutingQualityCheck serviceDown)"
+RC[serviceDownErrorOutput]="$(run_workflow tierRouterErrorOutput serviceDownErrorOutput)"
 
 codes=""
 for key in "${!RC[@]}"; do codes+="$key=${RC[$key]} "; done

@@ -3,7 +3,7 @@ import { NodeApiError } from 'n8n-workflow';
 import { describe, expect, it } from 'vitest';
 
 import { TierRouter } from '../nodes/TierRouter/TierRouter.node';
-import { connectionRefused, executeContext } from './context';
+import { connectionRefused, executeContext, httpFailure } from './context';
 
 /** tier-router's /v1/quality, as far as these tests need: hedges escalate one tier up. */
 function quality(request: IHttpRequestOptions) {
@@ -71,7 +71,47 @@ describe('Tier Router: checkQuality', () => {
 			continueOnFail: true,
 		});
 		const [pass, escalate] = await new TierRouter().execute.call(tolerant.ctx);
-		expect(pass[0].json.error).toBe('tier-router is not reachable (ECONNREFUSED)');
-		expect(escalate).toEqual([]);
+		expect(pass).toEqual([]);
+		expect(escalate[0].json.error).toBe('tier-router is not reachable (ECONNREFUSED)');
+	});
+
+	it('with Continue On Fail, an answer whose check failed goes to escalate, never to pass', async () => {
+		const { ctx } = executeContext({
+			items: [{ id: 'a' }, { id: 'b' }, { id: 'c' }],
+			parameters,
+			handler: (request) => {
+				if ((request.body as IDataObject).prompt === 'question 2') {
+					throw httpFailure(503, { detail: 'quality check unavailable' });
+				}
+				return quality(request);
+			},
+			continueOnFail: true,
+		});
+		const [pass, escalate] = await new TierRouter().execute.call(ctx);
+		expect(pass.map((item) => item.json.id)).toEqual(['a']);
+		expect(escalate.map((item) => [item.json.id, item.json.error])).toEqual([
+			['b', undefined],
+			['c', 'tier-router answered HTTP 503: quality check unavailable'],
+		]);
+		expect(escalate[1].json.quality).toBeUndefined();
+		expect(escalate[1].error).toBeInstanceOf(NodeApiError);
+		expect(escalate[1].pairedItem).toEqual({ item: 2 });
+	});
+
+	it('as an AI Agent tool, returns every checked item on one output with its quality', async () => {
+		const { ctx } = executeContext({
+			items: [{ id: 'a' }, { id: 'b' }],
+			parameters,
+			handler: quality,
+			nodeType: 'n8n-nodes-tier-router.tierRouterTool',
+		});
+		const result = await new TierRouter().execute.call(ctx);
+		expect(result).toHaveLength(1);
+		expect(
+			result[0].map((item) => [item.json.id, (item.json.quality as IDataObject).escalate]),
+		).toEqual([
+			['a', false],
+			['b', true],
+		]);
 	});
 });

@@ -113,7 +113,7 @@ describe('Tier Router: route', () => {
 		expect((error as NodeOperationError).context.itemIndex).toBe(1);
 	});
 
-	it('with Continue On Fail, a rejected item leaves with its error and the others are routed', async () => {
+	it('with Continue On Fail, a rejected item leaves with its error on the last (strongest) tier output, never the cheapest', async () => {
 		PROMPTS = ['bad one', 'tier:medium'];
 		const { result } = await run({
 			items: PROMPTS.map((prompt) => ({ prompt })),
@@ -121,9 +121,12 @@ describe('Tier Router: route', () => {
 			handler: batch,
 			continueOnFail: true,
 		});
-		expect(result[0]).toHaveLength(1);
-		expect(result[0][0].json.error).toBe('tier-router rejected item 0: body.prompt: too odd');
-		expect(result[0][0].pairedItem).toEqual({ item: 0 });
+		expect(result[0]).toEqual([]);
+		expect(result[2]).toHaveLength(1);
+		expect(result[2][0].json.error).toBe('tier-router rejected item 0: body.prompt: too odd');
+		expect(result[2][0].json.routing).toBeUndefined();
+		expect(result[2][0].error).toBeInstanceOf(NodeOperationError);
+		expect(result[2][0].pairedItem).toEqual({ item: 0 });
 		expect(result[1].map((item) => item.json.prompt)).toEqual(['tier:medium']);
 	});
 
@@ -197,11 +200,95 @@ describe('Tier Router: route', () => {
 			},
 			continueOnFail: true,
 		});
-		expect(result[0].map((item) => [item.json.prompt, item.json.error])).toEqual([
+		expect(result[0]).toEqual([]);
+		expect(result[2].map((item) => [item.json.prompt, item.json.error])).toEqual([
 			['tier:simple', 'tier-router answered HTTP 503: busy'],
 			['tier:medium', 'tier-router answered HTTP 503: busy'],
+			['tier:complex', undefined],
 		]);
-		expect(result[2].map((item) => item.json.prompt)).toEqual(['tier:complex']);
+		expect(result[2][2].json.routing).toMatchObject({ tier: 'complex' });
+	});
+
+	it('with Continue On Fail, a tier without an output goes to the last output with its error', async () => {
+		PROMPTS = ['tier:expert', 'tier:simple'];
+		const { result } = await run({
+			items: PROMPTS.map((prompt) => ({ prompt })),
+			parameters: base,
+			handler: batch,
+			continueOnFail: true,
+		});
+		expect(result[0].map((item) => item.json.prompt)).toEqual(['tier:simple']);
+		expect(result[2].map((item) => item.json.error)).toEqual([
+			"tier-router chose tier 'expert', which has no output here",
+		]);
+	});
+
+	it('says tier-router did not answer in time, with the node’s timeout, when the request times out', async () => {
+		PROMPTS = ['tier:simple'];
+		const error = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: { ...base, options: { timeout: 750 } },
+			handler: () => {
+				throw Object.assign(new Error('timeout of 750ms exceeded'), { code: 'ECONNABORTED' });
+			},
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(NodeApiError);
+		expect((error as NodeApiError).message).toBe('tier-router did not answer within 750 ms');
+	});
+});
+
+describe('Tier Router: route as an AI Agent tool', () => {
+	const TOOL = 'n8n-nodes-tier-router.tierRouterTool';
+
+	it('returns every item on ONE output, in input order, with its decision (n8n gives the agent only the first output)', async () => {
+		PROMPTS = ['tier:complex', 'tier:medium', 'tier:simple'];
+		const { result } = await run({
+			items: PROMPTS.map((prompt, n) => ({ prompt, n })),
+			parameters: base,
+			handler: batch,
+			nodeType: TOOL,
+		});
+		expect(result).toHaveLength(1);
+		expect(
+			result[0].map((item) => [item.json.n, (item.json.routing as { tier: string }).tier]),
+		).toEqual([
+			[0, 'complex'],
+			[1, 'medium'],
+			[2, 'simple'],
+		]);
+		expect(result[0].map((item) => item.pairedItem)).toEqual([
+			{ item: 0 },
+			{ item: 1 },
+			{ item: 2 },
+		]);
+	});
+
+	it('answers a tier the node has no output for, since a tool has no tier outputs', async () => {
+		PROMPTS = ['tier:expert'];
+		const { result } = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: batch,
+			nodeType: TOOL,
+		});
+		expect(result).toEqual([
+			[
+				expect.objectContaining({
+					json: expect.objectContaining({ routing: expect.objectContaining({ tier: 'expert' }) }),
+				}),
+			],
+		]);
+	});
+
+	it('puts the items of the regular node type on their tier outputs, as before', async () => {
+		PROMPTS = ['tier:complex'];
+		const { result } = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: batch,
+			nodeType: 'n8n-nodes-tier-router.tierRouter',
+		});
+		expect(result.map((output) => output.length)).toEqual([0, 0, 1]);
 	});
 });
 
@@ -229,5 +316,18 @@ describe('Tier Router: failures as n8n reports them', () => {
 		});
 		const downError = await new TierRouter().execute.call(down.ctx).catch((e: unknown) => e);
 		expect((downError as NodeApiError).message).toBe('tier-router is not reachable (ECONNREFUSED)');
+
+		const slow = executeContext({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => {
+				const timeout = Object.assign(new Error('timeout of 30000ms exceeded'), {
+					code: 'ECONNABORTED',
+				});
+				throw new NodeApiError(NODE, timeout as never);
+			},
+		});
+		const slowError = await new TierRouter().execute.call(slow.ctx).catch((e: unknown) => e);
+		expect((slowError as NodeApiError).message).toBe('tier-router did not answer within 30000 ms');
 	});
 });

@@ -19,13 +19,15 @@ export interface Setup {
 	parameters: Record<string, unknown | ((itemIndex: number) => unknown)>;
 	handler: Handler;
 	continueOnFail?: boolean;
+	/** The node's type in the workflow: `...tierRouterTool` when an AI Agent runs it as a tool. */
+	nodeType?: string;
 }
 
 export function executeContext(setup: Setup) {
 	const ctx = mockDeep<IExecuteFunctions>();
 	const requests: IHttpRequestOptions[] = [];
 	ctx.getInputData.mockReturnValue(setup.items.map((json) => ({ json })));
-	ctx.getNode.mockReturnValue(NODE);
+	ctx.getNode.mockReturnValue({ ...NODE, type: setup.nodeType ?? NODE.type });
 	ctx.continueOnFail.mockReturnValue(setup.continueOnFail ?? false);
 	ctx.getCredentials.mockResolvedValue({ baseUrl: 'http://127.0.0.1:8700/', apiKey: 'k' });
 	ctx.getNodeParameter.mockImplementation(((

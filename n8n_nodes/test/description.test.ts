@@ -4,6 +4,7 @@ import { TierRouterApi } from '../credentials/TierRouterApi.credentials';
 import { outputNamesFor, outputsExpression } from '../nodes/TierRouter/description';
 import { TierRouter } from '../nodes/TierRouter/TierRouter.node';
 import { TierRouterChatModel } from '../nodes/TierRouterChatModel/TierRouterChatModel.node';
+import { serviceUrl } from '../nodes/shared/transport';
 
 /** Evaluate the outputs expression as the editor would, with the node's parameters. */
 function outputsOf(parameters: Record<string, unknown>) {
@@ -49,5 +50,27 @@ describe('node descriptions', () => {
 			type: 'generic',
 			properties: { headers: { Authorization: '=Bearer {{$credentials.apiKey}}' } },
 		});
+	});
+
+	it('drops a trailing /v1 and slashes from the Base URL, in the nodes and in the credential test', () => {
+		const typed = [
+			'http://127.0.0.1:8700',
+			'http://127.0.0.1:8700/',
+			'http://127.0.0.1:8700/v1',
+			'http://127.0.0.1:8700/v1/',
+			' http://127.0.0.1:8700//v1// ',
+		];
+		for (const baseUrl of typed) expect(serviceUrl(baseUrl)).toBe('http://127.0.0.1:8700');
+		// A path of the user's own (a reverse proxy) stays; only the API version goes.
+		expect(serviceUrl('https://gw.example/tier-router/v1')).toBe('https://gw.example/tier-router');
+		expect(serviceUrl('https://gw.example/v1x')).toBe('https://gw.example/v1x');
+
+		const expression = String(new TierRouterApi().test.request.baseURL);
+		const body = expression.slice('={{'.length, -'}}'.length);
+		for (const baseUrl of typed) {
+			// eslint-disable-next-line @n8n/community-nodes/no-dangerous-functions -- the credential's own expression, evaluated as n8n does
+			const evaluate = new Function('$credentials', `return (${body});`);
+			expect(evaluate({ baseUrl })).toBe('http://127.0.0.1:8700');
+		}
 	});
 });

@@ -9,9 +9,19 @@ import type {
 import { NodeConnectionTypes } from 'n8n-workflow';
 
 import { CREDENTIAL_NAME, tierRouterRequest } from '../shared/transport';
-import { checkQuality } from './checkQuality';
+import { checkItems, onQualityOutputs } from './checkQuality';
 import { type Operation, outputNamesFor, outputsExpression, properties } from './description';
-import { route } from './route';
+import { onTierOutputs, routeItems } from './route';
+
+/**
+ * Whether n8n runs the node as an AI Agent's tool. n8n gives a `usableAsTool` node the type
+ * `<package>.<name>Tool` there (`n8n-nodes-tier-router.tierRouterTool`), and answers the agent
+ * with the items of the FIRST output only; `isToolExecution()` is true only when the tool runs
+ * inside the agent (not when n8n's engine runs it as a node for an AI Agent v3).
+ */
+export function runsAsTool(ctx: IExecuteFunctions): boolean {
+	return ctx.isToolExecution?.() === true || ctx.getNode().type.endsWith('Tool');
+}
 
 interface Portfolio {
 	tiers?: Array<{ name: string; endpoints?: Array<{ name: string; model?: string }> }>;
@@ -58,8 +68,15 @@ export class TierRouter implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const operation = this.getNodeParameter('operation', 0) as Operation;
-		if (operation === 'checkQuality') return await checkQuality.call(this);
+		// As a tool, every item goes back to the agent on one output, carrying `routing` or
+		// `quality`: the decision is in the item, not in which output it leaves on.
+		if (operation === 'checkQuality') {
+			const checked = await checkItems.call(this);
+			return runsAsTool(this) ? [checked.map((entry) => entry.item)] : onQualityOutputs(checked);
+		}
+		const routed = await routeItems.call(this);
+		if (runsAsTool(this)) return [routed.map((entry) => entry.item)];
 		const tiers = outputNamesFor(operation, this.getNodeParameter('tiers', 0, []));
-		return await route.call(this, tiers);
+		return onTierOutputs(this, routed, tiers);
 	}
 }

@@ -1,6 +1,10 @@
 /**
  * Operation `checkQuality`: judge each item's answer with `POST /v1/quality`; answers good enough
  * leave on `pass`, the others on `escalate` with the next tier and endpoint under `quality`.
+ *
+ * A check that failed (Continue On Fail) leaves on `escalate`, with `error` and without `quality`:
+ * an answer nobody checked is never passed on as good. (With "Continue (using error output)" n8n
+ * moves these items to the error output instead.)
  */
 import type { IDataObject, IExecuteFunctions, INodeExecutionData } from 'n8n-workflow';
 import { NodeOperationError } from 'n8n-workflow';
@@ -14,10 +18,16 @@ interface QualityOptions {
 	timeout?: number;
 }
 
-export async function checkQuality(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
+/** One input item after its check, in input order. */
+export interface Checked {
+	item: INodeExecutionData;
+	/** True when the answer should go one tier up, or when checking it failed. */
+	escalate: boolean;
+}
+
+export async function checkItems(this: IExecuteFunctions): Promise<Checked[]> {
 	const items = this.getInputData();
-	const pass: INodeExecutionData[] = [];
-	const escalate: INodeExecutionData[] = [];
+	const checked: Checked[] = [];
 
 	for (let itemIndex = 0; itemIndex < items.length; itemIndex++) {
 		try {
@@ -46,16 +56,27 @@ export async function checkQuality(this: IExecuteFunctions): Promise<INodeExecut
 				json: { ...items[itemIndex].json, quality },
 				pairedItem: { item: itemIndex },
 			};
-			(quality.escalate === true ? escalate : pass).push(item);
+			checked.push({ item, escalate: quality.escalate === true });
 		} catch (error) {
 			const failure = nodeErrorOf(this, error, itemIndex);
 			if (!this.continueOnFail()) throw failure;
-			pass.push({
-				json: { ...items[itemIndex].json, error: failure.message },
-				error: failure,
-				pairedItem: { item: itemIndex },
+			checked.push({
+				item: {
+					json: { ...items[itemIndex].json, error: failure.message },
+					error: failure,
+					pairedItem: { item: itemIndex },
+				},
+				escalate: true,
 			});
 		}
 	}
-	return [pass, escalate];
+	return checked;
+}
+
+/** The `pass` and `escalate` outputs. */
+export function onQualityOutputs(checked: Checked[]): INodeExecutionData[][] {
+	return [
+		checked.filter((entry) => !entry.escalate).map((entry) => entry.item),
+		checked.filter((entry) => entry.escalate).map((entry) => entry.item),
+	];
 }

@@ -6,6 +6,8 @@
 import type { INodeProperties } from 'n8n-workflow';
 import { NodeConnectionTypes } from 'n8n-workflow';
 
+import { DEFAULT_TIMEOUT_MS } from '../shared/transport';
+
 export const DEFAULT_TIERS = ['simple', 'medium', 'complex'];
 export const QUALITY_OUTPUTS = ['pass', 'escalate'];
 export const DEFAULT_BATCH_SIZE = 64;
@@ -31,7 +33,7 @@ const timeoutOption: INodeProperties = {
 	name: 'timeout',
 	type: 'number',
 	typeOptions: { minValue: 1 },
-	default: 30000,
+	default: DEFAULT_TIMEOUT_MS,
 	description: 'How long to wait for tier-router, in milliseconds',
 };
 
@@ -76,7 +78,7 @@ export const properties: INodeProperties[] = [
 		default: ['simple', 'medium', 'complex'],
 		displayOptions: { show: { operation: ['route'] } },
 		description:
-			'One output per tier, in this order: the portfolio’s tiers, cheapest first, as tier-router lists them. Choose from the list, or specify IDs using an <a href="https://docs.n8n.io/code/expressions/">expression</a>.',
+			'One output per tier, in the order of this field: n8n keeps the order you pick tiers in, so pick them cheapest first (the list offers them in the portfolio’s order). Choose from the list, or specify IDs using an <a href="https://docs.n8n.io/code/expressions/">expression</a>.',
 	},
 	{
 		displayName: 'Batch Size',

@@ -1,7 +1,7 @@
 /**
  * Operation `route`: ask tier-router which tier should answer each item, through
  * `POST /v1/route/batch` in chunks of `batchSize`, and put each item on its tier's output with the
- * decision under `routing`.
+ * decision under `routing` (or, when the node runs as an AI Agent's tool, all on one output).
  */
 import type { IDataObject, IExecuteFunctions, INodeExecutionData } from 'n8n-workflow';
 import { NodeApiError, NodeOperationError } from 'n8n-workflow';
@@ -59,20 +59,27 @@ function routingOf(decision: IDataObject): Routing {
 	};
 }
 
-export async function route(
-	this: IExecuteFunctions,
-	tiers: string[],
-): Promise<INodeExecutionData[][]> {
+/** One input item after routing: `tier` is the chosen tier, absent when routing it failed. */
+export interface Routed {
+	item: INodeExecutionData;
+	tier?: string;
+}
+
+/**
+ * Routes every input item and returns them in input order, each with its decision under `routing`
+ * or, for an item that failed under Continue On Fail, with `error`.
+ */
+export async function routeItems(this: IExecuteFunctions): Promise<Routed[]> {
 	const items = this.getInputData();
-	const outputs: INodeExecutionData[][] = tiers.map(() => []);
+	const routed: Array<Routed | undefined> = items.map(() => undefined);
 	const failed = (itemIndex: number, error: NodeApiError | NodeOperationError) => {
-		// Failed items leave on the first output (n8n moves them to the error output when the
-		// node's "On Error" setting asks for one).
-		outputs[0].push({
-			json: { ...items[itemIndex].json, error: error.message },
-			error,
-			pairedItem: { item: itemIndex },
-		});
+		routed[itemIndex] = {
+			item: {
+				json: { ...items[itemIndex].json, error: error.message },
+				error,
+				pairedItem: { item: itemIndex },
+			},
+		};
 	};
 
 	const pending: Pending[] = [];
@@ -138,25 +145,49 @@ export async function route(
 				return;
 			}
 			const routing = routingOf(result as IDataObject);
-			const output = tiers.indexOf(routing.tier);
-			if (output < 0) {
-				const error = new NodeOperationError(
-					this.getNode(),
-					`tier-router chose tier '${routing.tier}', which has no output here`,
-					{
-						itemIndex,
-						description: `The node's tiers are ${tiers.join(', ')}. Add '${routing.tier}' to "Tiers" (the list comes from the service's portfolio).`,
-					},
-				);
-				if (!this.continueOnFail()) throw error;
-				failed(itemIndex, error);
-				return;
-			}
-			outputs[output].push({
-				json: { ...items[itemIndex].json, routing },
-				pairedItem: { item: itemIndex },
-			});
+			routed[itemIndex] = {
+				tier: routing.tier,
+				item: { json: { ...items[itemIndex].json, routing }, pairedItem: { item: itemIndex } },
+			};
 		});
+	}
+	return routed.filter((entry): entry is Routed => entry !== undefined);
+}
+
+/**
+ * Operation `route` on the node's outputs: each item on its tier's output. An item whose routing
+ * failed (Continue On Fail) leaves on the LAST output, the most capable tier of the node: a prompt
+ * tier-router could not judge is never answered by the cheapest model without anyone noticing.
+ * (With "Continue (using error output)" n8n moves these items to the error output instead.)
+ */
+export function onTierOutputs(
+	ctx: IExecuteFunctions,
+	routed: Routed[],
+	tiers: string[],
+): INodeExecutionData[][] {
+	const outputs: INodeExecutionData[][] = tiers.map(() => []);
+	const strongest = outputs[outputs.length - 1];
+	for (const { item, tier } of routed) {
+		if (tier === undefined) {
+			strongest.push(item);
+			continue;
+		}
+		const output = tiers.indexOf(tier);
+		if (output >= 0) {
+			outputs[output].push(item);
+			continue;
+		}
+		const itemIndex = (item.pairedItem as { item: number }).item;
+		const error = new NodeOperationError(
+			ctx.getNode(),
+			`tier-router chose tier '${tier}', which has no output here`,
+			{
+				itemIndex,
+				description: `The node's tiers are ${tiers.join(', ')}. Add '${tier}' to "Tiers" (the list comes from the service's portfolio).`,
+			},
+		);
+		if (!ctx.continueOnFail()) throw error;
+		strongest.push({ ...item, json: { ...item.json, error: error.message }, error });
 	}
 	return outputs;
 }

@@ -7,10 +7,16 @@ import type {
 } from 'n8n-workflow';
 import { NodeConnectionTypes } from 'n8n-workflow';
 
-import { CREDENTIAL_NAME, DEFAULT_TIMEOUT_MS, tierRouterRequest } from '../shared/transport';
+import { CREDENTIAL_NAME, tierRouterRequest } from '../shared/transport';
 import { type GatewayCall, GatewayChatModel } from './model';
 import { RoutingLog, showRoutingInOutput } from './routingOutput';
 import type { ChatCompletion } from './wire';
+
+/**
+ * Milliseconds to wait for one checked answer, escalations included, unless the Timeout option
+ * says otherwise: a call may run the cheap model, check it, then run a larger one.
+ */
+export const CHAT_MODEL_TIMEOUT_MS = 120_000;
 
 interface ModelOptions {
 	agent?: string;
@@ -112,7 +118,7 @@ export class TierRouterChatModel implements INodeType {
 						name: 'timeout',
 						type: 'number',
 						typeOptions: { minValue: 1 },
-						default: 120000,
+						default: CHAT_MODEL_TIMEOUT_MS,
 						description:
 							'How long to wait for a checked answer, escalations included, in milliseconds',
 					},
@@ -130,7 +136,7 @@ export class TierRouterChatModel implements INodeType {
 				path: '/v1/chat/completions',
 				body,
 				headers,
-				timeoutMs: config.timeout ?? options.timeout ?? DEFAULT_TIMEOUT_MS,
+				timeoutMs: config.timeout ?? options.timeout ?? CHAT_MODEL_TIMEOUT_MS,
 				itemIndex,
 			});
 		const log = new RoutingLog();

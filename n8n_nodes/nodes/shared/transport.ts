@@ -19,6 +19,17 @@ export const CREDENTIAL_NAME = 'tierRouterApi';
 /** Milliseconds to wait for tier-router before giving up, unless the node sets its own. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+/**
+ * A trailing `/v1` and trailing slashes, which users copy from OpenAI-style base URLs: the nodes
+ * add `/v1/...` themselves. The credential's test request uses the same pattern.
+ */
+export const BASE_URL_SUFFIX = /(?:\/+v1)?\/*$/;
+
+/** The service's root URL from what the user typed: `http://host:8700/v1/` -> `http://host:8700`. */
+export function serviceUrl(baseUrl: string): string {
+	return baseUrl.trim().replace(BASE_URL_SUFFIX, '');
+}
+
 type Context = IExecuteFunctions | ILoadOptionsFunctions | ISupplyDataFunctions;
 
 export interface RequestOptions {
@@ -31,19 +42,20 @@ export interface RequestOptions {
 	itemIndex?: number;
 }
 
-/** The service's base URL from the credential, without a trailing slash. */
+/** The service's root URL from the credential, without a trailing slash or `/v1`. */
 export async function baseUrlOf(ctx: Context): Promise<string> {
 	const credentials = await ctx.getCredentials(CREDENTIAL_NAME);
-	return String(credentials.baseUrl ?? '').replace(/\/+$/, '');
+	return serviceUrl(String(credentials.baseUrl ?? ''));
 }
 
 export async function tierRouterRequest<T>(ctx: Context, options: RequestOptions): Promise<T> {
 	const baseUrl = await baseUrlOf(ctx);
+	const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 	const request: IHttpRequestOptions = {
 		method: options.method,
 		url: `${baseUrl}${options.path}`,
 		json: true,
-		timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+		timeout: timeoutMs,
 	};
 	if (options.body !== undefined) request.body = options.body;
 	if (options.headers !== undefined) request.headers = options.headers;
@@ -54,7 +66,10 @@ export async function tierRouterRequest<T>(ctx: Context, options: RequestOptions
 			request,
 		)) as T;
 	} catch (error) {
-		throw apiError(ctx, error, `${options.method} ${baseUrl}${options.path}`, options.itemIndex);
+		throw apiError(ctx, error, `${options.method} ${baseUrl}${options.path}`, {
+			itemIndex: options.itemIndex,
+			timeoutMs,
+		});
 	}
 }
 
@@ -112,16 +127,26 @@ export function failureOf(error: unknown): {
 	return { status, network, detail, text: inner.message ?? failure.message ?? String(error) };
 }
 
+/** Network codes and texts of a request that ran out of time (axios, Node.js sockets). */
+const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+
+function isTimeout(network: string | undefined, text: string): boolean {
+	return (network !== undefined && TIMEOUT_CODES.has(network)) || /\btime(d )?out\b/i.test(text);
+}
+
 export function apiError(
 	ctx: Context,
 	error: unknown,
 	target: string,
-	itemIndex?: number,
+	{ itemIndex, timeoutMs }: { itemIndex?: number; timeoutMs?: number } = {},
 ): NodeApiError {
 	const { status, network, detail, text } = failureOf(error);
 	let message: string;
 	let description: string;
-	if (status === 401 || status === 403) {
+	if (status === undefined && timeoutMs !== undefined && isTimeout(network, text)) {
+		message = `tier-router did not answer within ${timeoutMs} ms`;
+		description = `${target} got no answer within ${timeoutMs} ms (${text}). Raise the node's Timeout option, or check why tier-router (or the model behind it) is slow.`;
+	} else if (status === 401 || status === 403) {
 		message = `tier-router refused the API key (HTTP ${status})`;
 		description = `${target}: ${detail ?? 'unauthorized'}. Check the API key in the Tier Router API credential.`;
 	} else if (status !== undefined) {
