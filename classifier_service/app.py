@@ -85,9 +85,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                         "open to whoever reaches %s; `tier-router serve` listens on loopback "
                         "only unless --allow-unauthenticated", settings.host)
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
-        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0),
-                                   limits=httpx.Limits(max_connections=256))
-        app.state.gateway = Gateway(Backends(client), app.state.metrics,
+        # control plane (residency, scheduler, preloads): httpx; data plane: Backends
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        app.state.control_client = client
+        backends = Backends.open(timeout)
+        app.state.gateway = Gateway(backends, app.state.metrics,
                                     log_prompts=settings.log_prompts)
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if hup:
                 reloader.uninstall_sighup()
             await client.aclose()
+            await backends.close()
 
     app = FastAPI(
         title="tier-router",

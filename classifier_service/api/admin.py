@@ -97,7 +97,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def _client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.gateway.backends.client
+    client: httpx.AsyncClient = request.app.state.control_client
     return client
 
 
