@@ -5,9 +5,10 @@
 A wire-format test double (the fake OpenAI-compatible server of the test suite, answering at
 once) serves as the backend, in its own process; tier-router runs as `tier-router serve
 --log-level warning` (uvicorn, loopback, its own process). One client, keep-alive,
-sequential non-streaming requests with distinct prompts: direct to the backend, then through
-the gateway with ``model`` set to the tier (routing + forwarding + quality check) and to
-``auto`` (plus classification). The overhead is the difference of the medians. Target: p50
+sequential non-streaming requests with distinct prompts, in rounds of three: direct to the
+backend, through the gateway with ``model`` set to the tier (routing + forwarding + quality
+check), and with ``auto`` (plus classification). The overhead is the difference of the
+medians. Target: p50
 overhead <= 2 ms.
 """
 
@@ -37,14 +38,20 @@ tiers:
 """
 
 
-def timed(client: httpx.Client, url: str, model: str, n: int) -> list[float]:
-    samples = []
+def timed(client: httpx.Client, paths: list[tuple[str, str]], n: int) -> list[list[float]]:
+    """Milliseconds per request for each (url, model) path, ``n`` rounds, interleaved.
+
+    Each round sends one request on every path, so that the machine's speed, which drifts on
+    a shared virtual machine, weighs on every path alike: the overhead is a difference of
+    medians taken under the same conditions."""
+    samples: list[list[float]] = [[] for _ in paths]
     for i in range(n):
-        body = {"model": model, "messages": [
-            {"role": "user", "content": f"Is review {i} positive or negative? 'Lovely, {i}'"}]}
-        start = time.perf_counter()
-        client.post(url, json=body).raise_for_status()
-        samples.append((time.perf_counter() - start) * 1000)
+        for (url, model), out in zip(paths, samples, strict=True):
+            body = {"model": model, "messages": [
+                {"role": "user", "content": f"Is review {i} positive or negative? 'Lovely, {i}'"}]}
+            start = time.perf_counter()
+            client.post(url, json=body).raise_for_status()
+            out.append((time.perf_counter() - start) * 1000)
     return samples
 
 
@@ -63,7 +70,7 @@ class GatewayTimings:
 
 
 def measure_gateway(requests: int = 1000) -> GatewayTimings:
-    """Time ``requests`` sequential requests on each path (after a warm-up of 100).
+    """Time ``requests`` sequential requests on each path, interleaved (after a warm-up).
 
     Client, tier-router and backend each run in their own process, as they do in production
     (in one process they would share one interpreter lock and inflate every figure)."""
@@ -75,11 +82,9 @@ def measure_gateway(requests: int = 1000) -> GatewayTimings:
                 httpx.Client(timeout=10) as client:
             direct_url = f"{backend.url}/v1/chat/completions"
             via_url = f"{gateway}/v1/chat/completions"
-            timed(client, direct_url, "small", 100)
-            timed(client, via_url, "simple", 100)
-            direct = timed(client, direct_url, "small", requests)
-            tier = timed(client, via_url, "simple", requests)
-            auto = timed(client, via_url, "auto", requests)
+            paths = [(direct_url, "small"), (via_url, "simple"), (via_url, "auto")]
+            timed(client, paths, 100)
+            direct, tier, auto = timed(client, paths, requests)
     return GatewayTimings(direct=direct, tier=tier, auto=auto)
 
 
@@ -89,7 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     timings = measure_gateway(args.requests)
     base = statistics.median(timings.direct)
-    print(f"{args.requests} sequential requests each; backend answers at once")
+    print(f"{args.requests} sequential requests each, the three paths interleaved; "
+          "backend answers at once")
     print(f"{'path':<40}{'p50 ms':>9}{'p99 ms':>9}{'overhead p50':>14}")
     for name, samples in timings.rows():
         p50 = statistics.median(samples)
