@@ -45,9 +45,8 @@ class BodyLimit:
             async with asyncio.timeout(self.timeout_s):
                 while True:
                     message = await receive()
-                    if message["type"] != "http.request":  # the client went away
-                        await self.app(scope, _replay(message, receive), send)
-                        return
+                    if message["type"] != "http.request":  # the client went away:
+                        return  # nobody is left to answer
                     body += message.get("body", b"")
                     if len(body) > self.max_bytes:
                         await _refuse(send, 413, f"the request body is larger than "
@@ -84,7 +83,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def _replay(first: Message, receive: Receive) -> Receive:
-    """``first``, then whatever the server sends next (a disconnect)."""
+    """``first`` (the whole body), then whatever the server sends next (a disconnect)."""
     pending = [first]
 
     async def replay() -> Message:

@@ -13,6 +13,7 @@ import json
 import logging
 import traceback
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("tier_router")
@@ -38,6 +39,8 @@ class CrashGuard:
 
         try:
             await self.app(scope, receive, tracked)
+        except ClientDisconnect:  # the client left while the app read: not a bug
+            log.debug("client left during %s %s", scope.get("method"), scope.get("path"))
         except Exception as exc:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error("unexpected %s on %s %s (message withheld)\n%s", type(exc).__name__,

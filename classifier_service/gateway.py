@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from classifier_service.backends import BackendError, Backends, Completion
-from classifier_service.balancing import Balancer
 from classifier_service.errors import RequestError
 from classifier_service.metrics import Metrics
 from classifier_service.policy import check_options, escalation_chain
@@ -241,7 +240,8 @@ class Gateway:
                 continue
             try:
                 with runtime.balancer.busy(endpoint.name):
-                    completion = await self.backends.complete(endpoint, request)
+                    completion = await self.backends.complete(endpoint, request,
+                                                              policy.backend_timeout_s)
             except BackendError as exc:
                 self._fail(endpoint, policy.failover_cooldown_s)
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
@@ -267,7 +267,14 @@ class Gateway:
                               list(verdict.reasons) if verdict else []))
             self._log(plan, steps, request, completion.content)
             return Outcome(completion, endpoint, tier, steps, escalations)
-        raise NoBackendError(_all_down(steps))
+        raise self._all_down(steps)
+
+    def _all_down(self, steps: list[Step]) -> NoBackendError:
+        """The 503 when no endpoint of the chain could answer, logged with every reason."""
+        error = NoBackendError(_all_down(steps))
+        log.warning("%s", error, extra={"fields": {"event": "all_down",
+                                                   "route": route_header(steps)}})
+        return error
 
     async def open_stream(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
                           ) -> tuple[Endpoint, list[Step], AsyncIterator[dict[str, Any]]]:
@@ -279,7 +286,8 @@ class Gateway:
             if self._cooling(endpoint):
                 steps.append(Step(endpoint.name, tier, "cooling_down"))
                 continue
-            chunks = self.backends.stream(endpoint, request)
+            chunks = self.backends.stream(endpoint, request,
+                                          portfolio.policy.backend_timeout_s)
             try:
                 first = await chunks.__anext__()
             except StopAsyncIteration:
@@ -290,8 +298,26 @@ class Gateway:
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
             self._log(plan, steps, request, None)
-            return endpoint, steps, _prepend(first, chunks, runtime.balancer, endpoint.name)
-        raise NoBackendError(_all_down(steps))
+            return endpoint, steps, self._relay(first, chunks, runtime, endpoint)
+        raise self._all_down(steps)
+
+    async def _relay(self, first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]],
+                     runtime: Runtime, endpoint: Endpoint) -> AsyncIterator[dict[str, Any]]:
+        """The first chunk, then the rest; the endpoint counts as busy until the stream ends.
+        A stream that breaks off after it started fails the endpoint like any other error
+        (cooldown, failover metric, a log line); the client gets an error event."""
+        with runtime.balancer.busy(endpoint.name):
+            if first is not None:
+                yield first
+            try:
+                async for chunk in rest:
+                    yield chunk
+            except BackendError as exc:
+                self._fail(endpoint, runtime.portfolio.policy.failover_cooldown_s)
+                log.warning("stream from %s broke off: %s", endpoint.name, exc.problem,
+                            extra={"fields": {"event": "stream_broken",
+                                              "endpoint": endpoint.name}})
+                raise
 
 
 def check_model(portfolio: Portfolio, model: str) -> None:
@@ -333,16 +359,6 @@ def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
     if max_tier is not None and portfolio.tier_index(floor) > portfolio.tier_index(max_tier):
         return max_tier
     return floor
-
-
-async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]],
-                   balancer: Balancer, name: str) -> AsyncIterator[dict[str, Any]]:
-    """The first chunk, then the rest; the endpoint counts as busy until the stream ends."""
-    with balancer.busy(name):
-        if first is not None:
-            yield first
-        async for chunk in rest:
-            yield chunk
 
 
 def _all_down(steps: list[Step]) -> str:
