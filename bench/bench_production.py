@@ -218,7 +218,7 @@ def http_section(args: argparse.Namespace, examples: list[Example]) -> None:
 
 def gateway_section(args: argparse.Namespace) -> None:
     heading(f"3. gateway overhead over a direct backend call, {args.gateway_requests} "
-            "sequential requests each (python -m bench.bench_gateway)")
+            "sequential requests each, interleaved (python -m bench.bench_gateway)")
     timings = measure_gateway(args.gateway_requests)
     base = statistics.median(timings.direct)
     print(row("path", "p50 ms", "p99 ms", "over. p50"))
