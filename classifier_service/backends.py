@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +106,7 @@ class Backends:
                                      ollama_request(endpoint, request, stream=False), timeout_s)
         if not isinstance(data.get("message"), dict):
             raise BackendError(endpoint.name, "answered without a message")
-        return _checked(endpoint, Completion(
-            ollama_to_completion(data, request.get("model") or endpoint.model)))
+        return Completion(ollama_to_completion(data, request.get("model") or endpoint.model))
 
     async def stream(self, endpoint: Endpoint, request: dict[str, Any],
                      timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -118,7 +118,7 @@ class Backends:
             body = ollama_request(endpoint, request, stream=True)
             url = f"{endpoint.base_url}/api/chat"
         headers = _headers(endpoint)
-        try:
+        with _transport_errors(endpoint, "stream"):
             async with self.session.post(url, data=_encode(body), headers=headers,
                                          timeout=_timeout(timeout_s)) as response:
                 await _raise_for_status(endpoint, response)
@@ -129,26 +129,20 @@ class Backends:
                             payload = line[5:].strip()
                             if payload == "[DONE]":
                                 return
-                            yield _json_line(endpoint, payload)
+                            yield _json_object(endpoint, payload, IN_STREAM)
                 else:
                     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
                     async for raw in response.content:
                         line = _text(endpoint, raw)
                         if line.strip():
-                            yield ollama_to_chunk(_json_line(endpoint, line), chunk_id,
+                            yield ollama_to_chunk(_json_object(endpoint, line, IN_STREAM),
+                                                  chunk_id,
                                                   request.get("model") or endpoint.model)
-        except TimeoutError:
-            raise BackendError(endpoint.name, "timed out") from None
-        except aiohttp.ClientError as exc:
-            raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
-        except HttpProcessingError as exc:  # e.g. a line longer than the read buffer
-            raise BackendError(endpoint.name, f"sent a broken stream ({type(exc).__name__})"
-                               ) from None
 
     async def _post_json(self, endpoint: Endpoint, url: str, body: dict[str, Any],
                          timeout_s: float | None) -> dict[str, Any]:
         headers = _headers(endpoint)
-        try:
+        with _transport_errors(endpoint, "answer"):
             async with self.session.post(url, data=_encode(body), headers=headers,
                                          timeout=_timeout(timeout_s)) as response:
                 await _raise_for_status(endpoint, response)
@@ -156,20 +150,7 @@ class Backends:
                     raise BackendError(endpoint.name, f"answered with more than "
                                        f"{MAX_ANSWER_BYTES} bytes")
                 raw = await response.read()
-        except TimeoutError:
-            raise BackendError(endpoint.name, "timed out") from None
-        except aiohttp.ClientError as exc:
-            raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
-        except HttpProcessingError as exc:
-            raise BackendError(endpoint.name, f"sent a broken answer ({type(exc).__name__})"
-                               ) from None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise BackendError(endpoint.name, "answered with invalid JSON") from None
-        if not isinstance(data, dict):
-            raise BackendError(endpoint.name, "answered with an unexpected shape")
-        return data
+        return _json_object(endpoint, raw, IN_ANSWER)
 
 
 CONNECT_TIMEOUT_S = 5.0
@@ -214,14 +195,37 @@ def _headers(endpoint: Endpoint) -> dict[str, str]:
         raise BackendError(endpoint.name, str(exc)) from None
 
 
-def _json_line(endpoint: Endpoint, text: str) -> dict[str, Any]:
+IN_ANSWER = ("answered with invalid JSON", "answered with an unexpected shape")
+IN_STREAM = ("sent invalid JSON in its stream", "sent an unexpected shape in its stream")
+
+
+def _json_object(endpoint: Endpoint, raw: str | bytes, problems: tuple[str, str]
+                 ) -> dict[str, Any]:
+    """A JSON object from a server; ``problems`` names what is wrong (not JSON, not an object)
+    in the words of where it came from (an answer, a stream line)."""
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except ValueError:
-        raise BackendError(endpoint.name, "sent invalid JSON in its stream") from None
+        raise BackendError(endpoint.name, problems[0]) from None
     if not isinstance(data, dict):
-        raise BackendError(endpoint.name, "sent an unexpected shape in its stream")
+        raise BackendError(endpoint.name, problems[1])
     return data
+
+
+@contextmanager
+def _transport_errors(endpoint: Endpoint, what: str) -> Iterator[None]:
+    """aiohttp's failures as :class:`BackendError` (fail over): a timeout, a connection that
+    cannot be made or breaks, or an HTTP message that cannot be parsed (e.g. a line longer than
+    the read buffer); ``what`` is ``answer`` or ``stream``."""
+    try:
+        yield
+    except TimeoutError:
+        raise BackendError(endpoint.name, "timed out") from None
+    except aiohttp.ClientError as exc:
+        raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
+    except HttpProcessingError as exc:
+        raise BackendError(endpoint.name, f"sent a broken {what} ({type(exc).__name__})"
+                           ) from None
 
 
 async def _raise_for_status(endpoint: Endpoint, response: aiohttp.ClientResponse) -> None:
