@@ -44,9 +44,6 @@ from classifier_service.settings import Settings, get_settings
 
 log = logging.getLogger("tier_router")
 
-ROUTE_HEADERS = ["x-tier-router-agent", "x-tier-router-min-tier", "x-tier-router-max-tier",
-                 "x-tier-router-session", "x-tier-router-stream"]
-"""Request headers a browser may send cross-origin (when CORS is on)."""
 ANSWER_HEADERS = ["x-tier-router-endpoint", "x-tier-router-tier", "x-tier-router-reason",
                   "x-tier-router-escalations", "x-tier-router-route"]
 """Answer headers a browser may read cross-origin."""
@@ -142,7 +139,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=sorted(parse_keys(settings.cors_origins)),
                            allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type", *ROUTE_HEADERS],
+                           allow_headers=["authorization", "content-type",
+                                          *[h["name"] for h in responses.ROUTE_HEADERS]],
                            expose_headers=ANSWER_HEADERS)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
