@@ -17,12 +17,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifier_service.api.responses import (
-    BODY_LIMIT,
     NOT_LOADED,
     ROUTE_HEADERS,
-    Detail,
-    OllamaError,
     Responses,
+    gateway_errors,
     json_body,
     merge,
     ollama,
@@ -81,14 +79,7 @@ ERRORS: Responses = merge(
            "content": {"application/x-ndjson": {"schema": {
                "type": "string", "description": "One Ollama answer object per line."}}}}},
     ollama(400, "The body is not JSON, or a field has the wrong type."),
-    ollama(404, "Unknown `model`."),
-    {413: {"model": OllamaError | Detail,
-           "description": "The last user message is longer than policy.max_prompt_chars or "
-                          f"than any allowed context (Ollama's error shape). Or {BODY_LIMIT}."}},
-    ollama(422, "Unknown tier in a header, or min above max."),
-    {503: {"model": OllamaError | Detail,
-           "description": "Every endpoint of the chain is down (Ollama's error shape), or "
-                          "the model is not loaded yet."}},
+    gateway_errors("Ollama"),
 )
 
 

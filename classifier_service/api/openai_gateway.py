@@ -18,13 +18,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifier_service.api.responses import (
-    BODY_LIMIT,
     NOT_LOADED,
     ROUTE_HEADERS,
     SSE_EVENT,
-    Detail,
-    OpenAIError,
     Responses,
+    gateway_errors,
     json_body,
     merge,
     openai,
@@ -65,14 +63,7 @@ ERRORS: Responses = merge(
            "events when `stream` is true.",
            "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
     openai(400, "The body is not JSON, or `messages`, `model` or `stream` is malformed."),
-    openai(404, "Unknown `model`."),
-    {413: {"model": OpenAIError | Detail,
-           "description": "The last user message is longer than policy.max_prompt_chars or "
-                          f"than any allowed context (OpenAI's error shape). Or {BODY_LIMIT}."}},
-    openai(422, "Unknown tier in a header, or min above max."),
-    {503: {"model": OpenAIError | Detail,
-           "description": "Every endpoint of the chain is down (OpenAI's error shape), or "
-                          "the model is not loaded yet."}},
+    gateway_errors("OpenAI"),
 )
 
 

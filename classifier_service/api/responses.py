@@ -8,7 +8,7 @@ the statuses it can answer; the schemas here are what those answers carry.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -90,6 +90,21 @@ def ollama(status: int, description: str) -> Responses:
     return {status: {"model": OllamaError, "description": description}}
 
 
+def gateway_errors(api: Literal["OpenAI", "Ollama"]) -> Responses:
+    """The 404, 413, 422 and 503 both gateways answer, in ``api``'s error shape."""
+    shape: type[BaseModel] = OpenAIError if api == "OpenAI" else OllamaError
+    return {
+        404: {"model": shape, "description": "Unknown `model`."},
+        413: {"model": shape | Detail,
+              "description": "The last user message is longer than policy.max_prompt_chars or "
+                             f"than any allowed context ({api}'s error shape). Or {BODY_LIMIT}."},
+        422: {"model": shape, "description": "Unknown tier in a header, or min above max."},
+        503: {"model": shape | Detail,
+              "description": f"Every endpoint of the chain is down ({api}'s error shape), or "
+                             "the model is not loaded yet."},
+    }
+
+
 def merge(*parts: Responses) -> Responses:
     merged: Responses = {}
     for part in parts:
@@ -121,7 +136,8 @@ ROUTE_HEADERS = [
     header("x-tier-router-min-tier", "Lowest tier allowed; empty means unset."),
     header("x-tier-router-max-tier", "Highest tier allowed; empty means unset."),
     header("x-tier-router-session", "Conversation id: later `auto` turns keep its tier."),
-    header("x-tier-router-stream", "`buffered`: check and escalate, then stream the answer."),
+    header("x-tier-router-stream", "`buffered`: check and escalate, then stream the answer; "
+           "`direct`: stream as it comes. Unset: the portfolio's policy.buffer_streams."),
 ]
 
 # One server-sent event (the shape FastAPI and OpenAPI 3.2 give an SSE item).
