@@ -207,6 +207,8 @@ class Gateway:
     def _log(self, plan: Plan, steps: list[Step], request: dict[str, Any],
              answer: str | None) -> None:
         """One line per answered request: who answered and the route; text only if allowed."""
+        if not log.isEnabledFor(logging.INFO):  # the fields cost more than the check
+            return
         fields = _summary_fields(plan, steps)
         if self.log_prompts:
             fields["prompt"] = last_user_text(request.get("messages"))

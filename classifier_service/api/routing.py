@@ -96,6 +96,8 @@ def _observed(request: Request, runtime: Runtime, body: RouteRequest) -> RouteRe
     answer = route_one(runtime, body, resident_now(request))
     elapsed = time.perf_counter() - start
     request.app.state.metrics.decided(answer.tier, answer.reason, elapsed)
+    if not log.isEnabledFor(logging.INFO):  # the fields cost more than the check
+        return answer
     fields: dict[str, Any] = {"event": "route", "request_id": answer.request_id,
                               "tier": answer.tier, "reason": answer.reason,
                               "confidence": round(answer.confidence, 4),
