@@ -26,7 +26,7 @@ from classifier_service.api import (
     routing,
     system,
 )
-from classifier_service.auth import Forbidden, Unauthorized, parse_keys, require_key
+from classifier_service.auth import AuthError, Unauthorized, parse_keys, require_key
 from classifier_service.backends import Backends
 from classifier_service.body_limit import BodyLimit
 from classifier_service.crash_guard import CrashGuard
@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-        if isinstance(exc, Unauthorized | Forbidden):
+        if isinstance(exc, AuthError):
             headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
             if exc.style == "openai":
                 return openai_gateway.openai_error(exc.status_code, str(exc),

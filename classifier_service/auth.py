@@ -32,24 +32,24 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from TIER_ROUTER_
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-class Unauthorized(RequestError):
+class AuthError(RequestError):
+    """Refused by the key check; ``style`` is the error shape of the API that was called."""
+
+    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
+        self.style = style
+        super().__init__(message)
+
+
+class Unauthorized(AuthError):
     """No key, or not a key this service knows (HTTP 401)."""
 
     status_code = 401
 
-    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
-        self.style = style
-        super().__init__(message)
 
-
-class Forbidden(RequestError):
+class Forbidden(AuthError):
     """A known key or client, but not allowed here (HTTP 403)."""
 
     status_code = 403
-
-    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
-        self.style = style
-        super().__init__(message)
 
 
 def parse_keys(value: str | None) -> frozenset[str]:
