@@ -30,6 +30,8 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self._too_large = (f"the request body is larger than {max_bytes} bytes "
+                           "(TIER_ROUTER_MAX_BODY_BYTES)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in NO_BODY:
@@ -37,8 +39,7 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await _refuse(send, 413, f"the request body is larger than {self.max_bytes} "
-                                     "bytes (TIER_ROUTER_MAX_BODY_BYTES)")
+            await _refuse(send, 413, self._too_large)
             return
         body = bytearray()
         try:
@@ -49,9 +50,7 @@ class BodyLimit:
                         return  # nobody is left to answer
                     body += message.get("body", b"")
                     if len(body) > self.max_bytes:
-                        await _refuse(send, 413, f"the request body is larger than "
-                                                 f"{self.max_bytes} bytes "
-                                                 "(TIER_ROUTER_MAX_BODY_BYTES)")
+                        await _refuse(send, 413, self._too_large)
                         return
                     if not message.get("more_body", False):
                         break
