@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from classifier_service.artifact import bundled_model_dir, load_artifact
-from classifier_service.portfolio import bundled_portfolio_path
+from classifier_service.portfolio.model import bundled_portfolio_path
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import bundled_corpus_files, load_examples
 from tier_router_training.pipeline import blend_proba

@@ -50,8 +50,8 @@ from bench.embedding_router import (
 )
 from bench.service_process import tier_router_server
 from bench.wrk_load import WRK_HINT, find_wrk, run_wrk, write_bodies
-from classifier_service.artifact import bundled_model_dir
-from classifier_service.portfolio import bundled_portfolio_path
+from classifier_service.portfolio.model import bundled_portfolio_path
+from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, load_examples
 from tier_router_training.pipeline import Recipe, cross_validate, fold_splits, sort_examples

@@ -2,7 +2,7 @@
 
     python bench/bench_quality.py
 
-Times :func:`classifier_service.quality.check` (the signals only, no classifier) on answers
+Times :func:`classifier_service.routing.quality.check` (the signals only, no classifier) on answers
 of typical lengths, and prints p50 and p99 per length. Target: well under 1 ms.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from classifier_service.quality import QualityPolicy, check
+from classifier_service.portfolio.quality import QualityPolicy
+from classifier_service.routing.quality import check
 
 SENTENCE = ("The committee reviewed the proposal in detail and agreed to fund a pilot in two "
             "regions, with a report due in the spring. ")

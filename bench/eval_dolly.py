@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-from classifier_service.artifact import bundled_model_dir, load_artifact
-from classifier_service.classifier import TierClassifier
-from classifier_service.policy import classifier_choice
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+from classifier_service.routing.classifier import TierClassifier
+from classifier_service.routing.policy import classifier_choice
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dolly-dev.jsonl"
 ORDER = ["simple", "medium", "complex"]

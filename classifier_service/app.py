@@ -26,20 +26,20 @@ from classifier_service.api import (
     routing,
     system,
 )
-from classifier_service.auth import AuthError, Unauthorized, parse_keys, require_key
-from classifier_service.backends import Backends
-from classifier_service.body_limit import BodyLimit
-from classifier_service.crash_guard import CrashGuard
+from classifier_service.api.auth import AuthError, Unauthorized, parse_keys, require_key
+from classifier_service.api.body_limit import BodyLimit
+from classifier_service.api.crash_guard import CrashGuard
+from classifier_service.api.openapi import install as install_openapi
 from classifier_service.errors import RequestError
 from classifier_service.feedback import FeedbackLog
-from classifier_service.gateway import Gateway
-from classifier_service.gpu_monitor import GpuMonitor
+from classifier_service.fleet.gpu_monitor import GpuMonitor
+from classifier_service.fleet.residency import ResidencyView
+from classifier_service.fleet.scheduler import run_scheduler
+from classifier_service.gateway.backends import Backends
+from classifier_service.gateway.engine import Gateway
 from classifier_service.metrics import Metrics
-from classifier_service.openapi import install as install_openapi
 from classifier_service.reloading import Reloader, read_state
-from classifier_service.residency import ResidencyView
 from classifier_service.runtime import Runtime
-from classifier_service.schedule import run_scheduler
 from classifier_service.settings import Settings, get_settings
 
 log = logging.getLogger("tier_router")

@@ -6,6 +6,10 @@ its opening words, whether it carries pasted lines, code or a question mark). Tr
 this function to scikit-learn's ``TfidfVectorizer(analyzer=analyze)``; serving calls it
 directly, so the two can never disagree.
 
+It stays at the package's top, not in :mod:`classifier_service.routing`: every trained model
+pickles a reference to ``classifier_service.features.analyze``, so moving it would make every
+model folder unloadable.
+
 Very long prompts are read at their head and tail only (``HEAD_TOKENS`` + ``TAIL_TOKENS``
 words): the instruction is almost always there, and the cost of a decision stays bounded.
 """

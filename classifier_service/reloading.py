@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classifier_service.artifact import atomic_write
+from classifier_service.routing.artifact import atomic_write
 from classifier_service.runtime import Runtime
 
 log = logging.getLogger("tier_router")

@@ -10,12 +10,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from classifier_service.artifact import Artifact, load_artifact
-from classifier_service.balancing import Balancer
-from classifier_service.classifier import Scores, TierClassifier
 from classifier_service.errors import ModelArtifactError, TooLargeError
-from classifier_service.policy import Decision, check_options, decide
-from classifier_service.portfolio import Portfolio, load_portfolio
+from classifier_service.portfolio.model import Portfolio, load_portfolio
+from classifier_service.routing.artifact import Artifact, load_artifact
+from classifier_service.routing.balancing import Balancer
+from classifier_service.routing.classifier import Scores, TierClassifier
+from classifier_service.routing.policy import Decision, check_options, decide
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from classifier_service.artifact import bundled_model_dir
-from classifier_service.auth import KeyRing, is_loopback, parse_keys
-from classifier_service.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
+from classifier_service.api.auth import KeyRing, is_loopback, parse_keys
+from classifier_service.api.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from classifier_service.errors import ConfigError
-from classifier_service.gpu_monitor import GpuSource
+from classifier_service.fleet.gpu_monitor import GpuSource
 from classifier_service.logs import LogFormat
-from classifier_service.portfolio import bundled_portfolio_path
+from classifier_service.portfolio.model import bundled_portfolio_path
+from classifier_service.routing.artifact import bundled_model_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700

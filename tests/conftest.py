@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.app import create_app
-from classifier_service.artifact import bundled_model_dir
-from classifier_service.portfolio import bundled_portfolio_path
+from classifier_service.portfolio.model import bundled_portfolio_path
+from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.app import create_app
-from classifier_service.artifact import bundled_model_dir
-from classifier_service.portfolio import parse_portfolio
+from classifier_service.portfolio.model import parse_portfolio
+from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.conftest import portfolio_yaml

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from classifier_service.artifact import (
+from classifier_service.errors import ModelArtifactError
+from classifier_service.portfolio.model import parse_portfolio
+from classifier_service.routing.artifact import (
     METADATA_FILE,
     MODEL_FILE,
     atomic_write,
@@ -16,8 +18,6 @@ from classifier_service.artifact import (
     load_artifact,
     sha256_file,
 )
-from classifier_service.errors import ModelArtifactError
-from classifier_service.portfolio import parse_portfolio
 from classifier_service.runtime import Runtime
 
 

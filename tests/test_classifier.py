@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from classifier_service.artifact import bundled_model_dir, load_artifact, save_artifact
-from classifier_service.classifier import TierClassifier
 from classifier_service.errors import DataError, ModelArtifactError
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact, save_artifact
+from classifier_service.routing.classifier import TierClassifier
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
 from tier_router_training.pipeline import (

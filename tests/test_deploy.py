@@ -25,12 +25,12 @@ import pytest
 import yaml
 from kubernetes_validate import utils as k8s
 
-from classifier_service.artifact import bundled_model_dir
 from classifier_service.errors import ConfigError
-from classifier_service.portfolio import load_portfolio
+from classifier_service.fleet.vram import plan
+from classifier_service.portfolio.model import load_portfolio
+from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
-from classifier_service.vram import plan
 from tests.test_reload import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,9 +262,13 @@ def test_what_the_dockerfile_copies_builds_the_package(tmp_path: Path) -> None:
     for needed in ("classifier_service/models/default/model.joblib",
                    "classifier_service/models/default/metadata.json",
                    "classifier_service/portfolios/default.yaml",
-                   "classifier_service/cli.py",
+                   "classifier_service/cli/__init__.py",
                    "tier_router_training/train.py"):
         assert needed in names
+    # every module of every subpackage (pyproject lists the packages one by one)
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "classifier_service").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert sources - names == set()
     assert any(n.startswith("tier_router_training/corpus/") and n.endswith(".jsonl")
                for n in names)
     assert any(n.endswith("entry_points.txt") for n in names)

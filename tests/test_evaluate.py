@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from classifier_service.artifact import bundled_model_dir, load_artifact
 from classifier_service.cli import main
 from classifier_service.errors import DataError
-from classifier_service.portfolio import parse_portfolio
+from classifier_service.portfolio.model import parse_portfolio
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.runtime import Runtime
 from tests.conftest import portfolio_yaml, write_jsonl
 from tier_router_training.calibrate import calibrate, parse_max_share

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from classifier_service.app import create_app
-from classifier_service.artifact import bundled_model_dir
+from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.settings import Settings
 from tests.backend_process import BackendProcess, backend_process
 from tests.conftest import portfolio_yaml

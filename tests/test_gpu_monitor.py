@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from classifier_service import gpu_monitor
 from classifier_service.app import create_app
 from classifier_service.cli import main
-from classifier_service.gpu_monitor import GpuMonitor, GpuReading, Snapshot, parse_nvidia_smi
-from classifier_service.portfolio import Gpu
+from classifier_service.fleet import gpu_monitor
+from classifier_service.fleet.gpu_monitor import GpuMonitor, GpuReading, Snapshot, parse_nvidia_smi
+from classifier_service.portfolio.model import Gpu
 from classifier_service.settings import Settings
 from tests.doubles import FakeNvidiaSmi, running
 from tests.test_metrics import value

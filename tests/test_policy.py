@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from classifier_service.classifier import Scores
 from classifier_service.errors import InvalidRequestError, TooLargeError
-from classifier_service.policy import RouteOptions, check_options, classifier_choice, decide
-from classifier_service.portfolio import Portfolio, parse_portfolio
+from classifier_service.portfolio.model import Portfolio, parse_portfolio
+from classifier_service.routing.classifier import Scores
+from classifier_service.routing.policy import RouteOptions, check_options, classifier_choice, decide
 
 PORTFOLIO = parse_portfolio("""
 version: 1

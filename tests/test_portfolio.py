@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from classifier_service.errors import PortfolioError
-from classifier_service.portfolio import (
+from classifier_service.portfolio.model import (
     Specialist,
     bundled_portfolio_path,
     load_portfolio,

@@ -6,8 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.errors import PortfolioError
-from classifier_service.portfolio import parse_portfolio
-from classifier_service.quality import QualityPolicy, check
+from classifier_service.portfolio.model import parse_portfolio
+from classifier_service.portfolio.quality import QualityPolicy
+from classifier_service.routing.quality import check
 from tests.conftest import portfolio_yaml
 
 POLICY = QualityPolicy()

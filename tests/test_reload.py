@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.app import create_app
-from classifier_service.artifact import bundled_model_dir, load_artifact
 from classifier_service.feedback import read_records
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.settings import Settings
 from tests.conftest import free_port, portfolio_yaml, write_jsonl
 from tests.test_server import wait_ready

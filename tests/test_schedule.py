@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from classifier_service.app import create_app
 from classifier_service.cli import main
 from classifier_service.errors import PortfolioError
-from classifier_service.portfolio import parse_portfolio
-from classifier_service.schedule import active, events
+from classifier_service.portfolio.model import parse_portfolio
+from classifier_service.portfolio.schedule import active, events
 from classifier_service.settings import Settings
 from tests.doubles import fake_ollama, running
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from classifier_service.artifact import bundled_model_dir
+from classifier_service.routing.artifact import bundled_model_dir
 from tests.conftest import free_port, portfolio_yaml
 
 CLI = [sys.executable, "-m", "classifier_service"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier_service.artifact import bundled_model_dir, load_artifact
-from classifier_service.classifier import TierClassifier
 from classifier_service.cli import main
 from classifier_service.errors import DataError
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+from classifier_service.routing.classifier import TierClassifier
 from tests.conftest import write_jsonl
 from tier_router_training.dataset import (
     Columns,

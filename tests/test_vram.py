@@ -10,18 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.cli import main
-from classifier_service.portfolio import (
-    Endpoint,
-    bundled_portfolio_path,
-    load_portfolio,
-    parse_portfolio,
-)
-from classifier_service.vram import (
+from classifier_service.fleet.vram import (
     architecture,
     bits_per_weight,
     kv_bytes_per_token,
     plan,
     plan_endpoint,
+)
+from classifier_service.portfolio.model import (
+    Endpoint,
+    bundled_portfolio_path,
+    load_portfolio,
+    parse_portfolio,
 )
 
 

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from classifier_service.app import create_app
 from classifier_service.cli import main
-from classifier_service.gpu_monitor import GpuReading, GpuState
-from classifier_service.portfolio import load_portfolio
+from classifier_service.fleet.gpu_monitor import GpuReading, GpuState
+from classifier_service.fleet.vram import plan_endpoint
+from classifier_service.fleet.vram_guard import decide
+from classifier_service.portfolio.model import load_portfolio
 from classifier_service.settings import Settings
-from classifier_service.vram import plan_endpoint
-from classifier_service.vram_guard import decide
 from tests.doubles import Double, FakeNvidiaSmi, fake_ollama, running
 
 MIB = 1024 * 1024
@@ -143,7 +143,8 @@ def test_scheduler_preload_refused_and_logged(setup: tuple[Double, Path], tmp_pa
                                               caplog: pytest.LogCaptureFixture,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     double, path = setup
-    monkeypatch.setattr("classifier_service.schedule.SETTLE_S", 0.5)  # re-reads, then refuses
+    # re-reads, then refuses
+    monkeypatch.setattr("classifier_service.fleet.scheduler.SETTLE_S", 0.5)
     path.write_text(portfolio_text(double.url, '[{name: always, start: "00:00", end: "00:00", '
                                                "load: [mid, small]}]"), encoding="utf-8")
     fake_smi.gpus((0, "NVIDIA L4", 12000, TOTAL_MIB))  # room for small (5.5 GB), not mid

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from classifier_service.artifact import load_artifact
+from classifier_service.routing.artifact import load_artifact
 from tests.test_reload import other_model, serve, stop, wait_for
 
 __all__ = ["other_model"]  # the module-scoped fixture, shared with test_reload.py

@@ -1,1 +1,3 @@
-"""HTTP routers, one per concern."""
+"""HTTP only: the routers (one per concern), the typed dependencies (:mod:`.deps`), auth, body
+limits, error answers (:mod:`.responses`), the crash guard, request and response schemas, and
+the OpenAPI documents (the service's and Dify's)."""

@@ -1,7 +1,7 @@
 """``/v1/admin/*``: operations on the running service.
 
 They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they answer on
-loopback only (see :mod:`classifier_service.auth`).
+loopback only (see :mod:`classifier_service.api.auth`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from classifier_service import residency, vram_guard
+from classifier_service.api.auth import require_admin
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -23,9 +24,8 @@ from classifier_service.api.responses import (
     merge,
     too_large,
 )
-from classifier_service.auth import require_admin
-from classifier_service.deps import RuntimeDep
 from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
+from classifier_service.fleet import residency, vram_guard
 from classifier_service.reloading import Reloader
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StrictBool
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
-from classifier_service.deps import RuntimeDep
+from classifier_service.api.schemas import OptionalString
 from classifier_service.errors import InvalidRequestError
 from classifier_service.feedback import FeedbackLog
-from classifier_service.policy import check_tier
-from classifier_service.schemas import OptionalString
+from classifier_service.routing.policy import check_tier
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 

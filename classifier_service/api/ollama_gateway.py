@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import (
     NOT_LOADED,
     ROUTE_HEADERS,
@@ -27,17 +28,16 @@ from classifier_service.api.responses import (
     problem,
 )
 from classifier_service.api.routing import resident_now
-from classifier_service.backends import BackendError
-from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import (
+from classifier_service.gateway.backends import BackendError
+from classifier_service.gateway.engine import (
     Gateway,
     as_chunks,
     buffered,
     check_model,
     header_options,
 )
-from classifier_service.ollama_wire import (
+from classifier_service.gateway.ollama_wire import (
     chat_to_generate,
     chat_to_openai,
     chunk_to_chat,
@@ -45,7 +45,7 @@ from classifier_service.ollama_wire import (
     generate_to_openai,
     now_iso,
 )
-from classifier_service.policy import check_options
+from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["ollama gateway"])

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import (
     NOT_LOADED,
     ROUTE_HEADERS,
@@ -29,10 +30,9 @@ from classifier_service.api.responses import (
     problem,
 )
 from classifier_service.api.routing import resident_now
-from classifier_service.backends import BackendError
-from classifier_service.deps import RuntimeDep
 from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway import (
+from classifier_service.gateway.backends import BackendError
+from classifier_service.gateway.engine import (
     Gateway,
     Outcome,
     Plan,

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import NOT_LOADED, invalid, merge
-from classifier_service.deps import RuntimeDep
-from classifier_service.vram import plan
+from classifier_service.fleet.vram import plan
 
 router = APIRouter(prefix="/v1", tags=["portfolio"])
 

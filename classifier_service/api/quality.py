@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
-from classifier_service.deps import RuntimeDep
-from classifier_service.metrics import Metrics
-from classifier_service.policy import check_tier
-from classifier_service.quality import Signal, check
-from classifier_service.schemas import (
+from classifier_service.api.schemas import (
     EndpointRef,
     OptionalInteger,
     OptionalNumber,
     OptionalString,
     Prompt,
 )
+from classifier_service.metrics import Metrics
+from classifier_service.routing.policy import check_tier
+from classifier_service.routing.quality import Signal, check
 
 router = APIRouter(prefix="/v1", tags=["quality"])
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -19,10 +20,7 @@ from classifier_service.api.responses import (
     merge,
     too_large,
 )
-from classifier_service.deps import RuntimeDep
-from classifier_service.errors import RequestError, TooLargeError
-from classifier_service.runtime import Runtime
-from classifier_service.schemas import (
+from classifier_service.api.schemas import (
     BatchItemError,
     BatchRequest,
     BatchResponse,
@@ -31,6 +29,8 @@ from classifier_service.schemas import (
     RouteRequest,
     RouteResponse,
 )
+from classifier_service.errors import RequestError, TooLargeError
+from classifier_service.runtime import Runtime
 
 log = logging.getLogger("tier_router.routing")
 

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from classifier_service.api.auth import require_key
+from classifier_service.api.deps import RuntimeDep
 from classifier_service.api.responses import API_KEY, NOT_LOADED, detail, merge
-from classifier_service.auth import require_key
-from classifier_service.deps import RuntimeDep
+from classifier_service.api.schemas import Health, Readiness
 from classifier_service.metrics import CONTENT_TYPE, Metrics
-from classifier_service.schemas import Health, Readiness
 
 router = APIRouter(tags=["system"])
 

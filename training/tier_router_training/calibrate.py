@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from classifier_service.artifact import load_artifact, update_metadata
-from classifier_service.classifier import TierClassifier
 from classifier_service.errors import DataError
+from classifier_service.routing.artifact import load_artifact, update_metadata
+from classifier_service.routing.classifier import TierClassifier
 from tier_router_training.dataset import Columns, load_prompts
 from tier_router_training.evaluate import traffic_shares
 from tier_router_training.pipeline import default_to_cheaper

@@ -27,8 +27,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from classifier_service.artifact import atomic_write, load_artifact
-from classifier_service.classifier import TierClassifier
+from classifier_service.routing.artifact import atomic_write, load_artifact
+from classifier_service.routing.classifier import TierClassifier
 from tier_router_training.dataset import (
     MIN_EXAMPLES_PER_TIER,
     Columns,

@@ -25,9 +25,9 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import MultinomialNB
 
-from classifier_service.artifact import FORMAT_VERSION
-from classifier_service.classifier import KindMix
 from classifier_service.features import analyze
+from classifier_service.routing.artifact import FORMAT_VERSION
+from classifier_service.routing.classifier import KindMix
 from tier_router_training.dataset import Example, sort_key
 
 SEED = 20261129
@@ -59,7 +59,7 @@ class Recipe:
 
     kind_weight: float = 0.0
     """Weight of the tier distribution implied by the task-kind head (see
-    :class:`classifier_service.classifier.KindMix`); 0 uses the tier head alone. Needs data
+    :class:`classifier_service.routing.classifier.KindMix`); 0 uses the tier head alone. Needs data
     with task kinds; ignored without them."""
 
     def as_dict(self) -> dict[str, Any]:
@@ -251,7 +251,7 @@ def default_to_cheaper(proba: np.ndarray, threshold: float) -> np.ndarray:
     """Tier indices the policy picks: argmax, or below ``threshold`` the cheaper of the top two.
 
     Columns of ``proba`` are in tier order, cheapest first. Mirrors
-    :func:`classifier_service.policy.classifier_choice` for whole arrays.
+    :func:`classifier_service.routing.policy.classifier_choice` for whole arrays.
     """
     top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
     confident = proba.max(axis=1) >= threshold

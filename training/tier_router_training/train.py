@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classifier_service.artifact import Artifact, save_artifact
 from classifier_service.errors import DataError
+from classifier_service.routing.artifact import Artifact, save_artifact
 from tier_router_training.dataset import (
     MIN_EXAMPLES_PER_TIER,
     Columns,

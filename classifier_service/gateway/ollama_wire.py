@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from classifier_service.portfolio import Endpoint
+from classifier_service.portfolio.model import Endpoint, keep_alive_value
 
 OLLAMA_OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
@@ -47,14 +47,6 @@ def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
         elif fmt.get("type") == "json_schema":
             body["format"] = (fmt.get("json_schema") or {}).get("schema", "json")
     return body
-
-
-def keep_alive_value(value: str) -> str | int:
-    """Ollama takes durations ("10m") or seconds; "-1" and "0" are numbers to it."""
-    try:
-        return int(value)
-    except ValueError:
-        return value
 
 
 def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:

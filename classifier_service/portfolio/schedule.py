@@ -1,10 +1,10 @@
 """Schedules: time windows that preload and unload models (the guide's "support model by day,
-batch model at night").
+batch model at night"), as portfolio data; :mod:`classifier_service.fleet.scheduler` acts on them.
 
 A window opens on the given days at ``start`` in its time zone and closes at ``end`` (the next
 day when ``end`` is not after ``start``). When a window opens, its ``load`` endpoints are
 preloaded and its ``unload`` endpoints dropped, through Ollama's API
-(:mod:`classifier_service.residency`). The scheduler runs inside the service only when asked
+(:mod:`classifier_service.fleet.residency`). The scheduler runs inside the service only when asked
 (``tier-router serve --scheduler``), so that replicas do not fight over the GPU; at start it
 also preloads the portfolio's ``concurrent`` Ollama models, kept for their ``keep_alive``.
 ``tier-router schedule`` prints what would happen when, without doing it.
@@ -12,26 +12,16 @@ also preloads the portfolio's ``concurrent`` Ollama models, kept for their ``kee
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-if TYPE_CHECKING:
-    from classifier_service.gpu_monitor import GpuSource
-
-log = logging.getLogger("tier_router")
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MAX_SLEEP_S = 300.0
-SETTLE_S = 10.0  # how long a refused preload re-reads the GPU before giving up
 
 
 class Schedule(BaseModel):
@@ -114,55 +104,3 @@ def describe(event: Event) -> str:
     utc = event.at.astimezone(UTC).strftime("%H:%M UTC")
     return (f"{event.at:%a %Y-%m-%d %H:%M} {event.at.tzinfo} ({utc})  {event.schedule}: "
             f"{'; '.join(actions) or 'nothing'}")
-
-
-async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
-                        gpu_source: GpuSource = "auto", *,
-                        settle_s: float | None = None) -> None:
-    """Preload the ``concurrent`` Ollama models, apply the open windows, then each opening as
-    it comes; runs until cancelled.
-
-    ``portfolio_source`` has a ``runtime`` attribute (the app state), so a reloaded portfolio's
-    schedules take effect at the next step. Each preload passes the VRAM guard
-    (:mod:`classifier_service.vram_guard`, GPU read from ``gpu_source``); a refused one is
-    logged as an error, after ``settle_s`` (default :data:`SETTLE_S`) seconds of re-reading
-    for memory being freed.
-    """
-    from classifier_service import residency, vram_guard
-
-    settle = SETTLE_S if settle_s is None else settle_s
-
-    async def apply(load: Sequence[str], unload: Sequence[str], why: str) -> None:
-        portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
-        for name, action in [*((n, "unload") for n in unload), *((n, "load") for n in load)]:
-            try:
-                endpoint = residency.ollama_endpoint(portfolio, name)
-                if action == "load":
-                    verdict = await vram_guard.guarded_load(portfolio, endpoint, client,
-                                                            gpu_source, settle_s=settle)
-                    log.info("schedule %s: loaded %s (%s)", why, name, verdict.detail)
-                else:
-                    await residency.unload(endpoint, client)
-                    log.info("schedule %s: unloaded %s", why, name)
-            except Exception as exc:
-                log.error("schedule %s: could not %s %s: %s", why, action, name, exc)
-
-    portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
-    resident = [ep.name for ep in portfolio.all_endpoints()
-                if ep.api == "ollama" and ep.loading == "concurrent"]
-    await apply(resident, [], "start-up (concurrent models)")
-    schedules = portfolio.schedules
-    cursor = datetime.now(UTC)  # every opening before it has been handled
-    for sched in active(schedules, cursor):
-        await apply(sched.load, sched.unload, sched.name)
-    while True:
-        schedules = portfolio_source.runtime.portfolio.schedules  # type: ignore[attr-defined]
-        upcoming = events(schedules, cursor, cursor + timedelta(days=8))
-        wait = MAX_SLEEP_S
-        if upcoming:
-            wait = min(wait, (upcoming[0].at - datetime.now(UTC)).total_seconds() + 0.01)
-        await asyncio.sleep(max(0.0, wait))
-        moment = datetime.now(UTC)
-        for event in events(schedules, cursor, moment):
-            await apply(event.load, event.unload, event.schedule)
-        cursor = moment

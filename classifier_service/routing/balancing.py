@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.portfolio.model import Endpoint, Portfolio
 
 
 class Balancer:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from classifier_service.classifier import Scores
 from classifier_service.errors import InvalidRequestError, TooLargeError
-from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.portfolio.model import Endpoint, Portfolio
+from classifier_service.routing.classifier import Scores
 
 Reason = Literal["agent", "category", "classifier", "default_cheaper", "residency"]
 Adjustment = Literal["min_tier", "max_tier", "context_length"]
@@ -96,7 +96,7 @@ def estimate_tokens(prompt_chars: int, chars_per_token: float) -> int:
 
 
 Order = Callable[[str], Sequence[Endpoint]]
-"""A tier's endpoints, preferred first (see :mod:`classifier_service.balancing`)."""
+"""A tier's endpoints, preferred first (see :mod:`classifier_service.routing.balancing`)."""
 
 
 def listed_order(portfolio: Portfolio) -> Order:

@@ -25,8 +25,8 @@ from pydantic import (
 )
 
 from classifier_service.errors import PortfolioError, TierRouterError
-from classifier_service.quality import QualityPolicy
-from classifier_service.schedule import Schedule
+from classifier_service.portfolio.quality import QualityPolicy
+from classifier_service.portfolio.schedule import Schedule
 
 ApiKind = Literal["ollama", "openai"]
 Loading = Literal["concurrent", "on_demand"]
@@ -292,6 +292,14 @@ def _no_duplicates(names: list[str], where: str, what: str) -> None:
         if name in seen:
             raise ValueError(f"{where}: duplicate {what} name {name!r}")
         seen.add(name)
+
+
+def keep_alive_value(value: str) -> str | int:
+    """Ollama takes durations ("10m") or seconds; "-1" and "0" are numbers to it."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def bundled_portfolio_path() -> Path:

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from classifier_service.portfolio import Endpoint, Portfolio
+from classifier_service.portfolio.model import Endpoint, Portfolio
 
 GB = 1e9
 RUNTIME_OVERHEAD_GB = 0.5

@@ -2,9 +2,9 @@
 
 Before ``tier-router models load``, ``POST /v1/admin/models/{endpoint}/load`` and the
 scheduler's preloads, the model's size is estimated with the VRAM planner
-(:func:`classifier_service.vram.plan_endpoint`: weights + KV cache at the endpoint's context,
+(:func:`classifier_service.fleet.vram.plan_endpoint`: weights + KV cache at the endpoint's context,
 one session) and compared with its GPU's memory as read now
-(:mod:`classifier_service.gpu_monitor`). The load is refused when
+(:mod:`classifier_service.fleet.gpu_monitor`). The load is refused when
 
     used + estimate > alert_threshold x total
 
@@ -22,10 +22,10 @@ from typing import Literal
 
 import httpx
 
-from classifier_service import gpu_monitor, residency
 from classifier_service.errors import PreloadRefused
-from classifier_service.portfolio import Endpoint, Portfolio
-from classifier_service.vram import ModelPlan, plan_endpoint
+from classifier_service.fleet import gpu_monitor, residency
+from classifier_service.fleet.vram import ModelPlan, plan_endpoint
+from classifier_service.portfolio.model import Endpoint, Portfolio
 
 Outcome = Literal["allowed", "refused", "skipped"]
 __all__ = ["PreloadCheck", "PreloadRefused", "check", "decide", "guarded_load"]

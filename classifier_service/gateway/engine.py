@@ -6,7 +6,7 @@ answers are not checked: the caller chose the model; failover still applies). Ei
 plan is an ordered chain of endpoints: the chosen one, the rest of its tier, then each higher
 tier (never above ``max_tier``).
 
-Non-streaming: the answer of each endpoint is checked (:mod:`classifier_service.quality`);
+Non-streaming: the answer of each endpoint is checked (:mod:`classifier_service.routing.quality`);
 when it should escalate, the next *tier* of the chain is tried, up to
 ``policy.max_escalations`` times. Failover is separate: a connection error, timeout or 5xx
 moves to the next *endpoint*, and the failed endpoint cools down for
@@ -33,12 +33,12 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from classifier_service.backends import BackendError, Backends, Completion
 from classifier_service.errors import RequestError
+from classifier_service.gateway.backends import BackendError, Backends, Completion
 from classifier_service.metrics import Metrics
-from classifier_service.policy import check_options, escalation_chain
-from classifier_service.portfolio import Endpoint, Portfolio
-from classifier_service.quality import check
+from classifier_service.portfolio.model import Endpoint, Portfolio
+from classifier_service.routing.policy import check_options, escalation_chain
+from classifier_service.routing.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000

@@ -2,7 +2,7 @@
 
 It turns one prompt into two probability distributions: over complexity tiers and, when the
 model was trained with them, over task kinds. Deciding what to do with those scores is the
-policy's job (:mod:`classifier_service.policy`).
+policy's job (:mod:`classifier_service.routing.policy`).
 
 The lean inference path
 -----------------------
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.artifact import Artifact
 from classifier_service.errors import ModelArtifactError
 from classifier_service.features import analyze
+from classifier_service.routing.artifact import Artifact
 
 FloatArray = npt.NDArray[np.float64]
 

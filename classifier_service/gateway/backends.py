@@ -34,8 +34,12 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
 from classifier_service.errors import RequestError, TierRouterError
-from classifier_service.ollama_wire import ollama_request, ollama_to_chunk, ollama_to_completion
-from classifier_service.portfolio import Endpoint, MissingKeyError
+from classifier_service.gateway.ollama_wire import (
+    ollama_request,
+    ollama_to_chunk,
+    ollama_to_completion,
+)
+from classifier_service.portfolio.model import Endpoint, MissingKeyError
 
 
 class BackendError(TierRouterError):

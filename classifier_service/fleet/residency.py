@@ -20,8 +20,12 @@ from typing import Any, Literal
 import httpx
 
 from classifier_service.errors import InvalidRequestError, TierRouterError
-from classifier_service.ollama_wire import keep_alive_value
-from classifier_service.portfolio import Endpoint, MissingKeyError, Portfolio
+from classifier_service.portfolio.model import (
+    Endpoint,
+    MissingKeyError,
+    Portfolio,
+    keep_alive_value,
+)
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
 log = logging.getLogger("tier_router")

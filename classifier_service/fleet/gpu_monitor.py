@@ -46,7 +46,7 @@ from typing import Any, Literal
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from classifier_service.portfolio import Gpu
+from classifier_service.portfolio.model import Gpu
 
 log = logging.getLogger("tier_router")
 

@@ -22,8 +22,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from classifier_service.policy import Adjustment, Reason
-from classifier_service.portfolio import ApiKind, Endpoint
+from classifier_service.portfolio.model import ApiKind, Endpoint
+from classifier_service.routing.policy import Adjustment, Reason
 
 
 def _not_blank(value: str) -> str:

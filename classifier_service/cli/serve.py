@@ -1,0 +1,89 @@
+"""``tier-router serve``: the HTTP service on uvicorn, one process or several workers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from classifier_service.cli.common import Commands, add_config_args, settings_of
+from classifier_service.settings import DEFAULT_HOST, DEFAULT_PORT
+
+
+def add_serve(sub: Commands) -> None:
+    serve = sub.add_parser("serve", help="start the HTTP service",
+                           description="Start the routing service (FastAPI on uvicorn).")
+    serve.add_argument("--host", default=None,
+                       help=f"address to listen on (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=None,
+                       help=f"port to listen on (default {DEFAULT_PORT})")
+    add_config_args(serve)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--scheduler", action="store_true",
+                       help="run the portfolio's schedules here (one instance only)")
+    serve.add_argument("--feedback-log", type=Path, metavar="FILE",
+                       help="where POST /v1/feedback appends (default ./feedback.jsonl)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=["json", "text"], default=None,
+                       help="one JSON object per line (default) or plain text")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="listen on a non-loopback address without API keys")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from classifier_service.app import create_app
+    from classifier_service.logs import log_config
+    from classifier_service.metrics import MULTIPROC_ENV
+    from classifier_service.runtime import Runtime
+
+    settings = settings_of(args)
+    settings.check_exposure()
+    runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    logging_config = log_config(settings.log_format, args.log_level)
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment; reloads are shared
+        # through a state file in a private temporary folder.
+        state_dir = tempfile.mkdtemp(prefix="tier-router-")
+        os.environ["TIER_ROUTER_HOST"] = settings.host
+        os.environ["TIER_ROUTER_PORT"] = str(settings.port)
+        os.environ["TIER_ROUTER_PORTFOLIO"] = str(settings.portfolio_path.resolve())
+        os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
+        os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
+        os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
+        os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
+        # every worker writes its metrics here; /metrics on any worker sums them
+        metrics_dir = Path(state_dir) / "metrics"
+        metrics_dir.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        from uvicorn.supervisors.multiprocess import Multiprocess
+
+        class ReloadInPlace(Multiprocess):
+            """SIGHUP reloads every worker in place instead of restarting it: a restart
+            closes connections that a stopping worker accepted but had not read yet."""
+
+            def handle_hup(self) -> None:
+                for process in self.processes:
+                    if process.pid is not None:
+                        os.kill(process.pid, signal.SIGHUP)
+
+        config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
+                                host=settings.host, port=settings.port, workers=args.workers,
+                                log_level=args.log_level, log_config=logging_config,
+                    limit_concurrency=settings.limit_concurrency)
+        try:
+            ReloadInPlace(config, sockets=[config.bind_socket()]).run()
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    else:
+        uvicorn.run(create_app(settings, runtime), host=settings.host, port=settings.port,
+                    log_level=args.log_level, log_config=logging_config,
+                    limit_concurrency=settings.limit_concurrency)
+    return 0
