@@ -26,11 +26,12 @@ from classifier_service.api import (
     routing,
     system,
 )
-from classifier_service.api.auth import AuthError, Unauthorized, parse_keys, require_key
+from classifier_service.api.auth import keyring_of, require_key
 from classifier_service.api.body_limit import BodyLimit
 from classifier_service.api.crash_guard import CrashGuard
+from classifier_service.api.deps import error_style_of
 from classifier_service.api.openapi import install as install_openapi
-from classifier_service.errors import RequestError
+from classifier_service.errors import AuthError, RequestError
 from classifier_service.feedback import FeedbackLog
 from classifier_service.fleet.gpu_monitor import GpuMonitor
 from classifier_service.fleet.residency import ResidencyView
@@ -38,9 +39,10 @@ from classifier_service.fleet.scheduler import run_scheduler
 from classifier_service.gateway.backends import Backends
 from classifier_service.gateway.engine import Gateway
 from classifier_service.metrics import Metrics
+from classifier_service.portfolio.model import Portfolio
 from classifier_service.reloading import Reloader, read_state
 from classifier_service.runtime import Runtime
-from classifier_service.settings import Settings, get_settings
+from classifier_service.settings import Settings, get_settings, parse_keys
 
 log = logging.getLogger("tier_router")
 
@@ -57,6 +59,11 @@ DESCRIPTION = (
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; it loads ``settings``' portfolio and model at start-up unless given one."""
     settings = settings or get_settings()
+
+    def current_portfolio() -> Portfolio:
+        """The loaded portfolio, read again at each use (a reload swaps it)."""
+        loaded: Runtime = app.state.runtime
+        return loaded.portfolio
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,11 +97,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                                     log_prompts=settings.log_prompts)
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
-        scheduler = (asyncio.create_task(run_scheduler(app.state, client, settings.gpu_source))
+        scheduler = (asyncio.create_task(run_scheduler(current_portfolio, client,
+                                                   settings.gpu_source))
                      if settings.scheduler else None)
         gpu_task = asyncio.create_task(app.state.gpu_monitor.run(settings.gpu_poll_s))
         app.state.residency = ResidencyView()
-        residency_task = asyncio.create_task(app.state.residency.follow(app.state, client))
+        residency_task = asyncio.create_task(app.state.residency.follow(current_portfolio,
+                                                                             client))
         try:
             yield
         finally:
@@ -117,7 +126,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.settings = settings
     app.state.runtime = runtime
-    app.state.keyring = settings.keyring()
+    app.state.keyring = keyring_of(settings)
     app.state.metrics = Metrics()
     app.state.gpu_monitor = GpuMonitor(settings.gpu_source,
                                        lambda: app.state.runtime.portfolio.gpus)
@@ -147,17 +156,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(CrashGuard)  # added last: the outermost of ours
 
     @app.exception_handler(RequestError)
-    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-        if isinstance(exc, AuthError):
-            headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-            if exc.style == "openai":
-                return openai_gateway.openai_error(exc.status_code, str(exc),
-                                                   "invalid_api_key", headers)
-            if exc.style == "ollama":
-                return ollama_gateway.ollama_error(exc.status_code, str(exc), headers)
-            return JSONResponse(status_code=exc.status_code, content={"detail": str(exc)},
-                                headers=headers)
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        # the gateways' routers set their API's error style; the key check carries its own
+        style = exc.style if isinstance(exc, AuthError) else error_style_of(request)
+        return responses.error_answer(exc, style)
 
 
     return app

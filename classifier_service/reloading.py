@@ -23,7 +23,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from classifier_service.routing.artifact import atomic_write
 from classifier_service.runtime import Runtime
@@ -53,10 +53,17 @@ def read_state(path: Path | None) -> SharedState | None:
         return None
 
 
+class RuntimeHolder(Protocol):
+    """Where the current runtime lives (the app's state)."""
+
+    runtime: Runtime
+
+
 class Reloader:
     """Replaces ``state.runtime``; one reload at a time."""
 
-    def __init__(self, state: Any, state_file: Path | None = None, generation: int = 0) -> None:
+    def __init__(self, state: RuntimeHolder, state_file: Path | None = None,
+                 generation: int = 0) -> None:
         """``generation``: the shared generation that ``state.runtime`` was loaded from."""
         self._state = state
         self._state_file = state_file

@@ -15,7 +15,7 @@ from classifier_service.portfolio.model import Portfolio, load_portfolio
 from classifier_service.routing.artifact import Artifact, load_artifact
 from classifier_service.routing.balancing import Balancer
 from classifier_service.routing.classifier import Scores, TierClassifier
-from classifier_service.routing.policy import Decision, check_options, decide
+from classifier_service.routing.policy import Decision, RouteOptions, check_options, decide
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,12 @@ class Runtime:
         resident: Collection[str] | None = None,
     ) -> Routed:
         self.check_length(prompt)
-        options = check_options(self.portfolio, agent, min_tier, max_tier)
+        return self.route_checked(prompt, check_options(self.portfolio, agent, min_tier,
+                                                        max_tier), resident)
+
+    def route_checked(self, prompt: str, options: RouteOptions,
+                      resident: Collection[str] | None = None) -> Routed:
+        """:meth:`route` for a prompt whose length and options are already checked."""
         scores = self.classifier.score(prompt)
         decision = decide(
             self.portfolio,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from classifier_service.api.auth import KeyRing, is_loopback, parse_keys
-from classifier_service.api.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from classifier_service.errors import ConfigError
 from classifier_service.fleet.gpu_monitor import GpuSource
 from classifier_service.logs import LogFormat
@@ -18,6 +17,20 @@ from classifier_service.routing.artifact import bundled_model_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT_S = 30.0
+
+
+def parse_keys(value: str | None) -> frozenset[str]:
+    """``"a, b,,c"`` -> {"a", "b", "c"}."""
+    return frozenset(k.strip() for k in (value or "").split(",") if k.strip())
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Settings(BaseSettings):
@@ -82,12 +95,14 @@ class Settings(BaseSettings):
         default=False, description="Put prompt and answer text in the logs."
     )
 
-    def keyring(self) -> KeyRing:
-        return KeyRing(parse_keys(self.api_keys), parse_keys(self.admin_keys))
+    @property
+    def keyed(self) -> bool:
+        """Whether any key (API or admin) is configured."""
+        return bool(parse_keys(self.api_keys) | parse_keys(self.admin_keys))
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback address without API keys unless explicitly allowed."""
-        if self.keyring().enabled or self.allow_unauthenticated or is_loopback(self.host):
+        if self.keyed or self.allow_unauthenticated or is_loopback(self.host):
             return
         raise ConfigError(
             "TIER_ROUTER_HOST",

@@ -15,7 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from classifier_service.app import create_app
-from classifier_service.gateway.backends import BackendError, Backends
+from classifier_service.errors import BackendError
+from classifier_service.gateway.backends import Backends
 from classifier_service.portfolio.model import Endpoint
 from classifier_service.settings import Settings
 from tests.doubles import running

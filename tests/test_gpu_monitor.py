@@ -16,6 +16,7 @@ import pytest
 
 from classifier_service.app import create_app
 from classifier_service.cli import main
+from classifier_service.errors import GpuReadError
 from classifier_service.fleet import gpu_monitor
 from classifier_service.fleet.gpu_monitor import GpuMonitor, GpuReading, Snapshot, parse_nvidia_smi
 from classifier_service.portfolio.model import Gpu
@@ -76,7 +77,7 @@ def test_nvidia_smi_failures_mean_no_gpu(fake_smi: FakeNvidiaSmi, output: str, c
 
 def test_nvidia_smi_that_hangs_is_cut_off(fake_smi: FakeNvidiaSmi) -> None:
     fake_smi.show("0, GPU, 1, 2\n", delay_s=10)
-    with pytest.raises(gpu_monitor.GpuReadError, match=r"longer than 0\.3 s"):
+    with pytest.raises(GpuReadError, match=r"longer than 0\.3 s"):
         gpu_monitor.read_nvidia_smi(timeout_s=0.3)
 
 

@@ -16,13 +16,13 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from classifier_service.api.auth import KeyRing, parse_keys
+from classifier_service.api.auth import KeyRing
 from classifier_service.app import create_app
 from classifier_service.errors import ConfigError, PortfolioError
 from classifier_service.logs import JsonFormatter
 from classifier_service.portfolio.model import load_portfolio
 from classifier_service.runtime import Runtime
-from classifier_service.settings import Settings
+from classifier_service.settings import Settings, parse_keys
 from tests.doubles import fake_ollama, fake_openai, running
 from tests.test_gateway import portfolio
 

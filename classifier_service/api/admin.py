@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from classifier_service.api.auth import require_admin
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, get_reloader, state
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -24,16 +24,16 @@ from classifier_service.api.responses import (
     merge,
     too_large,
 )
-from classifier_service.errors import ConfigError, InvalidRequestError, ModelArtifactError
+from classifier_service.errors import (
+    ConfigError,
+    InvalidRequestError,
+    ModelArtifactError,
+    ResidencyError,
+)
 from classifier_service.fleet import residency, vram_guard
 from classifier_service.reloading import Reloader
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-
-
-async def get_reloader(request: Request) -> Reloader:
-    reloader: Reloader = request.app.state.reloader
-    return reloader
 
 
 # A file name cannot hold a NUL byte; the OS refuses it before any file is looked at.
@@ -97,8 +97,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def _client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.control_client
-    return client
+    return state(request).control_client
 
 
 @router.get(
@@ -138,10 +137,10 @@ async def models_action(endpoint: str, action: Literal["load", "unload"], reques
         if action == "load":
             verdict = await vram_guard.guarded_load(
                 runtime.portfolio, target, _client(request),
-                request.app.state.settings.gpu_source)
+                state(request).settings.gpu_source)
             answer["vram_check"] = {"outcome": verdict.outcome, "detail": verdict.detail}
         else:
             await residency.unload(target, _client(request))
-    except residency.ResidencyError as exc:
+    except ResidencyError as exc:
         raise HTTPException(status_code=502, detail=str(exc)) from None
     return answer

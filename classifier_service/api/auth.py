@@ -17,44 +17,18 @@ is a 401 with ``WWW-Authenticate: Bearer``, in the error shape of the API that w
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from classifier_service.errors import RequestError
-
-ErrorStyle = Literal["detail", "openai", "ollama"]
+from classifier_service.api.deps import state
+from classifier_service.errors import ErrorStyle, Forbidden, Unauthorized
+from classifier_service.settings import Settings, is_loopback, parse_keys
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from TIER_ROUTER_API_KEYS.")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-class AuthError(RequestError):
-    """Refused by the key check; ``style`` is the error shape of the API that was called."""
-
-    def __init__(self, message: str, style: ErrorStyle = "detail") -> None:
-        self.style = style
-        super().__init__(message)
-
-
-class Unauthorized(AuthError):
-    """No key, or not a key this service knows (HTTP 401)."""
-
-    status_code = 401
-
-
-class Forbidden(AuthError):
-    """A known key or client, but not allowed here (HTTP 403)."""
-
-    status_code = 403
-
-
-def parse_keys(value: str | None) -> frozenset[str]:
-    """``"a, b,,c"`` -> {"a", "b", "c"}."""
-    return frozenset(k.strip() for k in (value or "").split(",") if k.strip())
 
 
 def _matches(token: str, keys: Iterable[str]) -> bool:
@@ -81,16 +55,12 @@ class KeyRing:
         return _matches(token, self.admin_keys)
 
 
+def keyring_of(settings: Settings) -> KeyRing:
+    return KeyRing(parse_keys(settings.api_keys), parse_keys(settings.admin_keys))
+
+
 def keyring(request: Request) -> KeyRing:
-    ring: KeyRing = request.app.state.keyring
-    return ring
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return state(request).keyring
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:

@@ -19,8 +19,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-DEFAULT_BODY_TIMEOUT_S = 30.0
+from classifier_service.settings import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
+
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 

@@ -15,17 +15,13 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from classifier_service.errors import TierRouterError
+from classifier_service.errors import ExportError
 
 #: The operations exported as Dify tools, by ``operationId``.
 DIFY_OPERATIONS: tuple[str, ...] = ("route", "check_quality")
 
 #: JSON Schema types that Dify's import turns into typed tool inputs.
 SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
-
-
-class ExportError(TierRouterError):
-    """The service's OpenAPI document cannot be exported for Dify as it stands."""
 
 
 def dify_openapi(spec: Mapping[str, Any],

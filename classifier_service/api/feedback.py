@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, StrictBool
 
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, get_feedback_log
 from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.api.schemas import OptionalString
 from classifier_service.errors import InvalidRequestError
@@ -33,11 +33,6 @@ class FeedbackRequest(BaseModel):
 class FeedbackResponse(BaseModel):
     status: Literal["recorded"] = "recorded"
     request_id: str
-
-
-async def get_feedback_log(request: Request) -> FeedbackLog:
-    log: FeedbackLog = request.app.state.feedback_log
-    return log
 
 
 @router.post(

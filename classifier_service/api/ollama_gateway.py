@@ -12,11 +12,11 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, answers_in, resident_now, state
 from classifier_service.api.responses import (
     NOT_LOADED,
     ROUTE_HEADERS,
@@ -27,11 +27,8 @@ from classifier_service.api.responses import (
     ollama,
     problem,
 )
-from classifier_service.api.routing import resident_now
-from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway.backends import BackendError
+from classifier_service.errors import BackendError, RequestError
 from classifier_service.gateway.engine import (
-    Gateway,
     as_chunks,
     buffered,
     check_model,
@@ -48,7 +45,8 @@ from classifier_service.gateway.ollama_wire import (
 from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["ollama gateway"])
+router = APIRouter(prefix="/api", tags=["ollama gateway"],
+                   dependencies=[Depends(answers_in("ollama"))])
 
 
 class OllamaRequest(BaseModel):
@@ -83,11 +81,6 @@ ERRORS: Responses = merge(
 )
 
 
-def ollama_error(status: int, message: str,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
-
-
 @router.get("/tags", operation_id="ollama_tags", summary="Models (Ollama-compatible)",
             description="`auto`, every tier and every endpoint, as Ollama model entries.",
             responses=NOT_LOADED)
@@ -105,7 +98,7 @@ async def tags(runtime: RuntimeDep) -> dict[str, Any]:
              responses=ERRORS,
              openapi_extra={**json_body(OllamaChatRequest), "parameters": ROUTE_HEADERS})
 async def chat(request: Request, runtime: RuntimeDep) -> Any:
-    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+    with state(request).metrics.gateway_seconds.labels("ollama").time():
         return await _serve(request, runtime, OllamaChatRequest, chat_to_openai,
                             lambda line: line)
 
@@ -116,7 +109,7 @@ async def chat(request: Request, runtime: RuntimeDep) -> Any:
              responses=ERRORS,
              openapi_extra={**json_body(OllamaGenerateRequest), "parameters": ROUTE_HEADERS})
 async def generate(request: Request, runtime: RuntimeDep) -> Any:
-    with request.app.state.metrics.gateway_seconds.labels("ollama").time():
+    with state(request).metrics.gateway_seconds.labels("ollama").time():
         return await _serve(request, runtime, OllamaGenerateRequest, generate_to_openai,
                             chat_to_generate)
 
@@ -127,17 +120,15 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     try:
         body = await request.json()
     except ValueError:
-        return ollama_error(400, "the body is not valid JSON")
+        raise RequestError("the body is not valid JSON") from None
     try:
         schema.model_validate(body)
     except ValidationError as exc:
-        return ollama_error(400, problem(exc))
+        raise RequestError(problem(exc)) from None
     model = body.get("model") or "auto"
-    try:  # checked even for Ollama's load call, which routes nothing
-        check_model(runtime.portfolio, model)
-        check_options(runtime.portfolio, **header_options(request.headers))
-    except RequestError as exc:
-        return ollama_error(exc.status_code, _message(exc))
+    # checked even for Ollama's load call, which routes nothing; once per request
+    check_model(runtime.portfolio, model)
+    options = check_options(runtime.portfolio, **header_options(request.headers))
     openai_request = to_openai(body)
     if not openai_request["messages"] or not any(
             m.get("content") for m in openai_request["messages"]):
@@ -146,27 +137,24 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
                       "message": {"role": "assistant", "content": ""}, "done": True,
                       "done_reason": "load"})
     session = request.headers.get("x-tier-router-session")
-    gateway: Gateway = request.app.state.gateway
-    try:
-        plan = gateway.plan(runtime, model, openai_request["messages"], session=session,
-                            resident=resident_now(request), **header_options(request.headers))
-        check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
-        if body.get("stream", True) and not check_stream:
-            endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
-            gateway.remember(session, runtime.portfolio.tier_of(endpoint))
+    gateway = state(request).gateway
+    plan = gateway.plan(runtime, model, openai_request["messages"], options, session=session,
+                        resident=resident_now(request))
+    check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
+    if body.get("stream", True) and not check_stream:
+        endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
+        gateway.remember(session, runtime.portfolio.tier_of(endpoint))
 
-            async def lines() -> AsyncIterator[bytes]:
-                try:
-                    async for chunk in chunks:
-                        yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
-                except (RequestError, BackendError) as exc:  # broke off mid-stream
-                    yield (json.dumps({"error": str(exc)}) + "\n").encode()
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
+            except (RequestError, BackendError) as exc:  # broke off mid-stream
+                yield (json.dumps({"error": str(exc)}) + "\n").encode()
 
-            return StreamingResponse(lines(), media_type="application/x-ndjson",
-                                     headers={"x-tier-router-endpoint": endpoint.name})
-        outcome = await gateway.complete(runtime, plan, openai_request)
-    except RequestError as exc:
-        return ollama_error(exc.status_code, _message(exc))
+        return StreamingResponse(lines(), media_type="application/x-ndjson",
+                                 headers={"x-tier-router-endpoint": endpoint.name})
+    outcome = await gateway.complete(runtime, plan, openai_request)
     gateway.remember(session, outcome.tier)
     headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier}
     if body.get("stream", True):  # buffered: the checked answer, sent as a stream
@@ -181,9 +169,3 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     answer = shape(completion_to_chat(outcome.completion.body, model))
     answer["tier_router"] = outcome.summary(plan)
     return JSONResponse(content=answer, headers=headers)
-
-
-def _message(exc: RequestError) -> str:
-    if isinstance(exc, InvalidRequestError):
-        return f"{exc.loc[-1]}: {exc.msg}"
-    return str(exc)

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, answers_in, resident_now, state
 from classifier_service.api.responses import (
     NOT_LOADED,
     ROUTE_HEADERS,
@@ -29,9 +29,7 @@ from classifier_service.api.responses import (
     openai,
     problem,
 )
-from classifier_service.api.routing import resident_now
-from classifier_service.errors import InvalidRequestError, RequestError
-from classifier_service.gateway.backends import BackendError
+from classifier_service.errors import BackendError, RequestError
 from classifier_service.gateway.engine import (
     Gateway,
     Outcome,
@@ -41,9 +39,11 @@ from classifier_service.gateway.engine import (
     header_options,
     route_header,
 )
+from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["gateway"])
+router = APIRouter(prefix="/v1", tags=["gateway"],
+                   dependencies=[Depends(answers_in("openai"))])
 
 
 class ChatCompletionRequest(BaseModel):
@@ -65,19 +65,6 @@ ERRORS: Responses = merge(
     openai(400, "The body is not JSON, or `messages`, `model` or `stream` is malformed."),
     gateway_errors("OpenAI"),
 )
-
-
-def openai_error(status: int, message: str, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if 400 <= status < 500 else "api_error"
-    return JSONResponse(status_code=status, headers=headers, content={
-        "error": {"message": message, "type": kind, "param": None, "code": code}})
-
-
-def _message(exc: RequestError) -> str:
-    if isinstance(exc, InvalidRequestError):
-        return f"{exc.loc[-1]}: {exc.msg}"
-    return str(exc)
 
 
 @router.get("/models", operation_id="list_models", summary="Models (OpenAI-compatible)",
@@ -104,7 +91,7 @@ async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     openapi_extra={**json_body(ChatCompletionRequest), "parameters": ROUTE_HEADERS},
 )
 async def chat_completions(request: Request, runtime: RuntimeDep) -> Any:
-    with request.app.state.metrics.gateway_seconds.labels("openai").time():
+    with state(request).metrics.gateway_seconds.labels("openai").time():
         return await _chat_completions(request, runtime)
 
 
@@ -112,24 +99,22 @@ async def _chat_completions(request: Request, runtime: Runtime) -> Any:
     try:
         body = await request.json()
     except ValueError:
-        return openai_error(400, "the body is not valid JSON")
+        raise RequestError("the body is not valid JSON") from None
     try:
         ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
-        return openai_error(400, problem(exc))
+        raise RequestError(problem(exc)) from None
     model = body.get("model") or "auto"
     session = request.headers.get("x-tier-router-session") or body.get("user")
-    gateway: Gateway = request.app.state.gateway
-    try:
-        plan = gateway.plan(runtime, model, body["messages"],
-                            session=session if isinstance(session, str) else None,
-                            resident=resident_now(request), **header_options(request.headers))
-        check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
-        if body.get("stream") and not check_stream:
-            return await _stream(gateway, runtime, plan, body, session)
-        outcome = await gateway.complete(runtime, plan, {**body, "stream": False})
-    except RequestError as exc:
-        return openai_error(exc.status_code, _message(exc))
+    gateway = state(request).gateway
+    options = check_options(runtime.portfolio, **header_options(request.headers))
+    plan = gateway.plan(runtime, model, body["messages"], options,
+                        session=session if isinstance(session, str) else None,
+                        resident=resident_now(request))
+    check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
+    if body.get("stream") and not check_stream:
+        return await _stream(gateway, runtime, plan, body, session)
+    outcome = await gateway.complete(runtime, plan, {**body, "stream": False})
     gateway.remember(session if isinstance(session, str) else None, outcome.tier)
     if body.get("stream"):
         return StreamingResponse(_sse(as_chunks(outcome.completion)),
@@ -158,8 +143,8 @@ def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
     }
 
 
-async def _stream(gateway: Gateway, runtime: Any, plan: Plan, body: dict[str, Any],
-                  session: Any) -> StreamingResponse:
+async def _stream(gateway: Gateway, runtime: Runtime, plan: Plan, body: dict[str, Any],
+                  session: object) -> StreamingResponse:
     endpoint, steps, chunks = await gateway.open_stream(runtime, plan, body)
     tier = runtime.portfolio.tier_of(endpoint)
     gateway.remember(session if isinstance(session, str) else None, tier)

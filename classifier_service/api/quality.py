@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, state
 from classifier_service.api.responses import BAD_BODY, NOT_LOADED, invalid, merge, too_large
 from classifier_service.api.schemas import (
     EndpointRef,
@@ -14,7 +14,6 @@ from classifier_service.api.schemas import (
     OptionalString,
     Prompt,
 )
-from classifier_service.metrics import Metrics
 from classifier_service.routing.policy import check_tier
 from classifier_service.routing.quality import Signal, check
 
@@ -73,7 +72,7 @@ async def check_quality(body: QualityRequest, runtime: RuntimeDep, request: Requ
     result = check(body.response, portfolio.quality, kind=kind, tier=tier,
                    finish_reason=body.finish_reason, max_tokens=body.max_tokens,
                    avg_logprob=body.avg_logprob)
-    metrics: Metrics = request.app.state.metrics
+    metrics = state(request).metrics
     metrics.checked(result.escalate, result.reasons)
     next_tier = portfolio.next_tier(tier) if result.escalate else None
     return QualityResponse(

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+
+from classifier_service.errors import (
+    AuthError,
+    ErrorStyle,
+    InvalidRequestError,
+    RequestError,
+    Unauthorized,
+)
 
 
 class Detail(BaseModel):
@@ -144,3 +153,36 @@ ROUTE_HEADERS = [
 SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
     "data": {"type": "string", "description": "A chat.completion.chunk as JSON, or [DONE]."},
     "event": {"type": "string"}, "id": {"type": "string"}}}
+
+
+# -- the answers themselves: the app's exception handler renders every RequestError here ----
+
+
+def openai_error(status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if 400 <= status < 500 else "api_error"
+    return JSONResponse(status_code=status, headers=headers, content={
+        "error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def ollama_error(status: int, message: str,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+
+
+def error_answer(exc: RequestError, style: ErrorStyle) -> JSONResponse:
+    """``exc`` in the error shape of the API that was called."""
+    headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    if style == "openai":
+        code = "invalid_api_key" if isinstance(exc, AuthError) else None
+        return openai_error(exc.status_code, _message(exc), code, headers)
+    if style == "ollama":
+        return ollama_error(exc.status_code, _message(exc), headers)
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()},
+                        headers=headers)
+
+
+def _message(exc: RequestError) -> str:
+    if isinstance(exc, InvalidRequestError):
+        return f"{exc.loc[-1]}: {exc.msg}"
+    return str(exc)

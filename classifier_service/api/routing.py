@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, resident_now, state
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -95,7 +95,7 @@ def _observed(request: Request, runtime: Runtime, body: RouteRequest) -> RouteRe
     start = time.perf_counter()
     answer = route_one(runtime, body, resident_now(request))
     elapsed = time.perf_counter() - start
-    request.app.state.metrics.decided(answer.tier, answer.reason, elapsed)
+    state(request).metrics.decided(answer.tier, answer.reason, elapsed)
     if not log.isEnabledFor(logging.INFO):  # the fields cost more than the check
         return answer
     fields: dict[str, Any] = {"event": "route", "request_id": answer.request_id,
@@ -103,16 +103,10 @@ def _observed(request: Request, runtime: Runtime, body: RouteRequest) -> RouteRe
                               "confidence": round(answer.confidence, 4),
                               "endpoint": answer.endpoint.name,
                               "ms": round(elapsed * 1000, 3)}
-    if request.app.state.settings.log_prompts:
+    if state(request).settings.log_prompts:
         fields["prompt"] = body.prompt
     log.info("routed to %s (%s)", answer.tier, answer.reason, extra={"fields": fields})
     return answer
-
-
-def resident_now(request: Request) -> Collection[str] | None:
-    """The endpoints loaded now, as the background view last read them (if it runs)."""
-    view = getattr(request.app.state, "residency", None)
-    return view.loaded if view is not None else None
 
 
 @router.post(

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from classifier_service.api.auth import require_key
-from classifier_service.api.deps import RuntimeDep
+from classifier_service.api.deps import RuntimeDep, loaded_runtime, state
 from classifier_service.api.responses import API_KEY, NOT_LOADED, detail, merge
 from classifier_service.api.schemas import Health, Readiness
-from classifier_service.metrics import CONTENT_TYPE, Metrics
+from classifier_service.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
 
@@ -35,7 +35,7 @@ async def healthz() -> Health:
     response_model=Readiness,
 )
 async def readyz(request: Request) -> Any:
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime = loaded_runtime(request)
     if runtime is None:
         return JSONResponse(status_code=503, content={"detail": "not ready"})
     return Readiness(
@@ -59,7 +59,7 @@ async def readyz(request: Request) -> Any:
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    registry: Metrics = request.app.state.metrics
+    registry = state(request).metrics
     return Response(content=registry.exposition(), media_type=CONTENT_TYPE)
 
 

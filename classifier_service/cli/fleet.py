@@ -81,6 +81,7 @@ def _models(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from classifier_service.errors import ResidencyError
     from classifier_service.fleet import residency, vram_guard
 
     portfolio = portfolio_of(args)
@@ -90,7 +91,7 @@ def _models(args: argparse.Namespace) -> int:
             if args.action == "status":
                 return await residency.status(portfolio, client)
             if not args.endpoint:
-                raise residency.ResidencyError(f"name the endpoint to {args.action}")
+                raise ResidencyError(f"name the endpoint to {args.action}")
             target = residency.ollama_endpoint(portfolio, args.endpoint)
             if args.action == "load":
                 verdict = await vram_guard.guarded_load(portfolio, target, client,

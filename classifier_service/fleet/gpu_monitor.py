@@ -46,6 +46,7 @@ from typing import Any, Literal
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from classifier_service.errors import GpuReadError
 from classifier_service.portfolio.model import Gpu
 
 log = logging.getLogger("tier_router")
@@ -103,10 +104,6 @@ class GpuState:
         names = ", ".join(n for n in (self.portfolio_gpu, r.name) if n)
         return (f"GPU {r.index} ({names}): {r.used_bytes / 1e9:.1f} of "
                 f"{r.total_bytes / 1e9:.1f} GB used ({r.used_share:.0%})")
-
-
-class GpuReadError(Exception):
-    """A source could not be read (kept inside this module: it becomes a Snapshot detail)."""
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
 
-from classifier_service.errors import InvalidRequestError, TierRouterError
-from classifier_service.portfolio.model import (
-    Endpoint,
-    MissingKeyError,
-    Portfolio,
-    keep_alive_value,
-)
+from classifier_service.errors import InvalidRequestError, MissingKeyError, ResidencyError
+from classifier_service.portfolio.model import Endpoint, Portfolio, keep_alive_value
 
 State = Literal["loaded", "not_loaded", "unknown", "unreachable"]
 log = logging.getLogger("tier_router")
-
-
-class ResidencyError(TierRouterError):
-    """An Ollama server could not load or unload a model."""
 
 
 @dataclass(frozen=True)
@@ -162,13 +154,15 @@ class ResidencyView:
         rows = await status(portfolio, client)
         self.loaded = frozenset(r["endpoint"] for r in rows if r["state"] == "loaded")
 
-    async def follow(self, state: Any, client: httpx.AsyncClient) -> None:
-        """Refresh every ``policy.residency_refresh_s`` while ``prefer_resident`` is on."""
+    async def follow(self, portfolio_of: Callable[[], Portfolio],
+                     client: httpx.AsyncClient) -> None:
+        """Refresh every ``policy.residency_refresh_s`` while ``prefer_resident`` is on;
+        ``portfolio_of`` gives the portfolio loaded now."""
         while True:
-            policy = state.runtime.portfolio.policy
+            policy = portfolio_of().policy
             if policy.prefer_resident:
                 try:
-                    await self.refresh(state.runtime.portfolio, client)
+                    await self.refresh(portfolio_of(), client)
                 except Exception as exc:  # keep the last view; routing still works without
                     log.warning("could not read model residency: %s", exc)
             await asyncio.sleep(policy.residency_refresh_s)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from classifier_service.fleet import residency, vram_guard
 from classifier_service.fleet.gpu_monitor import GpuSource
+from classifier_service.portfolio.model import Portfolio
 from classifier_service.portfolio.schedule import active, events
 
 log = logging.getLogger("tier_router")
@@ -25,14 +26,14 @@ MAX_SLEEP_S = 300.0
 SETTLE_S = 10.0  # how long a refused preload re-reads the GPU before giving up
 
 
-async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
+async def run_scheduler(portfolio_of: Callable[[], Portfolio], client: httpx.AsyncClient,
                         gpu_source: GpuSource = "auto", *,
                         settle_s: float | None = None) -> None:
     """Preload the ``concurrent`` Ollama models, apply the open windows, then each opening as
     it comes; runs until cancelled.
 
-    ``portfolio_source`` has a ``runtime`` attribute (the app state), so a reloaded portfolio's
-    schedules take effect at the next step. Each preload passes the VRAM guard
+    ``portfolio_of`` gives the portfolio loaded now, so a reloaded portfolio's schedules take
+    effect at the next step. Each preload passes the VRAM guard
     (:mod:`classifier_service.fleet.vram_guard`, GPU read from ``gpu_source``); a refused one is
     logged as an error, after ``settle_s`` (default :data:`SETTLE_S`) seconds of re-reading
     for memory being freed.
@@ -40,7 +41,7 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
     settle = SETTLE_S if settle_s is None else settle_s
 
     async def apply(load: Sequence[str], unload: Sequence[str], why: str) -> None:
-        portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
+        portfolio = portfolio_of()
         for name, action in [*((n, "unload") for n in unload), *((n, "load") for n in load)]:
             try:
                 endpoint = residency.ollama_endpoint(portfolio, name)
@@ -54,7 +55,7 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
             except Exception as exc:
                 log.error("schedule %s: could not %s %s: %s", why, action, name, exc)
 
-    portfolio = portfolio_source.runtime.portfolio  # type: ignore[attr-defined]
+    portfolio = portfolio_of()
     resident = [ep.name for ep in portfolio.all_endpoints()
                 if ep.api == "ollama" and ep.loading == "concurrent"]
     await apply(resident, [], "start-up (concurrent models)")
@@ -63,7 +64,7 @@ async def run_scheduler(portfolio_source: object, client: httpx.AsyncClient,
     for sched in active(schedules, cursor):
         await apply(sched.load, sched.unload, sched.name)
     while True:
-        schedules = portfolio_source.runtime.portfolio.schedules  # type: ignore[attr-defined]
+        schedules = portfolio_of().schedules
         upcoming = events(schedules, cursor, cursor + timedelta(days=8))
         wait = MAX_SLEEP_S
         if upcoming:

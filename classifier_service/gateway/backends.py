@@ -33,31 +33,13 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
-from classifier_service.errors import RequestError, TierRouterError
+from classifier_service.errors import BackendError, MissingKeyError, UpstreamRejected
 from classifier_service.gateway.ollama_wire import (
     ollama_request,
     ollama_to_chunk,
     ollama_to_completion,
 )
-from classifier_service.portfolio.model import Endpoint, MissingKeyError
-
-
-class BackendError(TierRouterError):
-    """An endpoint could not answer: unreachable, too slow, or a server error (fail over)."""
-
-    def __init__(self, endpoint: str, problem: str, status: int | None = None) -> None:
-        self.endpoint = endpoint
-        self.problem = problem
-        self.status = status
-        super().__init__(f"{endpoint}: {problem}")
-
-
-class UpstreamRejected(RequestError):
-    """The endpoint refused the request itself (a 4xx): the client's to fix, no failover."""
-
-    def __init__(self, endpoint: str, status: int, text: str) -> None:
-        self.status_code = status
-        super().__init__(f"{endpoint} rejected the request (HTTP {status}): {text}")
+from classifier_service.portfolio.model import Endpoint
 
 
 @dataclass(frozen=True)

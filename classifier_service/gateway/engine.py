@@ -30,29 +30,22 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from classifier_service.errors import RequestError
-from classifier_service.gateway.backends import BackendError, Backends, Completion
+from classifier_service.errors import BackendError, NoBackendError, UnknownModelError
+from classifier_service.gateway.backends import Backends, Completion
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint, Portfolio
-from classifier_service.routing.policy import check_options, escalation_chain
+from classifier_service.routing.policy import RouteOptions, escalation_chain
 from classifier_service.routing.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
+NO_OPTIONS = RouteOptions()
 
 log = logging.getLogger("tier_router.gateway")
 AUTO = ("auto", "", "tier-router")  # model names that mean "route it"
-
-
-class UnknownModelError(RequestError):
-    status_code = 404
-
-
-class NoBackendError(RequestError):
-    status_code = 503
 
 
 @dataclass
@@ -157,29 +150,31 @@ class Gateway:
 
     # -- planning -------------------------------------------------------------------------
 
-    def plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None = None,
-             min_tier: str | None = None, max_tier: str | None = None,
-             session: str | None = None, resident: Collection[str] | None = None) -> Plan:
-        """The chain of endpoints for ``model``; counted in the decision metrics."""
+    def plan(self, runtime: Runtime, model: str, messages: Any,
+             options: RouteOptions = NO_OPTIONS, *, session: str | None = None,
+             resident: Collection[str] | None = None) -> Plan:
+        """The chain of endpoints for ``model``; counted in the decision metrics.
+
+        ``options`` come checked (:func:`~classifier_service.routing.policy.check_options`):
+        the API checks them once per request."""
         start = time.perf_counter()
-        plan = self._plan(runtime, model, messages, agent=agent, min_tier=min_tier,
-                          max_tier=max_tier, session=session, resident=resident)
+        plan = self._plan(runtime, model, messages, options, session=session,
+                          resident=resident)
         self.metrics.decided(plan.tier, plan.reason, time.perf_counter() - start)
         return plan
 
-    def _plan(self, runtime: Runtime, model: str, messages: Any, *, agent: str | None,
-              min_tier: str | None, max_tier: str | None, session: str | None,
-              resident: Collection[str] | None) -> Plan:
+    def _plan(self, runtime: Runtime, model: str, messages: Any, options: RouteOptions, *,
+              session: str | None, resident: Collection[str] | None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
         runtime.check_length(prompt)
-        options = check_options(portfolio, agent, min_tier, max_tier)
-        agent, min_tier, max_tier = options.agent, options.min_tier, options.max_tier
+        max_tier = options.max_tier
         if model in AUTO:
             sticky = self._sessions.get(session) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
-                min_tier = _sticky_floor(portfolio, sticky, min_tier, max_tier)
-            routed = runtime.route(prompt or " ", agent, min_tier, max_tier, resident)
+                floor = _sticky_floor(portfolio, sticky, options.min_tier, max_tier)
+                options = replace(options, min_tier=floor)
+            routed = runtime.route_checked(prompt or " ", options, resident)
             decision = routed.decision
             reason = "session" if sticky is not None else decision.reason
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from classifier_service.errors import PortfolioError, TierRouterError
+from classifier_service.errors import MissingKeyError, PortfolioError
 from classifier_service.portfolio.quality import QualityPolicy
 from classifier_service.portfolio.schedule import Schedule
 
@@ -33,10 +33,6 @@ Loading = Literal["concurrent", "on_demand"]
 Name = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 ]
-
-
-class MissingKeyError(TierRouterError):
-    """An endpoint names an API-key variable that is not set in this environment."""
 
 
 class _Strict(BaseModel):
