@@ -144,7 +144,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(system.router)
     app.include_router(plan.router, dependencies=keyed, responses=unauthorized)
     app.include_router(admin.router)
-    install_openapi(app)  # tiers, endpoints and limits of the loaded portfolio
+    # tiers, endpoints and limits of the loaded portfolio; the bearer scheme only with keys
+    install_openapi(app, keyed=app.state.keyring.enabled)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=sorted(parse_keys(settings.cors_origins)),
                            allow_methods=["GET", "POST"],

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_service.api.auth import KeyRing
+from classifier_service.api.openapi import without_security
 from classifier_service.app import create_app
 from classifier_service.errors import ConfigError, PortfolioError
 from classifier_service.logs import JsonFormatter
@@ -120,6 +121,21 @@ def test_openapi_declares_bearer_auth(keyed: TestClient) -> None:
     assert spec["paths"]["/v1/route"]["post"]["security"] == [{"HTTPBearer": []}]
     assert "401" in spec["paths"]["/v1/route"]["post"]["responses"]
     assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_openapi_declares_no_security_without_keys(keyed: TestClient, client: TestClient) -> None:
+    """With no key configured every operation is open, and the document says so; keyed, it
+    differs from the open one in the security declarations only."""
+    open_spec = client.get("/openapi.json").json()
+    assert "securitySchemes" not in open_spec.get("components", {})
+    operations = [op for item in open_spec["paths"].values() for op in item.values()]
+    assert operations and all("security" not in op for op in operations)
+    keyed_spec = keyed.get("/openapi.json").json()
+    assert without_security(keyed_spec) == open_spec
+    guarded = {(path, method) for path, item in keyed_spec["paths"].items()
+               for method, op in item.items() if op.get("security") == [{"HTTPBearer": []}]}
+    assert ("/v1/route", "post") in guarded and ("/v1/chat/completions", "post") in guarded
+    assert ("/api/chat", "post") in guarded and ("/healthz", "get") not in guarded
 
 
 def test_official_clients_send_the_key(tmp_path: Path) -> None:

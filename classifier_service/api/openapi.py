@@ -10,6 +10,9 @@ facts for the runtime loaded at the time of the call (as enums, ``maxLength`` an
 the document is FastAPI's, with plain strings.
 
 Tier enums list ``""`` and ``null`` too: both mean "not set" in the flat request bodies.
+
+The bearer scheme is declared only when keys are configured: with none, every operation is
+open, and a document that required a key would be false.
 """
 
 from __future__ import annotations
@@ -38,10 +41,20 @@ TIER_HEADERS = ("x-tier-router-min-tier", "x-tier-router-max-tier")
 MODEL_ACTION_PATH = "/v1/admin/models/{endpoint}/{action}"
 
 
-def install(app: FastAPI) -> None:
-    """Make ``app.openapi()`` describe the runtime in ``app.state.runtime``."""
-    generic = app.openapi  # FastAPI's own, which builds the document once and keeps it
+def install(app: FastAPI, *, keyed: bool) -> None:
+    """Make ``app.openapi()`` describe the runtime in ``app.state.runtime``; ``keyed``: API or
+    admin keys are configured (else the document declares no security)."""
+    fastapi_document = app.openapi  # FastAPI's own, which builds it once and keeps it
     stated: tuple[Runtime, Document] | None = None
+    open_document: Document | None = None
+
+    def generic() -> Document:
+        nonlocal open_document
+        if keyed:
+            return fastapi_document()
+        if open_document is None:
+            open_document = without_security(fastapi_document())
+        return open_document
 
     def openapi() -> Document:
         nonlocal stated
@@ -87,6 +100,19 @@ def for_runtime(document: Document, runtime: Runtime) -> Document:
         for parameter in action.get("parameters", []):
             if parameter["name"] == "endpoint" and ollama:  # none: any name is a 422
                 parameter["schema"]["enum"] = ollama
+    return doc
+
+
+def without_security(document: Document) -> Document:
+    """A copy of ``document`` that requires no credentials: no operation's ``security``, no
+    ``securitySchemes``."""
+    doc = copy.deepcopy(document)
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                operation.pop("security", None)
+    components = doc.get("components", {})
+    components.pop("securitySchemes", None)
     return doc
 
 
