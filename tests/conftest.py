@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,6 +16,8 @@ from classifier_service.portfolio.model import bundled_portfolio_path
 from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
+from tests.support.gateway import Stack, portfolio
+from tests.support.rows import small_rows
 
 if TYPE_CHECKING:
     from tests.doubles import FakeNvidiaSmi
@@ -63,3 +66,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """The service over real uvicorn, its backends a fake Ollama and a fake OpenAI server."""
+    from tests.doubles import fake_ollama, fake_openai, running
+
+    fake_o, fake_a = fake_ollama(), fake_openai()
+    with running(fake_o.app) as o_url, running(fake_a.app) as a_url:
+        fake_o.url, fake_a.url = o_url, a_url
+        path = tmp_path / "portfolio.yaml"
+        path.write_text(portfolio(o_url, a_url, "http://127.0.0.1:9"), encoding="utf-8")
+        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+        with running(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
+                                                max_retries=0) as client:
+            yield Stack(url, fake_o, fake_a, client)
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, different model with the standard tiers."""
+    from tier_router_training.train import train
+
+    tmp = tmp_path_factory.mktemp("other")
+    data = write_jsonl(tmp / "d.jsonl", small_rows())
+    return train([data], tmp / "model", folds=2).artifact.path

@@ -31,7 +31,7 @@ from classifier_service.portfolio.model import load_portfolio
 from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
-from tests.test_reload import serve
+from tests.support.processes import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "deploy" / "kubernetes"

@@ -25,7 +25,7 @@ from classifier_service.settings import Settings
 from tests.backend_process import BackendProcess, backend_process
 from tests.conftest import portfolio_yaml
 from tests.doubles import Double, Script, fake_ollama, running
-from tests.test_reload import fresh_versions, serve, stop, wait_for
+from tests.support.processes import fresh_versions, serve, stop, wait_for
 
 SIMPLE = "Is this review positive or negative? 'Great phone.'"
 LONG_ANSWER = " ".join(f"word{i}" for i in range(200))

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import DEFAULT_PORTFOLIO
 from tests.doubles import fake_ollama, fake_openai, running
-from tests.test_server import start, stop
+from tests.support.server import start, stop
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 CONFIG = Path(__file__).with_name("schemathesis.toml")

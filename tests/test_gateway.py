@@ -8,82 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai import OpenAI
-from openai.types.chat import ChatCompletion
 
 from classifier_service.app import create_app
 from classifier_service.settings import Settings
-from tests.doubles import Double, Script, fake_ollama, fake_openai, running
-
-ESSAY = ("Remote work widens the hiring pool and saves office rent, but it slows informal "
-         "learning and asks managers to write more down. Many teams settle on two office "
-         "days a week, which keeps most of the benefits while limiting the costs.")
-
-
-@dataclass
-class Stack:
-    url: str
-    ollama: Double
-    openai: Double
-    client: OpenAI
-
-
-def portfolio(ollama_url: str, openai_url: str, dead_url: str) -> str:
-    return f"""
-version: 1
-tiers:
-  - name: simple
-    endpoints:
-      - {{name: small-a, api: ollama, base_url: "{ollama_url}", model: small-a,
-         context_length: 2048, keep_alive: "-1"}}
-      - {{name: small-b, api: ollama, base_url: "{ollama_url}", model: small-b,
-         context_length: 2048, keep_alive: "10m"}}
-  - name: medium
-    endpoints:
-      - {{name: mid, api: ollama, base_url: "{ollama_url}", model: mid, context_length: 4096}}
-  - name: complex
-    endpoints:
-      - {{name: big, api: openai, base_url: "{openai_url}/v1", model: big-model,
-         context_length: 8192}}
-specialists:
-  - {{name: ghost, api: openai, base_url: "{dead_url}/v1", model: ghost, tier: medium}}
-agents:
-  support: {{tier: simple}}
-policy: {{max_escalations: 2, failover_cooldown_s: 60, backend_timeout_s: 2}}
-"""
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    fake_o, fake_a = fake_ollama(), fake_openai()
-    with running(fake_o.app) as o_url, running(fake_a.app) as a_url:
-        fake_o.url, fake_a.url = o_url, a_url
-        path = tmp_path / "portfolio.yaml"
-        path.write_text(portfolio(o_url, a_url, "http://127.0.0.1:9"), encoding="utf-8")
-        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
-        with running(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
-                                                max_retries=0) as client:
-            yield Stack(url, fake_o, fake_a, client)
-
-
-def ask(stack: Stack, prompt: str, **kw: Any) -> ChatCompletion:
-    reply: ChatCompletion = stack.client.chat.completions.create(
-        model=str(kw.pop("model", "auto")), messages=[{"role": "user", "content": prompt}],
-        **kw)
-    return reply
-
-
-def route_of(reply: ChatCompletion) -> dict[str, object]:
-    info: dict[str, object] = reply.model_extra["tier_router"]  # type: ignore[index]
-    return info
+from tests.doubles import Script, running
+from tests.support.gateway import ESSAY, Stack, ask, portfolio, route_of
 
 
 def test_auto_routes_a_simple_prompt_to_the_small_model(stack: Stack) -> None:

@@ -22,7 +22,7 @@ from classifier_service.fleet.gpu_monitor import GpuMonitor, GpuReading, Snapsho
 from classifier_service.portfolio.model import Gpu
 from classifier_service.settings import Settings
 from tests.doubles import FakeNvidiaSmi, running
-from tests.test_metrics import value
+from tests.support.metrics import value
 
 MIB = 1024 * 1024
 

@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.test_reload import serve, stop
+from tests.support.processes import serve, stop
 
 CLIENTS = 64
 DURATION_S = 60.0

@@ -12,19 +12,9 @@ from classifier_service.app import create_app
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.doubles import Script
-from tests.test_gateway import Stack, ask
-from tests.test_gateway import stack as stack
-from tests.test_reload import serve, stop
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of the exposition, keyed by name and labels."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, frozenset(labels.items())), 0.0)
+from tests.support.gateway import Stack, ask
+from tests.support.metrics import samples, value
+from tests.support.processes import serve, stop
 
 
 def test_metrics_is_prometheus_text(client: TestClient) -> None:

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from classifier_service.app import create_app
 from classifier_service.settings import Settings
 from tests.doubles import FakeNvidiaSmi, Script, fake_ollama, fake_openai, running
-from tests.test_gateway import portfolio
+from tests.support.gateway import portfolio
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "tier-router.json"

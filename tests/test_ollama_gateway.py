@@ -11,8 +11,7 @@ import ollama
 import pytest
 
 from tests.doubles import Script
-from tests.test_gateway import ESSAY, Stack, portfolio
-from tests.test_gateway import stack as stack
+from tests.support.gateway import ESSAY, Stack, portfolio
 
 
 @pytest.fixture

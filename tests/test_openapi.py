@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from classifier_service.app import create_app
 from classifier_service.settings import Settings
 from tests.conftest import portfolio_yaml
-from tests.test_gateway import Stack
-from tests.test_gateway import stack as stack
+from tests.support.gateway import Stack
 
 TIERS = ["simple", "medium", "complex", "", None]
 

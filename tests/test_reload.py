@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,20 +20,10 @@ from classifier_service.app import create_app
 from classifier_service.feedback import read_records
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.settings import Settings
-from tests.conftest import free_port, portfolio_yaml, write_jsonl
-from tests.test_server import wait_ready
-from tests.test_training import small_rows
-from tier_router_training.train import train
+from tests.conftest import portfolio_yaml
+from tests.support.processes import fresh_versions, serve, stop, wait_for
 
 LOOPBACK = ("127.0.0.1", 50000)
-
-
-@pytest.fixture(scope="module")
-def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A second, different model with the standard tiers."""
-    tmp = tmp_path_factory.mktemp("other")
-    data = write_jsonl(tmp / "d.jsonl", small_rows())
-    return train([data], tmp / "model", folds=2).artifact.path
 
 
 @pytest.fixture
@@ -140,35 +130,6 @@ def test_bad_feedback_is_422(app_client: TestClient, body: dict[str, object], ne
 # -- real processes ---------------------------------------------------------------------
 
 
-def serve(*args: str, log: Path, env: Mapping[str, str] | None = None
-          ) -> tuple[subprocess.Popen[str], str]:
-    """`tier-router serve` in its own process group, logging to ``log`` (never a full pipe);
-    ``env`` is added to this process's environment."""
-    port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "classifier_service", "serve", "--port", str(port), *args],
-            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, url, timeout=60)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return proc, url
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Stop a server started by :func:`serve`, its workers included; kill it if it hangs."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 class Hammer(threading.Thread):
     """Routes prompts on fresh connections until stopped; counts what failed."""
 
@@ -199,20 +160,6 @@ class Hammer(threading.Thread):
         """Wait until ``n`` more requests have been answered (however slow the machine)."""
         target = self.ok + n
         return wait_for(lambda: self.ok >= target or bool(self.failures), timeout=60)
-
-
-def fresh_versions(url: str, n: int) -> set[str]:
-    """model_version seen on ``n`` new connections (spread over the workers)."""
-    return {httpx.get(f"{url}/readyz", timeout=10).json()["model_version"] for _ in range(n)}
-
-
-def wait_for(predicate: object, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_sighup_reloads_without_dropping_requests(tmp_path: Path, other_model: Path) -> None:

@@ -15,7 +15,7 @@ from classifier_service.app import create_app
 from classifier_service.cli import main
 from classifier_service.settings import Settings
 from tests.doubles import Double, fake_ollama, running
-from tests.test_gateway import portfolio
+from tests.support.gateway import portfolio
 
 
 @pytest.fixture

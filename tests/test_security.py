@@ -25,7 +25,7 @@ from classifier_service.portfolio.model import load_portfolio
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings, parse_keys
 from tests.doubles import fake_ollama, fake_openai, running
-from tests.test_gateway import portfolio
+from tests.support.gateway import portfolio
 
 API, ADMIN = "key-for-workflows", "key-for-operators"
 ROUTE = {"prompt": "Is this review positive or negative? 'Great soup.'"}

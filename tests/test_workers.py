@@ -18,9 +18,7 @@ import httpx
 import psutil
 
 from classifier_service.routing.artifact import load_artifact
-from tests.test_reload import other_model, serve, stop, wait_for
-
-__all__ = ["other_model"]  # the module-scoped fixture, shared with test_reload.py
+from tests.support.processes import serve, stop, wait_for
 
 
 def workers(parent: int, port: int) -> set[int]:
