@@ -32,7 +32,7 @@ from classifier_service.api.crash_guard import CrashGuard
 from classifier_service.api.deps import error_style_of
 from classifier_service.api.openapi import install as install_openapi
 from classifier_service.errors import AuthError, RequestError
-from classifier_service.feedback import FeedbackLog
+from classifier_service.feedback import FeedbackLog, OutcomeLog
 from classifier_service.fleet.gpu_monitor import GpuMonitor
 from classifier_service.fleet.residency import ResidencyView
 from classifier_service.fleet.scheduler import run_scheduler
@@ -131,7 +131,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.gpu_monitor = GpuMonitor(settings.gpu_source,
                                        lambda: app.state.runtime.portfolio.gpus)
     app.state.metrics.add_collector(app.state.gpu_monitor)
-    app.state.feedback_log = FeedbackLog(settings.feedback_log)
+    app.state.feedback_log = FeedbackLog(settings.feedback_log,
+                                         max_bytes=settings.feedback_log_max_bytes,
+                                         max_record_bytes=settings.feedback_max_record_bytes)
+    app.state.outcome_log = OutcomeLog(settings.outcomes_dir,
+                                       max_file_bytes=settings.outcomes_max_file_bytes,
+                                       max_record_bytes=settings.feedback_max_record_bytes)
+    app.state.feedback_limiter = feedback.RateLimiter(settings.feedback_rate,
+                                                      settings.feedback_burst)
     keyed = [Depends(require_key())]
     unauthorized = responses.API_KEY
     app.include_router(routing.router, dependencies=keyed, responses=unauthorized)

@@ -14,7 +14,7 @@ import httpx
 from fastapi import Depends, HTTPException, Request
 
 from classifier_service.errors import ErrorStyle
-from classifier_service.feedback import FeedbackLog
+from classifier_service.feedback import FeedbackLog, OutcomeLog
 from classifier_service.fleet.gpu_monitor import GpuMonitor
 from classifier_service.fleet.residency import ResidencyView
 from classifier_service.gateway.engine import Gateway
@@ -25,6 +25,7 @@ from classifier_service.settings import Settings
 
 if TYPE_CHECKING:
     from classifier_service.api.auth import KeyRing  # auth reads the key ring itself
+    from classifier_service.api.feedback import RateLimiter
 
 
 class AppState(Protocol):
@@ -36,6 +37,8 @@ class AppState(Protocol):
     metrics: Metrics
     gpu_monitor: GpuMonitor
     feedback_log: FeedbackLog
+    outcome_log: OutcomeLog
+    feedback_limiter: RateLimiter
     # set in the lifespan, once the runtime is loaded
     reloader: Reloader
     control_client: httpx.AsyncClient

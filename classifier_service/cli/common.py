@@ -33,6 +33,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
                       ("model_dir", "model"), ("feedback_log", "feedback_log"),
+                      ("outcomes_dir", "outcomes_dir"),
                       ("scheduler", "scheduler"), ("log_format", "log_format"),
                       ("allow_unauthenticated", "allow_unauthenticated")):
         value = getattr(args, attr, None)
