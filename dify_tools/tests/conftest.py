@@ -11,15 +11,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # dify_plugin monkey-patches the standard library with gevent when imported: first, before
 # anything imports ssl or threading (pytest.ini also keeps anyio's pytest plugin out).
 import dify_plugin  # noqa: F401
 import httpx
 import pytest
+from dify_plugin import DifyPluginEnv, Tool
+from dify_plugin.core.plugin_registration import PluginRegistration
+from dify_plugin.entities.tool import ToolInvokeMessage
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 API_KEY = "dify-plugin-test-key"
+PROVIDER = "tier_router"
+MessageType = ToolInvokeMessage.MessageType
 
 if str(PLUGIN_DIR) not in sys.path:  # the plugin's own modules, as `python -m main` sees them
     sys.path.insert(0, str(PLUGIN_DIR))
@@ -109,3 +115,28 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     with zipfile.ZipFile(path) as archive:
         archive.extractall(unpacked)
     return Package(path, unpacked)
+
+
+@pytest.fixture(scope="module")
+def registration() -> Iterator[PluginRegistration]:
+    """The plugin as the SDK loads it for `python -m main`: manifest, YAML, classes."""
+    with contextlib.chdir(PLUGIN_DIR):
+        yield PluginRegistration(DifyPluginEnv())
+
+
+def invoke(registration: PluginRegistration, tool: str, credentials: dict[str, str],
+           params: dict[str, Any]) -> dict[str, Any]:
+    """Run one tool; its JSON message, variables and text, as Dify would receive them."""
+    cls = registration.get_tool_cls(PROVIDER, tool)
+    assert cls is not None and issubclass(cls, Tool)
+    messages = list(cls.from_credentials(credentials, user_id="test").invoke(dict(params)))
+    out: dict[str, Any] = {"json": [], "variables": {}, "text": []}
+    for message in messages:
+        if message.type == MessageType.JSON:
+            out["json"].append(message.message.json_object)  # type: ignore[union-attr]
+        elif message.type == MessageType.VARIABLE:
+            variable = message.message
+            out["variables"][variable.variable_name] = variable.variable_value  # type: ignore[union-attr]
+        elif message.type == MessageType.TEXT:
+            out["text"].append(message.message.text)  # type: ignore[union-attr]
+    return out
