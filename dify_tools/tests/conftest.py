@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -35,6 +36,7 @@ if str(PLUGIN_DIR) not in sys.path:  # the plugin's own modules, as `python -m m
 class Service:
     url: str
     api_key: str
+    outcomes_dir: Path  # TIER_ROUTER_OUTCOMES_DIR: where POST /v1/feedback stores outcomes
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -61,7 +63,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """``tier-router serve`` in a subprocess on a free loopback port, with an API key."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("service")
-    env = {**os.environ, "TIER_ROUTER_API_KEYS": API_KEY}
+    outcomes = workdir / "outcomes"
+    env = {**os.environ, "TIER_ROUTER_API_KEYS": API_KEY, "TIER_ROUTER_OUTCOMES_DIR": str(outcomes)}
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
         [service_python(), "-m", "classifier_service", "serve", "--host", "127.0.0.1",
@@ -79,7 +82,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             if time.monotonic() > deadline:
                 raise RuntimeError("tier-router did not start within 60 s")
             time.sleep(0.1)
-        yield Service(url, API_KEY)
+        yield Service(url, API_KEY, outcomes)
     finally:
         proc.terminate()
         try:
@@ -88,6 +91,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def stored_outcome(service: Service, request_id: str) -> dict[str, Any]:
+    """The outcome record the service stored under ``request_id`` (its JSONL line)."""
+    found = [record for path in sorted(service.outcomes_dir.glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+             for record in [json.loads(line)] if record.get("request_id") == request_id]
+    assert len(found) == 1, (request_id, found)
+    return found[0]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from dify_plugin import ToolProvider
 from dify_plugin.core.plugin_registration import PluginRegistration
 from dify_plugin.errors.tool import ToolProviderCredentialValidationError
 
-from conftest import PROVIDER, Service, invoke
+from conftest import PROVIDER, Service, invoke, stored_outcome
 
 
 def provider(registration: PluginRegistration) -> ToolProvider:
@@ -186,6 +186,13 @@ def test_record_outcome_posts_the_record_and_emits_its_variables(
                                 "tier": "simple", "score": 1.0}
     assert set(out["variables"]) == declared(registration, "record_outcome")
     assert out["text"] == [f"recorded score 1 for tier simple (request {request_id})"]
+    stored = stored_outcome(service, request_id)
+    stored.pop("ts")
+    assert stored == {"prompt": prompt, "tier": "simple", "score": 1.0, "answer": "Negative.",
+                      "finish_reason": "stop", "avg_logprob": -0.1,
+                      "category": "classification",
+                      "endpoint": routed["variables"]["endpoint"], "request_id": request_id,
+                      "source": "user"}
 
 
 def test_record_outcome_leaves_empty_optional_inputs_out(registration: PluginRegistration,
@@ -198,6 +205,10 @@ def test_record_outcome_leaves_empty_optional_inputs_out(registration: PluginReg
     variables = out["variables"]
     assert variables["status"] == "recorded" and variables["score"] == 0.5
     assert variables["request_id"] == out["json"][0]["request_id"] and variables["request_id"]
+    stored = stored_outcome(service, variables["request_id"])
+    # only what was given, and the service's defaults: no empty fields
+    assert set(stored) == {"ts", "prompt", "tier", "score", "request_id", "source"}
+    assert (stored["tier"], stored["score"], stored["source"]) == ("medium", 0.5, "user")
 
 
 def test_record_outcome_sends_only_the_inputs_that_are_set() -> None:

@@ -22,7 +22,7 @@ import pytest
 from dify_plugin.core.plugin_registration import PluginRegistration
 
 from build_package import unique_identifier
-from conftest import PLUGIN_DIR, Package, Service, invoke
+from conftest import PLUGIN_DIR, Package, Service, invoke, stored_outcome
 from plugin_checks import load_yaml, validate
 
 EXAMPLES = PLUGIN_DIR / "examples"
@@ -270,8 +270,12 @@ def test_a_persons_rating_is_recorded(registration: PluginRegistration, service:
     path, outputs = run_outcome_workflow(registration, service, {
         "query": prompt, "answer": "Positive.", "tier": routed["variables"]["tier"],
         "request_id": routed["variables"]["request_id"], "rating": rating})
-    assert path == ["start", "rated", "human_score", "record_user", "recorded", "end"]
-    assert outputs == {"score": score}
+    assert path == ["start", "rated", "human_score", "record_user", "recorded", "recorded_id",
+                    "end"]
+    assert outputs == {"score": score, "request_id": routed["variables"]["request_id"]}
+    stored = stored_outcome(service, routed["variables"]["request_id"])
+    assert (stored["prompt"], stored["answer"], stored["score"], stored["source"]) == (
+        prompt, "Positive.", score, "user")
 
 
 @pytest.mark.parametrize(("answer", "score"), [("I'm not sure.", 0.0), ("Positive.", 1.0)])
@@ -282,8 +286,10 @@ def test_without_a_rating_the_check_scores_the_answer(registration: PluginRegist
         "query": "Is this review positive or negative? 'Loved it!'", "answer": answer,
         "tier": "simple", "request_id": "", "rating": ""})
     assert path == ["start", "rated", "check", "check_score", "record_check", "recorded",
-                    "end"]
-    assert outputs == {"score": score}
+                    "recorded_id", "end"]
+    assert set(outputs) == {"score", "request_id"} and outputs["score"] == score
+    stored = stored_outcome(service, outputs["request_id"])
+    assert (stored["answer"], stored["score"], stored["source"]) == (answer, score, "check")
 
 
 def test_the_record_nodes_name_their_source() -> None:
