@@ -33,6 +33,7 @@ import socket
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +287,14 @@ class OutcomeLog:
                         self._index = max(self._index, int(match.group(1) or 0))
         return self._name(self._index)
 
-    def append(self, records: Iterable[OutcomeRecord], ts: str) -> Path:
-        """Append records (one write, one fsync); returns the file written."""
+    def append(self, records: Iterable[OutcomeRecord], ts: str | None = None) -> Path:
+        """Append records (one write, one fsync); returns the file written.
+
+        ``ts`` defaults to now (UTC). It blocks for the fsync: code on the event loop (a
+        gateway recording its check's escalations as ``source="check"`` records) calls it
+        in a thread, e.g. ``await asyncio.to_thread(log.append, records)``.
+        """
+        ts = ts or datetime.now(UTC).isoformat(timespec="milliseconds")
         lines = [encode({"ts": ts, **r.to_json()}) for r in records]
         for line in lines:
             _check_size(line, self.max_record_bytes)

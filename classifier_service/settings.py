@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         "without keys) on /v1/feedback, per process; 0: no limit.",
     )
     feedback_burst: int = Field(
-        default=512, gt=0, description="Records a key may send at once before the rate holds.",
+        default=256, gt=0, description="Records a key may send at once before the rate holds.",
     )
     scheduler: bool = Field(
         default=False, description="Run the portfolio's schedules in this instance."
