@@ -54,6 +54,10 @@ class TierRouterClient:
         """``POST /v1/quality``: whether an answer should escalate, and where."""
         return self._call("POST", "/v1/quality", body)
 
+    def record_outcome(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/feedback``: one outcome record (prompt, tier, score, ...)."""
+        return self._call("POST", "/v1/feedback", record)
+
     def _call(self, method: str, path: str,
               body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
@@ -101,6 +105,10 @@ class TierRouterClient:
             return f"The request is too large for tier-router (HTTP 413): {detail}"
         if status == 422:
             return f"tier-router refused the input (HTTP 422): {detail}"
+        if status == 429:
+            wait = response.headers.get("retry-after")
+            later = f"retry after {wait} s" if wait else "retry later"
+            return f"tier-router is rate limiting {what} (HTTP 429: {detail}); {later}."
         return f"tier-router answered {what} with HTTP {status}: {detail}"
 
 

@@ -1,18 +1,23 @@
 """``dify_tools/openapi.json``: Dify's import rules, the live service, requests built as Dify does.
 
 ``parse_like_dify`` and ``request_like_dify`` follow what Dify's custom-tool import
-(``ApiBasedToolSchemaParser.parse_openapi_to_tool_bundle``) and its API tool
-(``ApiTool.do_http_request``) do with a document, so the checks here are the ones Dify applies.
+(``ApiBasedToolSchemaParser.parse_openapi_to_tool_bundle``) and its API tool (the tool node's
+cast of each input by its type, then ``ApiTool.do_http_request``) do with a document, so the
+checks here are the ones Dify applies. ``server_refusal`` states, as understood from Dify's
+parser and its SSRF proxy's squid configuration, which ``servers`` URLs a Docker deployment
+of Dify cannot call.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,6 +25,7 @@ import pytest
 from classifier_service.api.dify_openapi import dify_openapi
 from classifier_service.app import create_app
 from classifier_service.cli import main
+from classifier_service.api.dify_openapi import server_problem
 from classifier_service.errors import ExportError
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
@@ -82,9 +88,10 @@ def request_like_dify(tool: DifyTool, values: Mapping[str, Any], base_url: str,
     """The HTTP request Dify's API tool sends for ``values`` (what a workflow node passes)."""
     body: dict[str, Any] = {}
     schema = tool.body_schema
+    types = {p.name: p.type for p in tool.params}
     for name, prop in schema["properties"].items():
         if name in values:
-            body[name] = _convert_like_dify(prop, values[name])
+            body[name] = _convert_like_dify(prop, _cast_like_dify(types[name], values[name]))
         elif name in schema.get("required", []):
             raise AssertionError(f"Dify refuses the call: missing required parameter {name}")
         elif "default" in prop:
@@ -96,20 +103,65 @@ def request_like_dify(tool: DifyTool, values: Mapping[str, Any], base_url: str,
     return httpx.Request(tool.method.upper(), url, headers=headers, content=json.dumps(body))
 
 
-def _convert_like_dify(prop: Mapping[str, Any], value: Any) -> Any:
-    kind = prop.get("type")
-    if kind in ("integer", "int"):
-        return int(value)
-    if kind == "number":
-        return float(value) if "." in str(value) else int(value)
-    if kind == "string":
-        return str(value)
-    if kind == "boolean":
-        return bool(value)
+def _cast_like_dify(param_type: str, value: Any) -> Any:
+    """The tool node's cast of an input by its Dify type: an empty number becomes None."""
+    if param_type == "string":
+        return "" if value is None else str(value)
+    if param_type == "number":
+        if isinstance(value, int | float):
+            return value
+        if isinstance(value, str) and value:
+            return float(value) if "." in value else int(value)
+        return None  # "" and None
     return value
 
 
-EXPORT_SERVER = "http://127.0.0.1:8700"
+def _convert_like_dify(prop: Mapping[str, Any], value: Any) -> Any:
+    """The API tool's conversion by the body schema; a failed int("") keeps the value."""
+    kind = prop.get("type")
+    try:
+        if kind in ("integer", "int"):
+            return int(value)  # int(None) raises TypeError, which Dify does not catch
+        if kind == "number":
+            return float(value) if "." in str(value) else int(value)
+        if kind == "string":
+            return str(value)
+        if kind == "boolean":
+            return bool(value)
+    except ValueError:
+        return value
+    return value
+
+
+def server_refusal(url: str) -> str | None:
+    """Why Dify in Docker cannot use ``url`` as a custom tool's server, or None.
+
+    Dify's import refuses a server whose host is a private or local IP address ("points to
+    a private or local network address"); its SSRF proxy then refuses every private
+    destination not allowed by hostname (SSRF_PROXY_ALLOW_PRIVATE_DOMAINS), so a service
+    beside Dify must be named by a hostname; localhost would be Dify's own container. The
+    proxy passes plain HTTP to port 80 and 1025-65535 and tunnels HTTPS only to 443.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "not http(s)"
+    host = parts.hostname.lower()
+    try:
+        if not ipaddress.ip_address(host).is_global:
+            return "private or local IP"
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost"):
+        return "localhost"
+    port = parts.port or {"http": 80, "https": 443}[parts.scheme]
+    if parts.scheme == "https" and port != 443:
+        return "https not on 443"
+    if parts.scheme == "http" and port != 80 and not 1025 <= port <= 65535:
+        return "http port refused"
+    return None
+
+
+EXPORT_SERVER = "http://tier-router:8700"
 
 
 def outputs_like_dify(response: httpx.Response) -> dict[str, Any]:
@@ -146,11 +198,48 @@ def tools() -> dict[str, DifyTool]:
 def test_committed_export_is_what_the_command_writes(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "openapi.json"
-    assert main(["openapi", "--dify", "--out", str(out)]) == 0
+    assert main(["openapi", "--dify", "--server-url", EXPORT_SERVER, "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == EXPORTED.read_text(encoding="utf-8"), (
         "dify_tools/openapi.json is stale: run tier-router openapi --dify "
-        "--out dify_tools/openapi.json")
-    assert f"wrote {out}" in capsys.readouterr().out
+        f"--server-url {EXPORT_SERVER} --out dify_tools/openapi.json")
+    printed = capsys.readouterr()
+    assert f"wrote {out}" in printed.out and printed.err == ""
+
+
+def test_committed_export_names_a_server_dify_can_call() -> None:
+    (server,) = json.loads(EXPORTED.read_text(encoding="utf-8"))["servers"]
+    assert server_refusal(server["url"]) is None, server["url"]
+    assert urlsplit(server["url"]).hostname == "tier-router"  # the README's network alias
+
+
+@pytest.mark.parametrize(("url", "refusal"), [
+    ("http://127.0.0.1:8700", "private or local IP"),
+    ("http://172.17.0.1:8700", "private or local IP"),
+    ("http://192.168.1.20:8700", "private or local IP"),
+    ("http://[::1]:8700", "private or local IP"),
+    ("http://169.254.169.254", "private or local IP"),
+    ("http://localhost:8700", "localhost"),
+    ("https://tier-router:8700", "https not on 443"),
+    ("http://tier-router:25", "http port refused"),
+    ("http://tier-router:8700", None),
+    ("http://host.docker.internal:8700", None),
+    ("https://router.example.com", None),
+])
+def test_the_command_warns_of_servers_dify_refuses(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    url: str, refusal: str | None) -> None:
+    """The export's own check agrees with the rules above, and the command says so."""
+    assert server_refusal(url) == refusal
+    assert (server_problem(url) is None) == (refusal is None)
+    out = tmp_path / "openapi.json"
+    assert main(["openapi", "--dify", "--server-url", url, "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["servers"][0]["url"] == url
+    err = capsys.readouterr().err
+    if refusal is None:
+        assert err == ""
+    else:
+        assert f"warning: Dify will refuse the server {url}: " in err
+        assert "--server-url http://HOSTNAME:PORT" in err
 
 
 def test_export_follows_dify_import_rules(tools: dict[str, DifyTool]) -> None:
@@ -164,7 +253,7 @@ def test_export_follows_dify_import_rules(tools: dict[str, DifyTool]) -> None:
     assert [(p.name, p.type, p.required) for p in quality.params] == [
         ("prompt", "string", True), ("response", "string", True),
         ("finish_reason", "string", False), ("tier", "string", False),
-        ("avg_logprob", "number", False), ("max_tokens", "number", False)]
+        ("avg_logprob", "string", False), ("max_tokens", "string", False)]
     assert "$ref" not in EXPORTED.read_text(encoding="utf-8")
 
 
@@ -214,6 +303,30 @@ def test_check_quality_built_like_dify_succeeds(live: str,
             "prompt": "Is this review positive or negative? 'Loved it!'",
             "response": "Positive."}, live))
         assert good.status_code == 200 and good.json()["escalate"] is False
+
+
+@pytest.mark.parametrize("empty", ["", None])
+def test_check_quality_with_empty_optional_numbers_built_like_dify(
+        live: str, tools: dict[str, DifyTool], empty: str | None) -> None:
+    """A node whose avg_logprob and max_tokens are left empty: "" or None as Dify passes them."""
+    quality = tools["check_quality"]
+    values = {"prompt": "Explain the trade-offs of remote work for a startup.",
+              "response": "I'm not sure.", "avg_logprob": empty, "max_tokens": empty}
+    request = request_like_dify(quality, values, live)
+    assert json.loads(request.content)["max_tokens"] == ""  # text, not int(None)
+    with httpx.Client(timeout=10) as client:
+        answer = client.send(request)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["escalate"] is True and "low_logprob" not in answer.json()["reasons"]
+    # typed as numbers, the same empty inputs would fail inside Dify before any request
+    as_number = DifyTool(quality.name, quality.url, quality.method, quality.description,
+                         {**quality.body_schema, "properties": {
+                             **quality.body_schema["properties"],
+                             "max_tokens": {"type": "integer", "description": "cap"}}},
+                         [Param(p.name, "number" if p.name == "max_tokens" else p.type,
+                                p.required, p.description) for p in quality.params])
+    with pytest.raises(TypeError):
+        request_like_dify(as_number, values, live)
 
 
 def test_full_document_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -230,6 +230,11 @@ def test_quality_endpoint_capped_length(client: TestClient) -> None:
         ({"prompt": "hi", "response": "x", "tier": "mega"}, "unknown tier 'mega'"),
         ({"prompt": "hi", "response": "x", "avg_logprob": 2}, "avg_logprob"),
         ({"prompt": "hi", "response": "x", "max_tokens": 0}, "max_tokens"),
+        ({"prompt": "hi", "response": "x", "avg_logprob": "high"}, "valid number"),
+        ({"prompt": "hi", "response": "x", "avg_logprob": True}, "valid number"),
+        ({"prompt": "hi", "response": "x", "avg_logprob": "-inf"}, "valid number"),
+        ({"prompt": "hi", "response": "x", "max_tokens": "12.5"}, "valid integer"),
+        ({"prompt": "hi", "response": "x", "max_tokens": "-3"}, "max_tokens"),
     ],
 )
 def test_quality_endpoint_bad_input(client: TestClient, body: dict[str, object],
@@ -237,6 +242,31 @@ def test_quality_endpoint_bad_input(client: TestClient, body: dict[str, object],
     response = client.post("/v1/quality", json=body)
     assert response.status_code == 422
     assert needle in response.text
+
+
+@pytest.mark.parametrize("empty", ["", " ", None])
+def test_quality_endpoint_empty_optional_numbers_are_unset(client: TestClient,
+                                                           empty: str | None) -> None:
+    """Dify sends an empty number input as "" (or null): the same as leaving it out."""
+    body = {"prompt": "Explain the trade-offs of remote work for a startup",
+            "response": GOOD_ESSAY, "finish_reason": "length", "tier": "medium"}
+    unset = client.post("/v1/quality", json=body).json()
+    empty_numbers = client.post("/v1/quality", json={**body, "avg_logprob": empty,
+                                                     "max_tokens": empty})
+    assert empty_numbers.status_code == 200, empty_numbers.text
+    assert empty_numbers.json() == unset and "truncated" in unset["reasons"]
+
+
+def test_quality_endpoint_reads_numbers_written_as_text(client: TestClient) -> None:
+    body = {"prompt": "Explain the trade-offs of remote work for a startup",
+            "response": GOOD_ESSAY, "finish_reason": "length", "tier": "medium"}
+    as_text = client.post("/v1/quality", json={**body, "max_tokens": " 100 ",
+                                               "avg_logprob": "-2.5"})
+    as_numbers = client.post("/v1/quality", json={**body, "max_tokens": 100.0,
+                                                  "avg_logprob": -2.5})
+    assert as_text.status_code == 200, as_text.text
+    assert as_text.json() == as_numbers.json()
+    assert as_text.json()["reasons"] == ["low_logprob"]  # capped: not truncated
 
 
 def test_quality_body_is_flat_for_dify(client: TestClient) -> None:

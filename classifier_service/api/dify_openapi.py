@@ -7,13 +7,26 @@ the JSON request body becomes one input (typed string, number or boolean; anythi
 ``anyOf`` or ``null`` arrives as a string and breaks the call). This module cuts the service's
 document down to the operations meant as tools, with every ``$ref`` resolved in place, and
 refuses an operation whose body Dify could not fill.
+
+Optional number fields are exported as strings. Dify turns an empty number input into
+``None`` and then calls ``int(None)`` on it, which fails the tool inside Dify before any
+request is sent; a string input arrives as ``""`` (unset) or as the number's text, and the
+service reads both (``schemas._number_text``).
+
+``server_problem`` says why Dify would refuse the ``servers`` URL: its import refuses a URL
+whose host is an IP address in a private, loopback or link-local range, and its SSRF proxy
+(squid, in Dify's docker setup) refuses private destinations unless their hostname is
+allowed (``SSRF_PROXY_ALLOW_PRIVATE_DOMAINS``), HTTPS to ports other than 443, and HTTP to
+ports below 1025 other than 80. A hostname such as ``http://tier-router:8700`` passes both.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from classifier_service.errors import ExportError
 
@@ -69,6 +82,7 @@ def _operation(spec: Mapping[str, Any], name: str, op: Mapping[str, Any]) -> dic
             raise ExportError(f"operation {name}: the request body must be application/json")
         schema = _resolve(spec, content["application/json"].get("schema", {}))
         _check_flat(name, schema)
+        schema = _optional_numbers_as_text(schema)
         out["requestBody"] = {"required": bool(body.get("required")),
                               "content": {"application/json": {"schema": schema}}}
     responses: dict[str, Any] = {}
@@ -92,6 +106,55 @@ def _check_flat(name: str, schema: Mapping[str, Any]) -> None:
             raise ExportError(
                 f"operation {name}: body field {prop_name!r} is not a plain string, number, "
                 f"integer or boolean ({prop!r}); Dify would send it as a string")
+
+
+def _optional_numbers_as_text(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with each optional number or integer property typed as a string."""
+    required = set(schema.get("required", []))
+    properties: dict[str, Any] = {}
+    for prop_name, prop in schema["properties"].items():
+        if prop_name in required or prop.get("type") not in ("number", "integer"):
+            properties[prop_name] = prop
+            continue
+        kind = "a whole number" if prop["type"] == "integer" else "a number"
+        properties[prop_name] = {
+            "type": "string",
+            "title": prop.get("title", prop_name),
+            "description": (f"{prop.get('description', '').rstrip()} Written as text "
+                            f"({kind}); empty means not set.").lstrip(),
+        }
+    return {**schema, "properties": properties}
+
+
+#: HTTP ports Dify's SSRF proxy passes besides 80 (squid's Safe_ports, as Dify ships it).
+_SAFE_HTTP_PORTS = frozenset({21, 70, 80, 210, 280, 443, 488, 591, 777})
+
+
+def server_problem(url: str) -> str | None:
+    """Why Dify would refuse ``url`` as the custom tool's server; ``None`` when it passes."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "it is not an http:// or https:// URL with a host"
+    host = parts.hostname.rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if not address.is_global:
+            return ("its host is a private or local IP address, which Dify refuses; its SSRF "
+                    "proxy allows a private service only by hostname")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "localhost is Dify's own container, not tier-router"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    if parts.scheme == "https" and port != 443:
+        return "Dify's SSRF proxy tunnels HTTPS only to port 443"
+    if parts.scheme == "http" and port < 1025 and port not in _SAFE_HTTP_PORTS:
+        return f"Dify's SSRF proxy refuses HTTP to port {port} (80 or 1025-65535 pass)"
+    return None
 
 
 def _resolve(spec: Mapping[str, Any], node: Any, seen: tuple[str, ...] = ()) -> Any:

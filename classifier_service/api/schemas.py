@@ -10,6 +10,7 @@ tools (schemathesis) read.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +37,27 @@ def _blank_is_unset(value: object) -> object:
     return None if value == "" else value
 
 
+def _number_text(value: object) -> object:
+    """``""`` (or blank) is unset; a number written as text is that number (Dify sends both).
+
+    A whole number is an int (``"256"``, ``256.0``), so integer fields take it. Anything else
+    goes on unchanged to the strict check, which refuses it by name (a JSON true, "high").
+    """
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number):
+            return value  # "inf", "nan": refused as text, not read as a number
+        value = number
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
 # Field types of flat request bodies: plain scalars in OpenAPI, no anyOf/null.
 # minLength for the schema; the check itself is _not_blank, whose message names the problem.
 Prompt = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})]
@@ -43,12 +65,15 @@ OptionalString = Annotated[
     str | None, BeforeValidator(_blank_is_unset),
     WithJsonSchema({"type": "string", "nullable": True}),
 ]
-# Strict: a JSON true or "5" is not a number (lax mode would take them as 1.0 and 5).
+# Strict after _number_text: a JSON true is not a number (lax mode would take it as 1.0);
+# "", null and numbers written as text ("-0.25", "256") are read as Dify sends them.
 OptionalNumber = Annotated[
-    float | None, Strict(), WithJsonSchema({"type": "number", "nullable": True})
+    float | None, Strict(), BeforeValidator(_number_text),
+    WithJsonSchema({"type": "number", "nullable": True}),
 ]
 OptionalInteger = Annotated[
-    int | None, Strict(), WithJsonSchema({"type": "integer", "nullable": True})
+    int | None, Strict(), BeforeValidator(_number_text),
+    WithJsonSchema({"type": "integer", "nullable": True}),
 ]
 
 

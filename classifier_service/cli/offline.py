@@ -73,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from classifier_service.api.dify_openapi import dify_openapi
+    from classifier_service.api.dify_openapi import dify_openapi, server_problem
     from classifier_service.app import create_app
     from classifier_service.runtime import Runtime
 
@@ -83,6 +83,10 @@ def _openapi(args: argparse.Namespace) -> int:
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)
     spec: dict[str, Any] = create_app(settings, runtime).openapi()
     text = json.dumps(dify_openapi(spec) if args.dify else spec, indent=2) + "\n"
+    if args.dify and (problem := server_problem(settings.server_url)):
+        print(f"tier-router: warning: Dify will refuse the server {settings.server_url}: "
+              f"{problem}; give --server-url http://HOSTNAME:PORT (dify_tools/README.md)",
+              file=sys.stderr)
     if args.out is None:
         sys.stdout.write(text)
         return 0

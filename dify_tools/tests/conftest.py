@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -11,15 +12,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # dify_plugin monkey-patches the standard library with gevent when imported: first, before
 # anything imports ssl or threading (pytest.ini also keeps anyio's pytest plugin out).
 import dify_plugin  # noqa: F401
 import httpx
 import pytest
+from dify_plugin import DifyPluginEnv, Tool
+from dify_plugin.core.plugin_registration import PluginRegistration
+from dify_plugin.entities.tool import ToolInvokeMessage
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 API_KEY = "dify-plugin-test-key"
+PROVIDER = "tier_router"
+MessageType = ToolInvokeMessage.MessageType
 
 if str(PLUGIN_DIR) not in sys.path:  # the plugin's own modules, as `python -m main` sees them
     sys.path.insert(0, str(PLUGIN_DIR))
@@ -29,6 +36,7 @@ if str(PLUGIN_DIR) not in sys.path:  # the plugin's own modules, as `python -m m
 class Service:
     url: str
     api_key: str
+    outcomes_dir: Path  # TIER_ROUTER_OUTCOMES_DIR: where POST /v1/feedback stores outcomes
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -55,7 +63,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """``tier-router serve`` in a subprocess on a free loopback port, with an API key."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("service")
-    env = {**os.environ, "TIER_ROUTER_API_KEYS": API_KEY}
+    outcomes = workdir / "outcomes"
+    env = {**os.environ, "TIER_ROUTER_API_KEYS": API_KEY, "TIER_ROUTER_OUTCOMES_DIR": str(outcomes)}
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
         [service_python(), "-m", "classifier_service", "serve", "--host", "127.0.0.1",
@@ -73,7 +82,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             if time.monotonic() > deadline:
                 raise RuntimeError("tier-router did not start within 60 s")
             time.sleep(0.1)
-        yield Service(url, API_KEY)
+        yield Service(url, API_KEY, outcomes)
     finally:
         proc.terminate()
         try:
@@ -82,6 +91,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def stored_outcome(service: Service, request_id: str) -> dict[str, Any]:
+    """The outcome record the service stored under ``request_id`` (its JSONL line)."""
+    found = [record for path in sorted(service.outcomes_dir.glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+             for record in [json.loads(line)] if record.get("request_id") == request_id]
+    assert len(found) == 1, (request_id, found)
+    return found[0]
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +127,28 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     with zipfile.ZipFile(path) as archive:
         archive.extractall(unpacked)
     return Package(path, unpacked)
+
+
+@pytest.fixture(scope="module")
+def registration() -> Iterator[PluginRegistration]:
+    """The plugin as the SDK loads it for `python -m main`: manifest, YAML, classes."""
+    with contextlib.chdir(PLUGIN_DIR):
+        yield PluginRegistration(DifyPluginEnv())
+
+
+def invoke(registration: PluginRegistration, tool: str, credentials: dict[str, str],
+           params: dict[str, Any]) -> dict[str, Any]:
+    """Run one tool; its JSON message, variables and text, as Dify would receive them."""
+    cls = registration.get_tool_cls(PROVIDER, tool)
+    assert cls is not None and issubclass(cls, Tool)
+    messages = list(cls.from_credentials(credentials, user_id="test").invoke(dict(params)))
+    out: dict[str, Any] = {"json": [], "variables": {}, "text": []}
+    for message in messages:
+        if message.type == MessageType.JSON:
+            out["json"].append(message.message.json_object)  # type: ignore[union-attr]
+        elif message.type == MessageType.VARIABLE:
+            variable = message.message
+            out["variables"][variable.variable_name] = variable.variable_value  # type: ignore[union-attr]
+        elif message.type == MessageType.TEXT:
+            out["text"].append(message.message.text)  # type: ignore[union-attr]
+    return out

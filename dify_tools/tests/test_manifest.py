@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import sys
-from importlib.metadata import requires, version
+from importlib.metadata import metadata, requires, version
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from build_package import package_files
 from conftest import PLUGIN_DIR
@@ -26,7 +28,7 @@ def test_plugin_validates_with_the_sdk_and_the_daemon_rules() -> None:
     assert [c.type.value for c in provider.credentials_schema] == ["text-input", "secret-input"]
     assert [c.required for c in provider.credentials_schema] == [True, False]
     tools = {t.identity.name: t for t in provider.tools}
-    assert set(tools) == {"route_request", "check_quality"}
+    assert set(tools) == {"route_request", "check_quality", "record_outcome"}
     route = {p.name: p for p in tools["route_request"].parameters}
     assert route["prompt"].required and route["prompt"].form.value == "llm"
     assert set(route) == {"prompt", "agent", "min_tier", "max_tier"}
@@ -38,6 +40,16 @@ def test_plugin_validates_with_the_sdk_and_the_daemon_rules() -> None:
     assert tools["route_request"].output_schema["properties"]["tier"]["type"] == "string"
     assert tools["check_quality"].output_schema is not None
     assert tools["check_quality"].output_schema["properties"]["escalate"]["type"] == "boolean"
+    outcome = {p.name: p for p in tools["record_outcome"].parameters}
+    assert {n for n, p in outcome.items() if p.required} == {"prompt", "tier", "score"}
+    assert set(outcome) == {"prompt", "tier", "score", "answer", "finish_reason",
+                            "avg_logprob", "category", "endpoint", "request_id", "source"}
+    assert outcome["score"].type.value == "number"
+    assert (outcome["score"].min, outcome["score"].max) == (0, 1)
+    assert [o.value for o in outcome["source"].options] == ["user", "judge", "check"]
+    assert tools["record_outcome"].output_schema is not None
+    assert set(tools["record_outcome"].output_schema["properties"]) == {
+        "status", "request_id", "tier", "score"}
 
 
 def test_manifest_requests_no_permissions_and_names_the_dify_it_needs() -> None:
@@ -52,7 +64,23 @@ def test_manifest_requests_no_permissions_and_names_the_dify_it_needs() -> None:
         if relative.suffix == ".py":
             code = (PLUGIN_DIR / relative).read_text(encoding="utf-8")
             assert ".session." not in code, f"{relative} calls back into Dify: add the permission"
-    assert manifest.meta.minimum_dify_version == "1.14.0"  # dify_plugin >= 0.8 needs it
+    assert manifest.meta.minimum_dify_version == sdk_minimum_dify_version() == "1.14.2"
+
+
+def sdk_minimum_dify_version() -> str:
+    """The Dify the installed SDK needs, by the SDK's own Meta.MinimumDifyVersion table.
+
+    The table (in the package's description) pairs a Dify version with the SDK version
+    that needs it; the answer is the highest Dify of the rows at or below this SDK.
+    """
+    description = metadata("dify_plugin").get_payload()  # type: ignore[attr-defined]
+    assert isinstance(description, str)
+    table = description.split("Meta.MinimumDifyVersion Reference", 1)[1]
+    rows = re.findall(r"^\|\s*(\d+\.\d+\.\d+)\s*\|\s*([0-9][^|\s]*)\s*\|", table, re.M)
+    assert rows, "the SDK's MinimumDifyVersion table was not found"
+    sdk = Version(version("dify_plugin"))
+    needed = [Version(dify) for dify, needs in rows if Version(needs) <= sdk]
+    return str(max(needed))
 
 
 def _requirements() -> dict[str, Requirement]:

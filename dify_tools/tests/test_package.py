@@ -14,11 +14,11 @@ from plugin_checks import MAX_PACKAGE_BYTES, validate
 
 
 def test_package_unpacks_and_validates_again(package: Package) -> None:
-    assert package.path.name == "tier_router-0.1.0.difypkg"
+    assert package.path.name == "tier_router-0.2.0.difypkg"
     assert package.path.stat().st_size < MAX_PACKAGE_BYTES
     plugin = validate(package.unpacked)
-    assert {t.identity.name for t in plugin.providers[0].tools} == {"route_request",
-                                                                    "check_quality"}
+    assert {t.identity.name for t in plugin.providers[0].tools} == {
+        "route_request", "check_quality", "record_outcome"}
 
 
 def test_package_holds_the_plugin_and_no_development_files(package: Package) -> None:
@@ -27,7 +27,8 @@ def test_package_holds_the_plugin_and_no_development_files(package: Package) -> 
     assert {"manifest.yaml", "main.py", "requirements.txt", "README.md", "PRIVACY.md",
             "_assets/icon.svg", "provider/tier_router.yaml", "provider/tier_router.py",
             "tools/route_request.yaml", "tools/route_request.py", "tools/check_quality.yaml",
-            "tools/check_quality.py", "tools/inputs.py", "tier_router_client.py"} <= names
+            "tools/check_quality.py", "tools/record_outcome.yaml", "tools/record_outcome.py",
+            "tools/inputs.py", "tier_router_client.py"} <= names
     assert all(not n.startswith(("tests/", "examples/", "dist/")) for n in names), names
     assert not {"ci.sh", "build_package.py", "openapi.json", "pytest.ini"} & names
     assert all("__pycache__" not in n and not n.startswith("/") for n in names)
@@ -45,12 +46,12 @@ def test_ignore_patterns_follow_gitignore_forms() -> None:
 
 def test_builder_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path)]) == 0
-    target = tmp_path / "tier_router-0.1.0.difypkg"
+    target = tmp_path / "tier_router-0.2.0.difypkg"
     assert target.is_file()
     assert (PLUGIN_DIR / "manifest.yaml").is_file()
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == f"plugin_unique_identifier: {unique_identifier(target)}"
-    assert unique_identifier(target).startswith("tier-router/tier_router:0.1.0@")
+    assert unique_identifier(target).startswith("tier-router/tier_router:0.2.0@")
 
 
 def _zip(path: Path, files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED,

@@ -106,6 +106,26 @@ def test_route_and_check_quality_over_stdio(plugin: PluginProcess, service: Serv
     assert verdict["next_tier"]
 
 
+def test_check_quality_with_empty_numbers_and_record_outcome_over_stdio(
+        plugin: PluginProcess, service: Service) -> None:
+    checked = plugin.send("quality-empty", tool_request(service, "check_quality", {
+        "prompt": "Summarize the plot of Hamlet.", "response": "", "tier": "simple",
+        "finish_reason": "", "max_tokens": None, "avg_logprob": ""}))
+    verdict = {m["data"]["message"]["variable_name"]: m["data"]["message"]["variable_value"]
+               for m in checked if m["data"]["type"] == "variable"}
+    assert verdict["escalate"] is True and verdict["reasons"] == ["empty"]
+    recorded = plugin.send("outcome-1", tool_request(service, "record_outcome", {
+        "prompt": "Summarize the plot of Hamlet.", "tier": "simple",
+        "score": 0 if verdict["escalate"] else 1, "answer": "", "request_id": "",
+        "source": "check", "avg_logprob": None}))
+    kinds = [m["data"]["type"] for m in recorded]
+    assert kinds == ["json", "variable", "variable", "variable", "variable", "text"]
+    outputs = {m["data"]["message"]["variable_name"]: m["data"]["message"]["variable_value"]
+               for m in recorded if m["data"]["type"] == "variable"}
+    assert outputs["status"] == "recorded" and outputs["request_id"]
+    assert outputs["tier"] == "simple" and outputs["score"] == 0
+
+
 def test_a_tool_error_reaches_dify_as_a_clear_message(plugin: PluginProcess,
                                                       service: Service) -> None:
     (error,) = plugin.send("route-bad", tool_request(service, "route_request", {

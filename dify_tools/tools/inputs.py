@@ -25,10 +25,14 @@ def text(params: Mapping[str, Any], name: str, *, required: bool = False,
 
 
 def number(params: Mapping[str, Any], name: str, *, whole: bool = False,
-           at_most: float | None = None, above: float | None = None) -> float | int | None:
+           at_most: float | None = None, above: float | None = None,
+           at_least: float | None = None, required: bool = False) -> float | int | None:
     """The number input ``name`` (a number or its text); ``None`` when unset."""
     value = params.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InputError(f"The input {name!r} is empty: connect a variable or enter a "
+                             "number.")
         return None
     try:
         if isinstance(value, bool):
@@ -42,6 +46,8 @@ def number(params: Mapping[str, Any], name: str, *, whole: bool = False,
         raise InputError(f"The input {name!r} must be a whole number, not {value!r}.")
     if at_most is not None and result > at_most:
         raise InputError(f"The input {name!r} must be at most {at_most:g}, not {value!r}.")
+    if at_least is not None and result < at_least:
+        raise InputError(f"The input {name!r} must be at least {at_least:g}, not {value!r}.")
     if above is not None and result <= above:
         raise InputError(f"The input {name!r} must be above {above:g}, not {value!r}.")
     return int(result) if whole else result
