@@ -22,10 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from classifier_service.api.dify_openapi import dify_openapi
+from classifier_service.api.dify_openapi import dify_openapi, server_problem
 from classifier_service.app import create_app
 from classifier_service.cli import main
-from classifier_service.api.dify_openapi import server_problem
 from classifier_service.errors import ExportError
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
