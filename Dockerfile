@@ -22,9 +22,11 @@ COPY training/tier_router_training/ training/tier_router_training/
 RUN pip install . && rm -rf /src
 
 WORKDIR /app
-# The feedback log goes to a volume (an emptyDir on Kubernetes); the rest can be read-only.
-RUN mkdir -p /var/lib/tier-router && chown tier-router:tier-router /var/lib/tier-router
-ENV TIER_ROUTER_FEEDBACK_LOG=/var/lib/tier-router/feedback.jsonl
+# The feedback log and the outcomes folder go to volumes (on Kubernetes: an emptyDir, and one
+# ReadWriteMany claim shared by every pod); the rest can be read-only.
+RUN mkdir -p /var/lib/tier-router/outcomes && chown -R tier-router:tier-router /var/lib/tier-router
+ENV TIER_ROUTER_FEEDBACK_LOG=/var/lib/tier-router/feedback.jsonl \
+    TIER_ROUTER_OUTCOMES_DIR=/var/lib/tier-router/outcomes
 USER 10001:10001
 
 EXPOSE 8700

@@ -31,7 +31,7 @@ from classifier_service.backends import Backends
 from classifier_service.body_limit import BodyLimit
 from classifier_service.crash_guard import CrashGuard
 from classifier_service.errors import RequestError
-from classifier_service.feedback import FeedbackLog
+from classifier_service.feedback import FeedbackLog, OutcomeLog
 from classifier_service.gateway import Gateway
 from classifier_service.gpu_monitor import GpuMonitor
 from classifier_service.metrics import Metrics
@@ -122,7 +122,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.gpu_monitor = GpuMonitor(settings.gpu_source,
                                        lambda: app.state.runtime.portfolio.gpus)
     app.state.metrics.add_collector(app.state.gpu_monitor)
-    app.state.feedback_log = FeedbackLog(settings.feedback_log)
+    app.state.feedback_log = FeedbackLog(settings.feedback_log,
+                                         max_bytes=settings.feedback_log_max_bytes,
+                                         max_record_bytes=settings.feedback_max_record_bytes)
+    app.state.outcome_log = OutcomeLog(settings.outcomes_dir,
+                                       max_file_bytes=settings.outcomes_max_file_bytes,
+                                       max_record_bytes=settings.feedback_max_record_bytes)
+    app.state.feedback_limiter = feedback.RateLimiter(settings.feedback_rate,
+                                                      settings.feedback_burst)
     keyed = [Depends(require_key())]
     unauthorized = responses.API_KEY
     app.include_router(routing.router, dependencies=keyed, responses=unauthorized)

@@ -60,8 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--scheduler", action="store_true",
                        help="run the portfolio's schedules here (one instance only)")
+    serve.add_argument("--outcomes-dir", type=Path, metavar="DIR",
+                       help="where POST /v1/feedback writes outcome records, one file per "
+                       "process (default $XDG_STATE_HOME/tier-router/outcomes, else "
+                       "~/.local/state/tier-router/outcomes; TIER_ROUTER_OUTCOMES_DIR)")
     serve.add_argument("--feedback-log", type=Path, metavar="FILE",
-                       help="where POST /v1/feedback appends (default ./feedback.jsonl)")
+                       help="where POST /v1/feedback appends records of the request_id form "
+                       "(default $XDG_STATE_HOME/tier-router/feedback.jsonl, else "
+                       "~/.local/state/tier-router/feedback.jsonl; TIER_ROUTER_FEEDBACK_LOG)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--log-format", choices=["json", "text"], default=None,
@@ -231,6 +237,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     for key, attr in (("host", "host"), ("port", "port"), ("portfolio", "portfolio"),
                       ("model_dir", "model"), ("feedback_log", "feedback_log"),
+                      ("outcomes_dir", "outcomes_dir"),
                       ("scheduler", "scheduler"), ("log_format", "log_format"),
                       ("allow_unauthenticated", "allow_unauthenticated")):
         value = getattr(args, attr, None)
@@ -260,6 +267,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_PORTFOLIO"] = str(settings.portfolio_path.resolve())
         os.environ["TIER_ROUTER_MODEL_DIR"] = str(settings.model_path.resolve())
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
+        os.environ["TIER_ROUTER_OUTCOMES_DIR"] = str(settings.outcomes_dir.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
         os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
         os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)

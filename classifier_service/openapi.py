@@ -27,7 +27,7 @@ Document = dict[str, Any]
 TIER_FIELDS = {
     "RouteRequest": ("min_tier", "max_tier"),
     "QualityRequest": ("tier",),
-    "FeedbackRequest": ("tier_used", "final_tier", "label"),
+    "FeedbackRequest": ("tier", "tier_used", "final_tier", "label"),
 }
 # Request bodies whose ``prompt`` is held to ``policy.max_prompt_chars``.
 PROMPT_BODIES = ("RouteRequest", "QualityRequest", "FeedbackRequest")
@@ -75,6 +75,7 @@ def for_runtime(document: Document, runtime: Runtime) -> Document:
         inline = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
         _update({"body": inline.get("schema", {})}, "body", "model", enum=models)
     _update(schemas, "BatchRequest", "items", maxItems=policy.max_batch)
+    _update(schemas, "FeedbackBatchRequest", "records", maxItems=policy.max_batch)
 
     for item in doc.get("paths", {}).values():
         for operation in item.values():

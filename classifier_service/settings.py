@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from classifier_service.artifact import bundled_model_dir
 from classifier_service.auth import KeyRing, is_loopback, parse_keys
 from classifier_service.body_limit import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from classifier_service.errors import ConfigError
+from classifier_service.feedback import (
+    DEFAULT_MAX_FEEDBACK_LOG_BYTES,
+    DEFAULT_MAX_OUTCOME_FILE_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
+)
 from classifier_service.gpu_monitor import GpuSource
 from classifier_service.logs import LogFormat
 from classifier_service.portfolio import bundled_portfolio_path
@@ -20,12 +26,20 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
 
 
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/tier-router``, else ``~/.local/state/tier-router`` (read when called)."""
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "tier-router"
+
+
 class Settings(BaseSettings):
     """Where the service listens and what it loads.
 
     ``TIER_ROUTER_HOST``, ``TIER_ROUTER_PORT``, ``TIER_ROUTER_PORTFOLIO`` (a YAML file) and
     ``TIER_ROUTER_MODEL_DIR`` (a model folder); unset paths mean the bundled ones.
-    ``TIER_ROUTER_FEEDBACK_LOG`` (default ``./feedback.jsonl``).
+    ``TIER_ROUTER_OUTCOMES_DIR`` (default :func:`default_state_dir` ``/outcomes``) and
+    ``TIER_ROUTER_FEEDBACK_LOG`` (default :func:`default_state_dir` ``/feedback.jsonl``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIER_ROUTER_", extra="ignore")
@@ -38,7 +52,30 @@ class Settings(BaseSettings):
         default=None, description="The URL clients use, for the OpenAPI `servers` entry."
     )
     feedback_log: Path = Field(
-        default=Path("feedback.jsonl"), description="Where POST /v1/feedback appends records."
+        default_factory=lambda: default_state_dir() / "feedback.jsonl",
+        description="Where POST /v1/feedback appends records of the request_id form.",
+    )
+    outcomes_dir: Path = Field(
+        default_factory=lambda: default_state_dir() / "outcomes",
+        description="The folder outcome records go to, one file per process.",
+    )
+    feedback_max_record_bytes: int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, gt=0, description="Largest record as JSON (else 413)."
+    )
+    outcomes_max_file_bytes: int = Field(
+        default=DEFAULT_MAX_OUTCOME_FILE_BYTES, gt=0,
+        description="Size at which a process goes on in a new outcomes file.",
+    )
+    feedback_log_max_bytes: int = Field(
+        default=DEFAULT_MAX_FEEDBACK_LOG_BYTES, gt=0,
+        description="Size of the feedback log past which appends are refused (507).",
+    )
+    feedback_rate: float = Field(
+        default=20.0, ge=0, description="Records per second per API key (or client address "
+        "without keys) on /v1/feedback, per process; 0: no limit.",
+    )
+    feedback_burst: int = Field(
+        default=256, gt=0, description="Records a key may send at once before the rate holds.",
     )
     scheduler: bool = Field(
         default=False, description="Run the portfolio's schedules in this instance."

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 DEFAULT_PORTFOLIO = bundled_portfolio_path()
 
 
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory,
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default outcomes folder and feedback log go under a temporary folder, not ~."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "state"))
+
+
 @pytest.fixture
 def fake_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNvidiaSmi:
     """A fake ``nvidia-smi`` first on ``PATH``, showing no GPU line until told."""

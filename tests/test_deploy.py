@@ -93,6 +93,7 @@ def test_every_expected_resource_is_there() -> None:
         ("Deployment", "tier-router"), ("Deployment", "tier-router-scheduler"),
         ("Service", "tier-router"), ("HorizontalPodAutoscaler", "tier-router"),
         ("PodDisruptionBudget", "tier-router"),
+        ("PersistentVolumeClaim", "tier-router-outcomes"),
     }
 
 
@@ -119,6 +120,13 @@ def test_the_manifests_refer_to_each_other() -> None:
         log_dir = str(Path(env_of(deployment)["TIER_ROUTER_FEEDBACK_LOG"]).parent)
         assert any(m["mountPath"] == log_dir and "emptyDir" in volumes[m["name"]]
                    for m in spec["volumeMounts"])
+        # the outcomes folder on the one claim every pod shares (ReadWriteMany)
+        outcomes = env_of(deployment)["TIER_ROUTER_OUTCOMES_DIR"]
+        shared = next(m for m in spec["volumeMounts"] if m["mountPath"] == outcomes)
+        claim = volumes[shared["name"]]["persistentVolumeClaim"]["claimName"]
+        pvc = docs[("PersistentVolumeClaim", claim)]
+        assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+        assert not shared.get("readOnly")
         assert spec["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         # probes: readiness is /readyz (model and portfolio loaded), liveness /healthz
@@ -178,7 +186,8 @@ def test_the_service_starts_with_the_pods_configuration(tmp_path: Path) -> None:
     env = env_of(deployment)
     keys = secret_values()
     overrides = {"TIER_ROUTER_PORTFOLIO": str(tmp_path / "portfolio.yaml"),
-                 "TIER_ROUTER_FEEDBACK_LOG": str(tmp_path / "feedback.jsonl")}
+                 "TIER_ROUTER_FEEDBACK_LOG": str(tmp_path / "feedback.jsonl"),
+                 "TIER_ROUTER_OUTCOMES_DIR": str(tmp_path / "outcomes")}
     pod_env = {**env, **keys, **overrides}
     # 0.0.0.0 passes the exposure check with the Secret's keys, and fails without them
     Settings(host="0.0.0.0", api_keys=keys["TIER_ROUTER_API_KEYS"]).check_exposure()

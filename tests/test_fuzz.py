@@ -44,6 +44,7 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with running(ollama.app) as ollama_url, running(openai.app) as openai_url:
         portfolio = fuzz_portfolio(tmp_path / "portfolio.yaml", ollama_url, openai_url)
         monkeypatch.setenv("TIER_ROUTER_FEEDBACK_LOG", str(tmp_path / "feedback.jsonl"))
+        monkeypatch.setenv("TIER_ROUTER_OUTCOMES_DIR", str(tmp_path / "outcomes"))
         # With keys, schemathesis' ignored_auth check has something to check: each operation
         # that declares bearer auth must refuse a request without a key or with a wrong one.
         monkeypatch.setenv("TIER_ROUTER_API_KEYS", API_KEY)

@@ -30,14 +30,21 @@ async def healthz() -> Health:
     "/readyz",
     operation_id="readyz",
     summary="Readiness",
-    description="200 once the model and the portfolio are loaded, 503 before.",
-    responses={503: detail("Not loaded yet.")},
+    description="200 once the model and the portfolio are loaded and the outcome and "
+    "feedback logs can be written; 503 before, or naming the log path that cannot be written "
+    "and why.",
+    responses={503: detail("Not loaded yet, or a log cannot be written.")},
     response_model=Readiness,
 )
 async def readyz(request: Request) -> Any:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return JSONResponse(status_code=503, content={"detail": "not ready"})
+    for log in (request.app.state.outcome_log, request.app.state.feedback_log):
+        problem = log.problem()
+        if problem is not None:
+            return JSONResponse(status_code=503,
+                                content={"detail": f"cannot write a log: {problem}"})
     return Readiness(
         model_version=runtime.model_version,
         model_dir=str(runtime.artifact.path),
