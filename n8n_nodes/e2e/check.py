@@ -97,7 +97,7 @@ def agent_routing(run: dict[str, Any]) -> None:
     agents = [[item["json"]["agent"] for item in items] for items in routed]
     check("agent routing: customer-support -> simple, research -> complex, no agent -> classifier",
           agents == [["customer-support", "customer-support"], [""],
-                     ["research", "research"]], str(agents))
+                     ["research", "research"], []], str(agents))
     reasons = [item["json"]["routing"]["reason"] for items in routed for item in items
                if item["json"]["agent"]]
     check("agent routing: decisions say reason=agent", set(reasons) == {"agent"}, str(reasons))
@@ -165,8 +165,9 @@ def continue_on_fail(run: dict[str, Any]) -> None:
     check("continue: with tier-router down, all six items on the failed output, none on a tier",
           [len(items) for items in routed] == [0, 0, 0, 6], f"got {[len(i) for i in routed]}")
     failed = routed[3] if len(routed) > 3 else []
-    check(f"continue: each failed item says {DOWN!r}, keeps its prompt and is paired",
-          all(item["json"].get("error") == DOWN and item["json"].get("prompt") for item in failed)
+    # n8n reduces a failed item's JSON to {"error": ...}; its pairedItem leads back to the input.
+    check(f"continue: each failed item says {DOWN!r} and is paired with its input item",
+          all(item["json"].get("error") == DOWN for item in failed)
           and [(item.get("pairedItem") or {}).get("item") for item in failed] == list(range(6)),
           str(failed[:1])[:600])
     check("continue: nothing was answered",
@@ -181,16 +182,7 @@ def record_outcome(run: dict[str, Any]) -> None:
           len(routes) == 1 and routes[0].get("tier") == "medium"
           and routes[0].get("escalations") == 1
           and str(routes[0].get("request_id", "")).startswith("chatcmpl-"), str(routes))
-    read = outputs(run, "Answer and route")
-    item = read[0][0]["json"] if read and read[0] else {}
     route = routes[0] if routes else {}
-    # What a node after the chain reads with $execution.customData.get("tier_router_...").
-    check("record outcome: the node after the chain reads the answering tier, request id, "
-          "endpoint and escalations",
-          item.get("tier") == "medium" and item.get("request_id") == route.get("request_id")
-          and item.get("endpoint") == "qwen-14b" and item.get("escalations") == 1
-          and item.get("answer") == MEDIUM and item.get("prompt", "").startswith("Is this review"),
-          str(item))
     recorded = outputs(run, "Record outcome")
     check("record outcome: one item recorded, none failed",
           [len(items) for items in recorded] == [1, 0], f"got {[len(i) for i in recorded]}")
@@ -199,6 +191,11 @@ def record_outcome(run: dict[str, Any]) -> None:
           outcome.get("status") == "recorded"
           and outcome.get("request_id") == route.get("request_id")
           and outcome.get("tier") == "medium" and outcome.get("score") == 1, str(outcome))
+    read = outputs(run, "Routing of the answer")
+    item = read[0][0]["json"] if read and read[0] else {}
+    check("record outcome: the node after it reads the answering tier, request id and endpoint",
+          item.get("tier") == "medium" and item.get("request_id") == route.get("request_id")
+          and item.get("endpoint") == "qwen-14b" and item.get("score") == 1, str(item))
 
 
 def logged_outcomes(work: Path) -> list[dict[str, Any]]:

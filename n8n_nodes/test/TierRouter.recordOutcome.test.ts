@@ -156,6 +156,36 @@ describe('Tier Router: recordOutcome', () => {
 		expect(failed[0].error).toBeInstanceOf(NodeApiError);
 	});
 
+	it('with Answered By Tier empty, records the tier, request id and endpoint of the chat model’s latest answer', async () => {
+		const { ctx, requests } = executeContext({
+			items: [ITEMS[0]],
+			parameters: { ...parameters, outcomeTier: '', outcomeOptions: { answer: 'Paris.' } },
+			handler: feedback,
+		});
+		const data: Record<string, string> = {
+			tier_router_tier: 'medium',
+			tier_router_request_id: 'chatcmpl-9',
+			tier_router_endpoint: 'qwen-14b',
+		};
+		Object.defineProperty(ctx, 'customData', {
+			get: () => ({ get: (key: string) => data[key], set: () => undefined }),
+		});
+		const [recorded] = await new TierRouter().execute.call(ctx);
+		expect(requests[0].body).toEqual({
+			prompt: 'Capital of France?',
+			tier: 'medium',
+			score: 1,
+			request_id: 'chatcmpl-9',
+			endpoint: 'qwen-14b',
+			answer: 'Paris.',
+		});
+		expect(recorded[0].json.outcome).toMatchObject({
+			tier: 'medium',
+			request_id: 'chatcmpl-9',
+			endpoint: 'qwen-14b',
+		});
+	});
+
 	it('says tier-router is not reachable when it is down', async () => {
 		const { ctx } = executeContext({
 			items: [ITEMS[0]],

@@ -70,6 +70,27 @@ describe('Tier Router: route', () => {
 		expect((requests[0].body as BatchBody).items.map((i) => i.prompt)).toEqual(PROMPTS);
 	});
 
+	it('passes on what moved the decision (adjustments) and the decision in a sentence', async () => {
+		PROMPTS = ['tier:medium'];
+		const { result } = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => ({
+				results: [
+					decision('medium', {
+						adjustments: ['min_tier'],
+						reason_detail: 'classifier chose simple (0.91); raised to min_tier medium',
+					}),
+				],
+			}),
+		});
+		expect(result[1][0].json.routing).toMatchObject({
+			tier: 'medium',
+			adjustments: ['min_tier'],
+			reason_detail: 'classifier chose simple (0.91); raised to min_tier medium',
+		});
+	});
+
 	it('sends the batch endpoint chunks of Batch Size items', async () => {
 		PROMPTS = ['tier:simple', 'tier:medium', 'tier:simple', 'tier:complex', 'tier:medium'];
 		const { result, requests } = await run({

@@ -14,10 +14,9 @@ export const outcomeProperties: INodeProperties[] = [
 		name: 'outcomeTier',
 		type: 'string',
 		default: '',
-		required: true,
 		displayOptions: show,
 		description:
-			'The portfolio tier whose model answered: the item’s routing.tier after the Route operation, or {{ $execution.customData.get("tier_router_tier") }} after a chain or agent on the Tier Router Chat Model',
+			'The portfolio tier whose model answered (the item’s routing.tier after the Route operation). Leave it empty after a chain or agent on the Tier Router Chat Model: the tier, request ID and endpoint of the model’s latest answer are used.',
 	},
 	{
 		displayName: 'Score',
@@ -74,7 +73,7 @@ export const outcomeProperties: INodeProperties[] = [
 				type: 'string',
 				default: '',
 				description:
-					'The request ID of the decision or answer, to tie the outcome to tier-router’s logs: the item’s routing.request_id after Route, {{ $execution.customData.get("tier_router_request_id") }} after the chat model',
+					'The request ID of the decision or answer, to tie the outcome to tier-router’s logs: the item’s routing.request_id after Route (after the chat model, with Answered By Tier empty, its answer’s ID is used)',
 			},
 			{
 				displayName: 'Source',

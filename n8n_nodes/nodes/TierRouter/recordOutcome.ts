@@ -7,6 +7,7 @@ import type { IDataObject, IExecuteFunctions, INodeExecutionData } from 'n8n-wor
 import { NodeOperationError } from 'n8n-workflow';
 
 import { nodeErrorOf, tierRouterRequest } from '../shared/transport';
+import { CUSTOM_DATA_KEYS } from '../TierRouterChatModel/routingOutput';
 import { promptOf } from './prompt';
 
 interface OutcomeOptions {
@@ -45,23 +46,47 @@ export function scoreOf(ctx: IExecuteFunctions, itemIndex: number): number {
 	);
 }
 
+/**
+ * The route of the Tier Router Chat Model's latest answer in this execution (it puts it in the
+ * execution's custom data), or undefined when there is none.
+ */
+export function chatModelRoute(ctx: IExecuteFunctions): Record<string, string> | undefined {
+	let route: Record<string, string> = {};
+	try {
+		for (const [field, key] of Object.entries(CUSTOM_DATA_KEYS)) {
+			const value = ctx.customData.get(key);
+			if (value !== undefined && value !== '') route[field] = String(value);
+		}
+	} catch {
+		route = {};
+	}
+	return route.tier ? route : undefined;
+}
+
 function tierOf(ctx: IExecuteFunctions, itemIndex: number): string {
 	const value = ctx.getNodeParameter('outcomeTier', itemIndex, '') as unknown;
 	if (typeof value === 'string' && value.trim() !== '') return value.trim();
 	throw new NodeOperationError(ctx.getNode(), `Item ${itemIndex + 1} has no tier`, {
 		itemIndex,
 		description:
-			'The Answered By Tier parameter is empty for this item: point it at the tier that answered, e.g. the item’s routing.tier after Route, or {{ $execution.customData.get("tier_router_tier") }} after the Tier Router Chat Model.',
+			'The Answered By Tier parameter is empty for this item: point it at the tier that answered, e.g. the item’s routing.tier after Route. After the Tier Router Chat Model it may stay empty, but this execution has no answer of that model.',
 	});
 }
 
 /** The record for `POST /v1/feedback`: the required fields, then the options that are set. */
 export function outcomeBody(ctx: IExecuteFunctions, itemIndex: number): IDataObject {
+	const prompt = promptOf(ctx, itemIndex);
+	// An empty Answered By Tier after a chain or agent on the Tier Router Chat Model: the tier,
+	// request id and endpoint of the model's latest answer (options set here still win).
+	const given = ctx.getNodeParameter('outcomeTier', itemIndex, '') as unknown;
+	const route = typeof given === 'string' && given.trim() === '' ? chatModelRoute(ctx) : undefined;
 	const body: IDataObject = {
-		prompt: promptOf(ctx, itemIndex),
-		tier: tierOf(ctx, itemIndex),
+		prompt,
+		tier: route?.tier ?? tierOf(ctx, itemIndex),
 		score: scoreOf(ctx, itemIndex),
 	};
+	if (route?.request_id) body.request_id = route.request_id;
+	if (route?.endpoint) body.endpoint = route.endpoint;
 	const options = ctx.getNodeParameter('outcomeOptions', itemIndex, {}) as OutcomeOptions;
 	const optional: Array<[keyof OutcomeOptions, string]> = [
 		['answer', 'answer'],
@@ -96,7 +121,12 @@ export async function recordItems(this: IExecuteFunctions): Promise<Recorded[]> 
 				item: {
 					json: {
 						...items[itemIndex].json,
-						outcome: { ...answer, tier: body.tier, score: body.score },
+						outcome: {
+							...answer,
+							tier: body.tier,
+							score: body.score,
+							...(body.endpoint !== undefined ? { endpoint: body.endpoint } : {}),
+						},
 					},
 					pairedItem: { item: itemIndex },
 				},

@@ -19,7 +19,7 @@ export interface Routing extends IDataObject {
 	fallback: IDataObject[];
 	reason: string;
 	/** What moved the choice after the classifier (agent pins, min/max tier, ...). */
-	adjustments: IDataObject[];
+	adjustments: string[];
 	/** The decision in a sentence. */
 	reason_detail: string;
 	request_id: string;
@@ -59,7 +59,7 @@ function routingOf(decision: IDataObject): Routing {
 		endpoint: (decision.endpoint as IDataObject) ?? {},
 		fallback: (decision.fallback as IDataObject[]) ?? [],
 		reason: String(decision.reason),
-		adjustments: (decision.adjustments as IDataObject[] | undefined) ?? [],
+		adjustments: (decision.adjustments as string[] | undefined) ?? [],
 		reason_detail: String(decision.reason_detail ?? ''),
 		request_id: String(decision.request_id),
 	};
