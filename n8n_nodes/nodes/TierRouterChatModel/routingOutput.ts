@@ -1,6 +1,6 @@
 /**
- * Makes the route tier-router took visible in the chat-model node's output in n8n, and readable
- * by the nodes after the chain or agent through the execution's custom data.
+ * Makes the route tier-router took visible in the chat-model node's output in n8n, and keeps the
+ * latest one in the execution's custom data for Record Outcome.
  *
  * n8n records what a language-model sub-node produced (`addOutputData`, called by the SDK's
  * tracing with the answer's text) but keeps only the text of each generation. The model tells a
@@ -60,11 +60,12 @@ export function showRoutingInOutput(
 }
 
 /**
- * The keys under which the latest answer's route is kept in the execution's custom data, read
- * downstream with `{{ $execution.customData.get("tier_router_tier") }}`. A language-model
- * sub-node has no `main` output, so `$('Tier Router Chat Model')` cannot be read after a chain;
- * the execution's custom data can, in any node after it (and it is saved with the execution, so
- * it survives a Wait or an approval step). n8n keeps at most 10 keys per execution; these are 5.
+ * The keys under which the latest answer's route is kept in the execution's custom data. A
+ * language-model sub-node has no `main` output, so `$('Tier Router Chat Model')` cannot be read
+ * after a chain; the execution's custom data is saved with the execution (it survives a Wait or
+ * an approval step). n8n 2.41.1 expressions do not read it back, so the Tier Router node's
+ * Record Outcome reads it (`chatModelRoute`) when Answered By Tier is empty, and puts the route
+ * on its output. n8n keeps at most 10 keys per execution; these are 5.
  */
 export const CUSTOM_DATA_KEYS = {
 	request_id: 'tier_router_request_id',
