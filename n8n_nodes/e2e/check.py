@@ -23,7 +23,8 @@ SIMPLE, MEDIUM, COMPLEX = (ANSWERS["SIMPLE_ANSWER"], ANSWERS["MEDIUM_ANSWER"],
                            ANSWERS["COMPLEX_ANSWER"])
 TOOL_PROMPT, AGENT_ANSWER = ANSWERS["TOOL_PROMPT"], ANSWERS["AGENT_ANSWER"]
 DOWN = "tier-router is not reachable (ECONNREFUSED)"
-ROUTED = ("tier", "confidence", "category", "endpoint", "fallback", "reason", "request_id")
+ROUTED = ("tier", "confidence", "category", "endpoint", "fallback", "reason", "request_id",
+          "adjustments", "reason_detail")
 
 failures: list[str] = []
 
@@ -63,8 +64,8 @@ def texts(items: list[dict[str, Any]], field: str = "text") -> list[str]:
 
 def tier_routing(run: dict[str, Any]) -> None:
     routed = outputs(run, "Route by tier")
-    check("tier routing: three outputs, two items each (simple, medium, complex)",
-          [len(items) for items in routed] == [2, 2, 2], f"got {[len(i) for i in routed]}")
+    check("tier routing: three tier outputs, two items each (simple, medium, complex), none failed",
+          [len(items) for items in routed] == [2, 2, 2, 0], f"got {[len(i) for i in routed]}")
     for index, tier in enumerate(("simple", "medium", "complex")):
         for item in routed[index] if len(routed) > index else []:
             routing = item["json"].get("routing", {})
@@ -75,8 +76,8 @@ def tier_routing(run: dict[str, Any]) -> None:
     check("tier routing: the simple model answered the simple items",
           texts(outputs(run, "Answer (simple)")[0]) == [SIMPLE, SIMPLE])
     checked = outputs(run, "Check answer")
-    check("quality check: no simple answer passes, both escalate",
-          [len(items) for items in checked] == [0, 2], f"got {[len(i) for i in checked]}")
+    check("quality check: no simple answer passes, both escalate, none failed",
+          [len(items) for items in checked] == [0, 2, 0], f"got {[len(i) for i in checked]}")
     for item in checked[1] if len(checked) > 1 else []:
         quality = item["json"].get("quality", {})
         check("quality check: escalate item carries next_tier=medium and its endpoint",
@@ -96,7 +97,7 @@ def agent_routing(run: dict[str, Any]) -> None:
     agents = [[item["json"]["agent"] for item in items] for items in routed]
     check("agent routing: customer-support -> simple, research -> complex, no agent -> classifier",
           agents == [["customer-support", "customer-support"], [""],
-                     ["research", "research"]], str(agents))
+                     ["research", "research"], []], str(agents))
     reasons = [item["json"]["routing"]["reason"] for items in routed for item in items
                if item["json"]["agent"]]
     check("agent routing: decisions say reason=agent", set(reasons) == {"agent"}, str(reasons))
@@ -145,10 +146,10 @@ def agent_tool(run: dict[str, Any]) -> None:
 
 def error_output(run: dict[str, Any]) -> None:
     routed = outputs(run, "Route by tier")
-    check("error output: with tier-router down, no item on a tier output, all six on the error "
-          "output", [len(items) for items in routed] == [0, 0, 0, 6],
+    check("error output: with tier-router down, no item on a tier output or failed, all six on "
+          "the error output", [len(items) for items in routed] == [0, 0, 0, 0, 6],
           f"got {[len(i) for i in routed]}")
-    failed = routed[3] if len(routed) > 3 else []
+    failed = routed[4] if len(routed) > 4 else []
     # n8n reduces a failed item's JSON to {"error": ...}; its pairedItem leads back to the input.
     check(f"error output: each failed item says {DOWN!r} and is paired with its input item",
           all(item["json"].get("error") == DOWN for item in failed)
@@ -157,6 +158,68 @@ def error_output(run: dict[str, Any]) -> None:
     check("error output: nothing was answered",
           not any(outputs(run, node) for node in ("Answer (simple)", "Answer (medium)",
                                                   "Answer (complex)")))
+
+
+def continue_on_fail(run: dict[str, Any]) -> None:
+    routed = outputs(run, "Route by tier")
+    check("continue: with tier-router down, all six items on the failed output, none on a tier",
+          [len(items) for items in routed] == [0, 0, 0, 6], f"got {[len(i) for i in routed]}")
+    failed = routed[3] if len(routed) > 3 else []
+    # n8n reduces a failed item's JSON to {"error": ...}; its pairedItem leads back to the input.
+    check(f"continue: each failed item says {DOWN!r} and is paired with its input item",
+          all(item["json"].get("error") == DOWN for item in failed)
+          and [(item.get("pairedItem") or {}).get("item") for item in failed] == list(range(6)),
+          str(failed[:1])[:600])
+    check("continue: nothing was answered",
+          not any(outputs(run, node) for node in ("Answer (simple)", "Answer (medium)",
+                                                  "Answer (complex)")))
+
+
+def record_outcome(run: dict[str, Any]) -> None:
+    model_out = outputs(run, "Tier Router Chat Model", "ai_languageModel")
+    routes = [item["json"].get("tier_router") or {} for items in model_out for item in items]
+    check("record outcome: the chat model answered once, escalated to medium, with a request id",
+          len(routes) == 1 and routes[0].get("tier") == "medium"
+          and routes[0].get("escalations") == 1
+          and str(routes[0].get("request_id", "")).startswith("chatcmpl-"), str(routes))
+    route = routes[0] if routes else {}
+    recorded = outputs(run, "Record outcome")
+    check("record outcome: one item recorded, none failed",
+          [len(items) for items in recorded] == [1, 0], f"got {[len(i) for i in recorded]}")
+    outcome = (recorded[0][0]["json"].get("outcome") or {}) if recorded and recorded[0] else {}
+    check("record outcome: tier-router answered recorded for that request id, tier and score",
+          outcome.get("status") == "recorded"
+          and outcome.get("request_id") == route.get("request_id")
+          and outcome.get("tier") == "medium" and outcome.get("score") == 1, str(outcome))
+    read = outputs(run, "Routing of the answer")
+    item = read[0][0]["json"] if read and read[0] else {}
+    check("record outcome: the node after it reads the answering tier, request id and endpoint",
+          item.get("tier") == "medium" and item.get("request_id") == route.get("request_id")
+          and item.get("endpoint") == "qwen-14b" and item.get("score") == 1, str(item))
+
+
+def logged_outcomes(work: Path) -> list[dict[str, Any]]:
+    """Every record in the service's outcomes folder (run.sh: TIER_ROUTER_OUTCOMES_DIR)."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted((work / "outcomes").glob("*.jsonl")):
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip().startswith("{"):
+                    rows.append(json.loads(line))
+    return rows
+
+
+def outcome_logged(work: Path, run: dict[str, Any]) -> None:
+    routes = [item["json"].get("tier_router") or {}
+              for items in outputs(run, "Tier Router Chat Model", "ai_languageModel")
+              for item in items]
+    request_id = routes[0].get("request_id") if routes else None
+    rows = [row for row in logged_outcomes(work) if row.get("request_id") == request_id]
+    check("record outcome: the service logged the outcome record (prompt, tier, score, answer)",
+          len(rows) == 1 and rows[0].get("tier") == "medium" and rows[0].get("score") == 1
+          and rows[0].get("answer") == MEDIUM
+          and str(rows[0].get("prompt", "")).startswith("Is this review"),
+          str(rows)[:600] or str(logged_outcomes(work))[:600])
 
 
 def node_error(work: Path, run: str) -> dict[str, Any]:
@@ -185,7 +248,9 @@ def main() -> int:
                         ("tierRouterAsOpenAiModel", openai_model),
                         ("tierRouterAsOllamaModel", ollama_model),
                         ("tierRouterAsAgentTool", agent_tool),
-                        ("serviceDownErrorOutput", error_output)):
+                        ("tierRouterRecordOutcome", record_outcome),
+                        ("serviceDownErrorOutput", error_output),
+                        ("serviceDownContinue", continue_on_fail)):
         check(f"{run}: n8n execute exits 0", codes.get(run) == "0", f"exit {codes.get(run)}")
         data = execution(work, run)
         if data:
@@ -193,6 +258,10 @@ def main() -> int:
         else:
             stderr = (work / f"{run}.err").read_text()
             check(f"{run}: execution JSON on stdout", False, stderr[-600:])
+
+    recorded_run = execution(work, "tierRouterRecordOutcome")
+    if recorded_run:
+        outcome_logged(work, recorded_run)
 
     check("service down: n8n execute exits 1", codes.get("serviceDown") == "1",
           f"exit {codes.get('serviceDown')}")

@@ -9,7 +9,8 @@
 # 3. starts the test suite's fake Ollama and `tier-router serve`, both on 127.0.0.1;
 # 4. imports the example workflows and runs each with `n8n execute`;
 # 5. asserts what came out (check.py), then runs the tier routing workflow with tier-router
-#    stopped and asserts the node's error (once failing, once on the node's error output).
+#    stopped and asserts the node's error (once failing, once on the node's error output, once
+#    with On Error = Continue on its `failed` output).
 #
 # TIER_ROUTER_BIN: the tier-router executable (default: the one on PATH); the fake Ollama runs
 # with the Python next to it (or TIER_ROUTER_PYTHON). KEEP_E2E=1 keeps the work folder.
@@ -82,6 +83,7 @@ PIDS+=($!)
 sed "s#OLLAMA_URL#$OLLAMA_URL#g" "$HERE/portfolio.yaml" >"$WORK/portfolio.yaml"
 API_KEY="e2e-$(date +%s)-key"
 TIER_ROUTER_API_KEYS="$API_KEY" TIER_ROUTER_FEEDBACK_LOG="$WORK/feedback.jsonl" \
+  TIER_ROUTER_OUTCOMES_DIR="$WORK/outcomes" \
   "$TIER_ROUTER" serve --host 127.0.0.1 --port "$ROUTER_PORT" --portfolio "$WORK/portfolio.yaml" \
   >"$WORK/tier-router.log" 2>&1 &
 ROUTER_PID=$!
@@ -129,7 +131,17 @@ for node in workflow["nodes"]:
         node["onError"] = "continueErrorOutput"
 json.dump(workflow, open(sys.argv[2], "w"))
 PY
-for extra in "$WORK/wrong-key.json" "$WORK/error-output.json" "$HERE/agent-tool.json"; do
+# The same with "On Error: Continue": failed items on the node's own `failed` output.
+"$PYTHON" - "$PKG/examples/tier-routing-quality-check.json" "$WORK/continue.json" <<'PY'
+import json, sys
+workflow = json.load(open(sys.argv[1]))
+workflow["id"], workflow["name"] = "tierRouterContinue", "tier-router e2e: continue"
+for node in workflow["nodes"]:
+    if node["name"] == "Route by tier":
+        node["onError"] = "continueRegularOutput"
+json.dump(workflow, open(sys.argv[2], "w"))
+PY
+for extra in "$WORK/wrong-key.json" "$WORK/error-output.json" "$WORK/continue.json" "$HERE/agent-tool.json"; do
   (cd "$WORK" && "$N8N" import:workflow --input="$extra" >>"$WORK/import.log" 2>&1)
 done
 
@@ -141,7 +153,8 @@ run_workflow() {  # workflow id, run name -> $WORK/<name>.out (stdout) and .err;
 
 declare -A RC
 for id in tierRoutingQualityCheck tierRouterAgentRouting tierRouterChatModelAgent \
-  tierRouterAsOpenAiModel tierRouterAsOllamaModel tierRouterWrongKey tierRouterAsAgentTool; do
+  tierRouterAsOpenAiModel tierRouterAsOllamaModel tierRouterWrongKey tierRouterAsAgentTool \
+  tierRouterRecordOutcome; do
   log "n8n execute --id=$id"
   RC[$id]="$(run_workflow "$id" "$id")"
 done
@@ -160,6 +173,7 @@ log "stopping tier-router, then running the tier routing example again (plain, a
 kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
 RC[serviceDown]="$(run_workflow tierRoutingQualityCheck serviceDown)"
 RC[serviceDownErrorOutput]="$(run_workflow tierRouterErrorOutput serviceDownErrorOutput)"
+RC[serviceDownContinue]="$(run_workflow tierRouterContinue serviceDownContinue)"
 
 codes=""
 for key in "${!RC[@]}"; do codes+="$key=${RC[$key]} "; done

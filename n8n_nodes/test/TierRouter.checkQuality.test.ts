@@ -70,12 +70,13 @@ describe('Tier Router: checkQuality', () => {
 			handler: down,
 			continueOnFail: true,
 		});
-		const [pass, escalate] = await new TierRouter().execute.call(tolerant.ctx);
+		const [pass, escalate, failed] = await new TierRouter().execute.call(tolerant.ctx);
 		expect(pass).toEqual([]);
-		expect(escalate[0].json.error).toBe('tier-router is not reachable (ECONNREFUSED)');
+		expect(escalate).toEqual([]);
+		expect(failed[0].json.error).toBe('tier-router is not reachable (ECONNREFUSED)');
 	});
 
-	it('with Continue On Fail, an answer whose check failed goes to escalate, never to pass', async () => {
+	it('with Continue On Fail, an answer whose check failed goes to failed, never to pass or escalate', async () => {
 		const { ctx } = executeContext({
 			items: [{ id: 'a' }, { id: 'b' }, { id: 'c' }],
 			parameters,
@@ -87,15 +88,15 @@ describe('Tier Router: checkQuality', () => {
 			},
 			continueOnFail: true,
 		});
-		const [pass, escalate] = await new TierRouter().execute.call(ctx);
+		const [pass, escalate, failed] = await new TierRouter().execute.call(ctx);
 		expect(pass.map((item) => item.json.id)).toEqual(['a']);
-		expect(escalate.map((item) => [item.json.id, item.json.error])).toEqual([
-			['b', undefined],
+		expect(escalate.map((item) => [item.json.id, item.json.error])).toEqual([['b', undefined]]);
+		expect(failed.map((item) => [item.json.id, item.json.error])).toEqual([
 			['c', 'tier-router answered HTTP 503: quality check unavailable'],
 		]);
-		expect(escalate[1].json.quality).toBeUndefined();
-		expect(escalate[1].error).toBeInstanceOf(NodeApiError);
-		expect(escalate[1].pairedItem).toEqual({ item: 2 });
+		expect(failed[0].json.quality).toBeUndefined();
+		expect(failed[0].error).toBeInstanceOf(NodeApiError);
+		expect(failed[0].pairedItem).toEqual({ item: 2 });
 	});
 
 	it('as an AI Agent tool, returns every checked item on one output with its quality', async () => {

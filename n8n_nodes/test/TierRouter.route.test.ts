@@ -40,7 +40,12 @@ describe('Tier Router: route', () => {
 			parameters: base,
 			handler: batch,
 		});
-		expect(result.map((output) => output.map((item) => item.json.n))).toEqual([[1, 3], [2], [0]]);
+		expect(result.map((output) => output.map((item) => item.json.n))).toEqual([
+			[1, 3],
+			[2],
+			[0],
+			[],
+		]);
 		expect(result[0][0].pairedItem).toEqual({ item: 1 });
 		expect(result[2][0].json.routing).toEqual({
 			tier: 'complex',
@@ -54,6 +59,8 @@ describe('Tier Router: route', () => {
 			},
 			fallback: [],
 			reason: 'classifier',
+			adjustments: [],
+			reason_detail: 'classifier',
 			request_id: 'req-complex',
 		});
 		expect(result[2][0].json.prompt).toBe('tier:complex');
@@ -61,6 +68,27 @@ describe('Tier Router: route', () => {
 		expect(requests[0].method).toBe('POST');
 		expect(requests[0].url).toBe('http://127.0.0.1:8700/v1/route/batch');
 		expect((requests[0].body as BatchBody).items.map((i) => i.prompt)).toEqual(PROMPTS);
+	});
+
+	it('passes on what moved the decision (adjustments) and the decision in a sentence', async () => {
+		PROMPTS = ['tier:medium'];
+		const { result } = await run({
+			items: [{ prompt: PROMPTS[0] }],
+			parameters: base,
+			handler: () => ({
+				results: [
+					decision('medium', {
+						adjustments: ['min_tier'],
+						reason_detail: 'classifier chose simple (0.91); raised to min_tier medium',
+					}),
+				],
+			}),
+		});
+		expect(result[1][0].json.routing).toMatchObject({
+			tier: 'medium',
+			adjustments: ['min_tier'],
+			reason_detail: 'classifier chose simple (0.91); raised to min_tier medium',
+		});
 	});
 
 	it('sends the batch endpoint chunks of Batch Size items', async () => {
@@ -71,7 +99,7 @@ describe('Tier Router: route', () => {
 			handler: batch,
 		});
 		expect(requests.map((r) => (r.body as BatchBody).items.length)).toEqual([2, 2, 1]);
-		expect(result.map((output) => output.length)).toEqual([2, 2, 1]);
+		expect(result.map((output) => output.length)).toEqual([2, 2, 1, 0]);
 	});
 
 	it('sends agent and tier bounds per item, and the timeout', async () => {
@@ -108,12 +136,12 @@ describe('Tier Router: route', () => {
 		}).catch((e: unknown) => e);
 		expect(error).toBeInstanceOf(NodeOperationError);
 		expect((error as NodeOperationError).message).toBe(
-			'tier-router rejected item 1: body.prompt: too odd',
+			'tier-router rejected item 2: body.prompt: too odd',
 		);
 		expect((error as NodeOperationError).context.itemIndex).toBe(1);
 	});
 
-	it('with Continue On Fail, a rejected item leaves with its error on the last (strongest) tier output, never the cheapest', async () => {
+	it('with Continue On Fail, a rejected item leaves with its error on the failed output, never on a tier', async () => {
 		PROMPTS = ['bad one', 'tier:medium'];
 		const { result } = await run({
 			items: PROMPTS.map((prompt) => ({ prompt })),
@@ -121,13 +149,31 @@ describe('Tier Router: route', () => {
 			handler: batch,
 			continueOnFail: true,
 		});
-		expect(result[0]).toEqual([]);
-		expect(result[2]).toHaveLength(1);
-		expect(result[2][0].json.error).toBe('tier-router rejected item 0: body.prompt: too odd');
-		expect(result[2][0].json.routing).toBeUndefined();
-		expect(result[2][0].error).toBeInstanceOf(NodeOperationError);
-		expect(result[2][0].pairedItem).toEqual({ item: 0 });
+		expect(result.map((output) => output.length)).toEqual([0, 1, 0, 1]);
+		const [failed] = result[3];
+		expect(failed.json.error).toBe('tier-router rejected item 1: body.prompt: too odd');
+		expect(failed.json.routing).toBeUndefined();
+		expect(failed.error).toBeInstanceOf(NodeOperationError);
+		expect(failed.pairedItem).toEqual({ item: 0 });
 		expect(result[1].map((item) => item.json.prompt)).toEqual(['tier:medium']);
+	});
+
+	it('with Continue On Fail, an empty prompt is a failed item: never sent, never on the strongest tier, whatever the order of Tiers', async () => {
+		PROMPTS = ['tier:complex', '', 'tier:simple'];
+		const { result, requests } = await run({
+			items: PROMPTS.map((prompt, n) => ({ prompt, n })),
+			// Tiers not cheapest first: the failed item must not follow the field's order either.
+			parameters: { ...base, tiers: ['complex', 'simple', 'medium'] },
+			handler: batch,
+			continueOnFail: true,
+		});
+		expect((requests[0].body as BatchBody).items.map((i) => i.prompt)).toEqual([
+			'tier:complex',
+			'tier:simple',
+		]);
+		expect(result.map((output) => output.map((item) => item.json.n))).toEqual([[0], [2], [], [1]]);
+		expect(result[3][0].json.error).toBe('Item 2 has no prompt');
+		expect(result[3][0].pairedItem).toEqual({ item: 1 });
 	});
 
 	it('refuses an empty prompt before sending anything', async () => {
@@ -139,7 +185,7 @@ describe('Tier Router: route', () => {
 		});
 		const error = await new TierRouter().execute.call(ctx).catch((e: unknown) => e);
 		expect(error).toBeInstanceOf(NodeOperationError);
-		expect((error as NodeOperationError).message).toBe('Item 1 has no prompt');
+		expect((error as NodeOperationError).message).toBe('Item 2 has no prompt');
 		expect((error as NodeOperationError).context.itemIndex).toBe(1);
 		expect(requests).toHaveLength(0);
 	});
@@ -200,16 +246,15 @@ describe('Tier Router: route', () => {
 			},
 			continueOnFail: true,
 		});
-		expect(result[0]).toEqual([]);
-		expect(result[2].map((item) => [item.json.prompt, item.json.error])).toEqual([
+		expect(result.map((output) => output.length)).toEqual([0, 0, 1, 2]);
+		expect(result[3].map((item) => [item.json.prompt, item.json.error])).toEqual([
 			['tier:simple', 'tier-router answered HTTP 503: busy'],
 			['tier:medium', 'tier-router answered HTTP 503: busy'],
-			['tier:complex', undefined],
 		]);
-		expect(result[2][2].json.routing).toMatchObject({ tier: 'complex' });
+		expect(result[2][0].json.routing).toMatchObject({ tier: 'complex' });
 	});
 
-	it('with Continue On Fail, a tier without an output goes to the last output with its error', async () => {
+	it('with Continue On Fail, a tier without an output goes to the failed output with its error', async () => {
 		PROMPTS = ['tier:expert', 'tier:simple'];
 		const { result } = await run({
 			items: PROMPTS.map((prompt) => ({ prompt })),
@@ -218,7 +263,8 @@ describe('Tier Router: route', () => {
 			continueOnFail: true,
 		});
 		expect(result[0].map((item) => item.json.prompt)).toEqual(['tier:simple']);
-		expect(result[2].map((item) => item.json.error)).toEqual([
+		expect(result[2]).toEqual([]);
+		expect(result[3].map((item) => item.json.error)).toEqual([
 			"tier-router chose tier 'expert', which has no output here",
 		]);
 	});
@@ -288,7 +334,7 @@ describe('Tier Router: route as an AI Agent tool', () => {
 			handler: batch,
 			nodeType: 'n8n-nodes-tier-router.tierRouter',
 		});
-		expect(result.map((output) => output.length)).toEqual([0, 0, 1]);
+		expect(result.map((output) => output.length)).toEqual([0, 0, 1, 0]);
 	});
 });
 

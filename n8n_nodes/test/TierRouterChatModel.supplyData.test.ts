@@ -92,6 +92,48 @@ describe('Tier Router Chat Model: supplyData', () => {
 		expect(timeoutOption?.default).toBe(120_000);
 	});
 
+	it('puts the latest answer’s route in the execution’s custom data, for the nodes after the chain', async () => {
+		const { ctx } = supplyContext({}, () => ANSWER);
+		const store = new Map<string, string>();
+		const customData = {
+			set: (key: string, value: string) => store.set(key, value),
+			setAll: () => undefined,
+			get: (key: string) => store.get(key),
+			getAll: () => Object.fromEntries(store),
+		};
+		Object.defineProperty(ctx, 'customData', { get: () => customData });
+		const model = await supplied(ctx);
+		await model.generate(QUESTION);
+		expect(Object.fromEntries(store)).toEqual({
+			tier_router_request_id: 'chatcmpl-1',
+			tier_router_tier: 'simple',
+			tier_router_endpoint: 'llama3-8b',
+			tier_router_escalations: '0',
+			tier_router_reason: 'classifier',
+		});
+		// A second answer replaces the first: the keys always describe the latest answer.
+		ctx.helpers.httpRequestWithAuthentication.mockResolvedValue({
+			...ANSWER,
+			id: 'chatcmpl-2',
+			tier_router: { endpoint: 'qwen-14b', tier: 'medium', reason: 'classifier', escalations: 1 },
+		});
+		await model.generate(QUESTION);
+		expect(store.get('tier_router_tier')).toBe('medium');
+		expect(store.get('tier_router_request_id')).toBe('chatcmpl-2');
+		expect(store.get('tier_router_escalations')).toBe('1');
+	});
+
+	it('answers even where the context has no execution data for custom data', async () => {
+		const { ctx } = supplyContext({}, () => ANSWER);
+		Object.defineProperty(ctx, 'customData', {
+			get: () => {
+				throw new Error('Cannot access customData: runExecutionData is not available');
+			},
+		});
+		const result = await (await supplied(ctx)).generate(QUESTION);
+		expect(result.message.content).toEqual([{ type: 'text', text: 'Paris.' }]);
+	});
+
 	it('says tier-router did not answer in time when the request times out', async () => {
 		const { ctx } = supplyContext({ timeout: 250 }, () => {
 			throw Object.assign(new Error('timeout of 250ms exceeded'), { code: 'ECONNABORTED' });

@@ -55,8 +55,10 @@ describe('GatewayChatModel', () => {
 		expect(result.message.content).toEqual([{ type: 'text', text: 'Paris.' }]);
 		expect(result.finishReason).toBe('stop');
 		expect(result.usage).toEqual({ promptTokens: 12, completionTokens: 8, totalTokens: 20 });
-		expect(result.providerMetadata).toEqual({ tier_router: ROUTE });
-		expect(routed).toHaveBeenCalledWith(ROUTE, 'Paris.');
+		// The gateway sends no request id: the completion's id (unique per answer) stands in.
+		const withId = { ...ROUTE, request_id: 'chatcmpl-1' };
+		expect(result.providerMetadata).toEqual({ tier_router: withId });
+		expect(routed).toHaveBeenCalledWith(withId, 'Paris.');
 	});
 
 	it('sends tools and tool results in OpenAI form and reads tool calls back', async () => {

@@ -17,11 +17,11 @@ function outputsOf(parameters: Record<string, unknown>) {
 }
 
 describe('node descriptions', () => {
-	it('gives the route operation one main output per tier, in order', () => {
+	it('gives the route operation one main output per tier, in order, then failed', () => {
 		expect(
 			outputsOf({ operation: 'route', tiers: ['simple', 'medium', 'complex', 'expert'] }),
 		).toEqual(
-			['simple', 'medium', 'complex', 'expert'].map((name) => ({
+			['simple', 'medium', 'complex', 'expert', 'failed'].map((name) => ({
 				type: 'main',
 				displayName: name,
 			})),
@@ -31,11 +31,18 @@ describe('node descriptions', () => {
 		);
 	});
 
-	it('gives checkQuality the outputs pass and escalate', () => {
+	it('gives checkQuality the outputs pass, escalate and failed', () => {
 		expect(
 			outputsOf({ operation: 'checkQuality', tiers: ['a'] }).map((o) => o.displayName),
-		).toEqual(['pass', 'escalate']);
-		expect(outputNamesFor('checkQuality', ['a'])).toEqual(['pass', 'escalate']);
+		).toEqual(['pass', 'escalate', 'failed']);
+		expect(outputNamesFor('checkQuality', ['a'])).toEqual(['pass', 'escalate', 'failed']);
+	});
+
+	it('gives recordOutcome the outputs recorded and failed, in the editor and at run time', () => {
+		expect(
+			outputsOf({ operation: 'recordOutcome', tiers: ['a'] }).map((o) => o.displayName),
+		).toEqual(['recorded', 'failed']);
+		expect(outputNamesFor('recordOutcome', ['a'])).toEqual(['recorded', 'failed']);
 	});
 
 	it('makes the Tier Router node usable as a tool and the chat model an ai_languageModel', () => {

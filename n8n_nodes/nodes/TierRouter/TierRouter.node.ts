@@ -11,6 +11,7 @@ import { NodeConnectionTypes } from 'n8n-workflow';
 import { CREDENTIAL_NAME, tierRouterRequest } from '../shared/transport';
 import { checkItems, onQualityOutputs } from './checkQuality';
 import { type Operation, outputNamesFor, outputsExpression, properties } from './description';
+import { onRecordOutputs, recordItems } from './recordOutcome';
 import { onTierOutputs, routeItems } from './route';
 
 /**
@@ -38,9 +39,9 @@ export class TierRouter implements INodeType {
 		group: ['transform'],
 		version: [1],
 		subtitle:
-			'={{ $parameter["operation"] === "checkQuality" ? "check quality" : "route by tier" }}',
+			'={{ $parameter["operation"] === "checkQuality" ? "check quality" : $parameter["operation"] === "recordOutcome" ? "record outcome" : "route by tier" }}',
 		description:
-			'Route each item to the output of the LLM tier tier-router chooses, or check an answer and escalate',
+			'Route each item to the output of the LLM tier tier-router chooses, check an answer and escalate, or record an outcome',
 		defaults: { name: 'Tier Router' },
 		usableAsTool: true,
 		inputs: [NodeConnectionTypes.Main],
@@ -68,8 +69,12 @@ export class TierRouter implements INodeType {
 
 	async execute(this: IExecuteFunctions): Promise<INodeExecutionData[][]> {
 		const operation = this.getNodeParameter('operation', 0) as Operation;
-		// As a tool, every item goes back to the agent on one output, carrying `routing` or
-		// `quality`: the decision is in the item, not in which output it leaves on.
+		// As a tool, every item goes back to the agent on one output, carrying `routing`,
+		// `quality` or `outcome`: the decision is in the item, not in which output it leaves on.
+		if (operation === 'recordOutcome') {
+			const recorded = await recordItems.call(this);
+			return runsAsTool(this) ? [recorded.map((entry) => entry.item)] : onRecordOutputs(recorded);
+		}
 		if (operation === 'checkQuality') {
 			const checked = await checkItems.call(this);
 			return runsAsTool(this) ? [checked.map((entry) => entry.item)] : onQualityOutputs(checked);

@@ -2,9 +2,10 @@
  * Operation `checkQuality`: judge each item's answer with `POST /v1/quality`; answers good enough
  * leave on `pass`, the others on `escalate` with the next tier and endpoint under `quality`.
  *
- * A check that failed (Continue On Fail) leaves on `escalate`, with `error` and without `quality`:
- * an answer nobody checked is never passed on as good. (With "Continue (using error output)" n8n
- * moves these items to the error output instead.)
+ * A check that failed (Continue On Fail) leaves on `failed`, with `error` and without `quality`:
+ * an answer nobody checked is never passed on as good, and an item without a prompt never reaches
+ * the escalate branch's model. (With "Continue (using error output)" n8n moves these items to the
+ * error output instead.)
  */
 import type { IDataObject, IExecuteFunctions, INodeExecutionData } from 'n8n-workflow';
 import { NodeOperationError } from 'n8n-workflow';
@@ -21,8 +22,10 @@ interface QualityOptions {
 /** One input item after its check, in input order. */
 export interface Checked {
 	item: INodeExecutionData;
-	/** True when the answer should go one tier up, or when checking it failed. */
+	/** True when the answer should go one tier up. */
 	escalate: boolean;
+	/** True when checking it failed (Continue On Fail). */
+	failed?: boolean;
 }
 
 export async function checkItems(this: IExecuteFunctions): Promise<Checked[]> {
@@ -34,10 +37,14 @@ export async function checkItems(this: IExecuteFunctions): Promise<Checked[]> {
 			const prompt = promptOf(this, itemIndex);
 			const response = this.getNodeParameter('response', itemIndex, '') as unknown;
 			if (typeof response !== 'string') {
-				throw new NodeOperationError(this.getNode(), `Item ${itemIndex} has no answer to check`, {
-					itemIndex,
-					description: `The Answer parameter must be text, got ${response === null ? 'null' : typeof response}.`,
-				});
+				throw new NodeOperationError(
+					this.getNode(),
+					`Item ${itemIndex + 1} has no answer to check`,
+					{
+						itemIndex,
+						description: `The Answer parameter must be text, got ${response === null ? 'null' : typeof response}.`,
+					},
+				);
 			}
 			const tier = String(this.getNodeParameter('tier', itemIndex, '') ?? '');
 			const options = this.getNodeParameter('qualityOptions', itemIndex, {}) as QualityOptions;
@@ -66,17 +73,20 @@ export async function checkItems(this: IExecuteFunctions): Promise<Checked[]> {
 					error: failure,
 					pairedItem: { item: itemIndex },
 				},
-				escalate: true,
+				escalate: false,
+				failed: true,
 			});
 		}
 	}
 	return checked;
 }
 
-/** The `pass` and `escalate` outputs. */
+/** The `pass`, `escalate` and `failed` outputs. */
 export function onQualityOutputs(checked: Checked[]): INodeExecutionData[][] {
+	const ok = checked.filter((entry) => entry.failed !== true);
 	return [
-		checked.filter((entry) => !entry.escalate).map((entry) => entry.item),
-		checked.filter((entry) => entry.escalate).map((entry) => entry.item),
+		ok.filter((entry) => !entry.escalate).map((entry) => entry.item),
+		ok.filter((entry) => entry.escalate).map((entry) => entry.item),
+		checked.filter((entry) => entry.failed === true).map((entry) => entry.item),
 	];
 }

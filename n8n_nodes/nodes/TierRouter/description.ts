@@ -7,25 +7,36 @@ import type { INodeProperties } from 'n8n-workflow';
 import { NodeConnectionTypes } from 'n8n-workflow';
 
 import { DEFAULT_TIMEOUT_MS } from '../shared/transport';
+import { outcomeProperties } from './outcomeDescription';
 
 export const DEFAULT_TIERS = ['simple', 'medium', 'complex'];
 export const QUALITY_OUTPUTS = ['pass', 'escalate'];
+export const RECORD_OUTPUTS = ['recorded'];
+/**
+ * The last output of every operation: with On Error = Continue, items that failed leave here,
+ * never on a branch with valid items (a tier's model, or the next tier's, would fail on them).
+ * With Continue (using error output) n8n moves them to its error output instead.
+ */
+export const FAILED_OUTPUT = 'failed';
 export const DEFAULT_BATCH_SIZE = 64;
 
-export type Operation = 'route' | 'checkQuality';
+export type Operation = 'route' | 'checkQuality' | 'recordOutcome';
 
-/** The names of the node's outputs, in order, for the given parameters. */
+/** The names of the node's outputs, in order, for the given parameters (`failed` last). */
 export function outputNamesFor(operation: Operation, tiers: unknown): string[] {
-	if (operation === 'checkQuality') return [...QUALITY_OUTPUTS];
-	if (Array.isArray(tiers) && tiers.length > 0) return tiers.map(String);
-	return [...DEFAULT_TIERS];
+	if (operation === 'checkQuality') return [...QUALITY_OUTPUTS, FAILED_OUTPUT];
+	if (operation === 'recordOutcome') return [...RECORD_OUTPUTS, FAILED_OUTPUT];
+	if (Array.isArray(tiers) && tiers.length > 0) return [...tiers.map(String), FAILED_OUTPUT];
+	return [...DEFAULT_TIERS, FAILED_OUTPUT];
 }
 
 // The same rule as outputNamesFor, as the n8n expression the editor evaluates.
 export const outputsExpression =
 	(`={{ ($parameter.operation === 'checkQuality' ? ${JSON.stringify(QUALITY_OUTPUTS)}` +
+		` : $parameter.operation === 'recordOutcome' ? ${JSON.stringify(RECORD_OUTPUTS)}` +
 		` : (Array.isArray($parameter.tiers) && $parameter.tiers.length > 0` +
 		` ? $parameter.tiers : ${JSON.stringify(DEFAULT_TIERS)}))` +
+		`.concat(['${FAILED_OUTPUT}'])` +
 		`.map((name) => ({ type: '${NodeConnectionTypes.Main}', displayName: String(name) })) }}`) as `={{${string}}}`;
 
 const timeoutOption: INodeProperties = {
@@ -58,6 +69,13 @@ export const properties: INodeProperties[] = [
 				description:
 					'Judge a cheaper model’s answer; items that should go one tier up leave on the escalate output',
 			},
+			{
+				name: 'Record Outcome',
+				value: 'recordOutcome',
+				action: 'Record whether an answer was good enough',
+				description:
+					'Send an outcome record (prompt, answering tier, score) to tier-router’s feedback log, e.g. after an approval step, to train a router on',
+			},
 		],
 	},
 	{
@@ -70,6 +88,7 @@ export const properties: INodeProperties[] = [
 		description:
 			'The text to route or the question that was answered. By default the prompt field of the item; any field or expression works.',
 	},
+	...outcomeProperties,
 	{
 		displayName: 'Tier Names or IDs',
 		name: 'tiers',

@@ -6,7 +6,7 @@ export function promptOf(ctx: IExecuteFunctions, itemIndex: number): string {
 	const value = ctx.getNodeParameter('prompt', itemIndex, '') as unknown;
 	if (typeof value === 'string' && value.trim() !== '') return value;
 	if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-	throw new NodeOperationError(ctx.getNode(), `Item ${itemIndex} has no prompt`, {
+	throw new NodeOperationError(ctx.getNode(), `Item ${itemIndex + 1} has no prompt`, {
 		itemIndex,
 		description:
 			value === undefined || value === null || value === ''

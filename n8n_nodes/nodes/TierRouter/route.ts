@@ -18,6 +18,10 @@ export interface Routing extends IDataObject {
 	endpoint: IDataObject;
 	fallback: IDataObject[];
 	reason: string;
+	/** What moved the choice after the classifier (agent pins, min/max tier, ...). */
+	adjustments: string[];
+	/** The decision in a sentence. */
+	reason_detail: string;
 	request_id: string;
 }
 
@@ -55,6 +59,8 @@ function routingOf(decision: IDataObject): Routing {
 		endpoint: (decision.endpoint as IDataObject) ?? {},
 		fallback: (decision.fallback as IDataObject[]) ?? [],
 		reason: String(decision.reason),
+		adjustments: (decision.adjustments as string[] | undefined) ?? [],
+		reason_detail: String(decision.reason_detail ?? ''),
 		request_id: String(decision.request_id),
 	};
 }
@@ -134,7 +140,7 @@ export async function routeItems(this: IExecuteFunctions): Promise<Routed[]> {
 				const detail = detailOf(itemError) ?? 'invalid request';
 				const error = new NodeOperationError(
 					this.getNode(),
-					`tier-router rejected item ${itemIndex}: ${detail}`,
+					`tier-router rejected item ${itemIndex + 1}: ${detail}`,
 					{
 						itemIndex,
 						description: `HTTP ${itemError.status ?? 422} for this item of /v1/route/batch`,
@@ -156,20 +162,23 @@ export async function routeItems(this: IExecuteFunctions): Promise<Routed[]> {
 
 /**
  * Operation `route` on the node's outputs: each item on its tier's output. An item whose routing
- * failed (Continue On Fail) leaves on the LAST output, the most capable tier of the node: a prompt
- * tier-router could not judge is never answered by the cheapest model without anyone noticing.
- * (With "Continue (using error output)" n8n moves these items to the error output instead.)
+ * failed (Continue On Fail: the service down, an empty prompt, a tier without an output) leaves
+ * on the last output, `failed`, of its own: never on a tier's branch, where the cheapest model
+ * would answer a prompt nobody judged, or a model would fail on it and take that tier's valid
+ * items down with it. (With "Continue (using error output)" n8n moves these items to its error
+ * output instead.) `outputs` has one name per tier, then `failed`.
  */
 export function onTierOutputs(
 	ctx: IExecuteFunctions,
 	routed: Routed[],
-	tiers: string[],
+	names: string[],
 ): INodeExecutionData[][] {
-	const outputs: INodeExecutionData[][] = tiers.map(() => []);
-	const strongest = outputs[outputs.length - 1];
+	const outputs: INodeExecutionData[][] = names.map(() => []);
+	const tiers = names.slice(0, -1);
+	const failed = outputs[outputs.length - 1];
 	for (const { item, tier } of routed) {
 		if (tier === undefined) {
-			strongest.push(item);
+			failed.push(item);
 			continue;
 		}
 		const output = tiers.indexOf(tier);
@@ -187,7 +196,7 @@ export function onTierOutputs(
 			},
 		);
 		if (!ctx.continueOnFail()) throw error;
-		strongest.push({ ...item, json: { ...item.json, error: error.message }, error });
+		failed.push({ ...item, json: { ...item.json, error: error.message }, error });
 	}
 	return outputs;
 }

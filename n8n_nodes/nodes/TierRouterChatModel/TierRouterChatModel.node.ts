@@ -9,7 +9,7 @@ import { NodeConnectionTypes } from 'n8n-workflow';
 
 import { CREDENTIAL_NAME, tierRouterRequest } from '../shared/transport';
 import { type GatewayCall, GatewayChatModel } from './model';
-import { RoutingLog, showRoutingInOutput } from './routingOutput';
+import { publishRouting, RoutingLog, showRoutingInOutput } from './routingOutput';
 import type { ChatCompletion } from './wire';
 
 /**
@@ -151,7 +151,10 @@ export class TierRouterChatModel implements INodeType {
 				maxTokens: options.maxTokens,
 				timeout: options.timeout,
 			},
-			(routing, text) => log.record(routing, text),
+			(routing, text) => {
+				log.record(routing, text);
+				publishRouting(this, routing);
+			},
 		);
 		return supplyModel(showRoutingInOutput(this, log), model);
 	}

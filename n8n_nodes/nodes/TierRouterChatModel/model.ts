@@ -85,7 +85,10 @@ export class GatewayChatModel extends BaseChatModel<GatewayConfig> {
 			throw new Error('tier-router answered without a choice');
 		}
 		const content = fromWireMessage(completion);
-		const routing = completion.tier_router ?? {};
+		// The answer's request id: tier-router's own when it sends one, else the completion's id
+		// (unique per answer), so that an outcome record can name the answer it is about.
+		const routing: IDataObject = { ...(completion.tier_router ?? {}) };
+		if (routing.request_id === undefined && completion.id) routing.request_id = completion.id;
 		const text = content.map((block) => (block.type === 'text' ? block.text : '')).join('');
 		this.onRouted?.(routing, text);
 		const result: GenerateResult = {

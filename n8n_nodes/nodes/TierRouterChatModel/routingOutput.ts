@@ -1,5 +1,6 @@
 /**
- * Makes the route tier-router took visible in the chat-model node's output in n8n.
+ * Makes the route tier-router took visible in the chat-model node's output in n8n, and keeps the
+ * latest one in the execution's custom data for Record Outcome.
  *
  * n8n records what a language-model sub-node produced (`addOutputData`, called by the SDK's
  * tracing with the answer's text) but keeps only the text of each generation. The model tells a
@@ -56,4 +57,40 @@ export function showRoutingInOutput(
 			return typeof value === 'function' ? value.bind(target) : value;
 		},
 	});
+}
+
+/**
+ * The keys under which the latest answer's route is kept in the execution's custom data. A
+ * language-model sub-node has no `main` output, so `$('Tier Router Chat Model')` cannot be read
+ * after a chain; the execution's custom data is saved with the execution (it survives a Wait or
+ * an approval step). n8n 2.41.1 expressions do not read it back, so the Tier Router node's
+ * Record Outcome reads it (`chatModelRoute`) when Answered By Tier is empty, and puts the route
+ * on its output. n8n keeps at most 10 keys per execution; these are 5.
+ */
+export const CUSTOM_DATA_KEYS = {
+	request_id: 'tier_router_request_id',
+	tier: 'tier_router_tier',
+	endpoint: 'tier_router_endpoint',
+	escalations: 'tier_router_escalations',
+	reason: 'tier_router_reason',
+} as const;
+
+/** Puts the route of an answer in the execution's custom data (the latest answer wins). */
+export function publishRouting(ctx: ISupplyDataFunctions, routing: IDataObject): void {
+	let customData: ISupplyDataFunctions['customData'];
+	try {
+		customData = ctx.customData;
+	} catch {
+		return; // no execution data in this context (e.g. a test run of the sub-node alone)
+	}
+	for (const [field, key] of Object.entries(CUSTOM_DATA_KEYS)) {
+		const value = routing[field];
+		if (typeof value === 'string' || typeof value === 'number') {
+			try {
+				customData.set(key, String(value));
+			} catch {
+				// n8n refuses a value only in manual runs past its limits; the answer still stands
+			}
+		}
+	}
 }
