@@ -248,14 +248,16 @@ def cross_validate(
 
 
 def default_to_cheaper(proba: np.ndarray, threshold: float) -> np.ndarray:
-    """Tier indices the policy picks: argmax, or below ``threshold`` the cheaper of the top two.
+    """Tier indices the policy picks: argmax, or below ``threshold`` the cheaper of the top two,
+    never more than one tier below the top.
 
     Columns of ``proba`` are in tier order, cheapest first. Mirrors
     :func:`classifier_service.policy.classifier_choice` for whole arrays.
     """
     top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
     confident = proba.max(axis=1) >= threshold
-    result: np.ndarray = np.where(confident, top2[:, 0], top2.min(axis=1))
+    cheaper = np.maximum(top2.min(axis=1), top2[:, 0] - 1)
+    result: np.ndarray = np.where(confident, top2[:, 0], cheaper)
     return result
 
 
