@@ -211,7 +211,8 @@ def _prefer_resident(
     if endpoint.name in resident:
         return endpoint, reason, detail
     ranked = sorted(portfolio.tier_names, key=lambda t: -scores.tiers.get(t, 0.0))[:2]
-    for tier in ranked:
+    lowest = portfolio.tier_index(ranked[0]) - 1  # never more than one tier below the top
+    for tier in (t for t in ranked if portfolio.tier_index(t) >= lowest):
         candidate = order(tier)[0]
         if candidate.name in resident and candidate.name != endpoint.name:
             return candidate, "residency", (

@@ -141,6 +141,10 @@ def test_unsure_decision_prefers_a_loaded_model() -> None:
     assert pick({"b1"}) == ("b1", "residency")  # only the big model is warm
     assert pick({"m1", "b1"}) == ("m1", "default_cheaper")  # the cheaper one is warm too
     assert pick({"s1"}) == ("m1", "default_cheaper")  # small is not among the two likeliest
+    # big likeliest, small second: a warm small model is still two tiers down, mid stays
+    far = decide(PORTFOLIO, scores(0.30, 0.25, 0.45), options, prompt_chars=10, threshold=0.5,
+                 resident={"s1"})
+    assert (far.endpoint.name, far.reason) == ("m1", "default_cheaper")
     confident = decide(PORTFOLIO, scores(0.1, 0.1, 0.8), options, prompt_chars=10,
                        threshold=0.5, resident={"m1"})
     assert (confident.endpoint.name, confident.reason) == ("b1", "classifier")
