@@ -10,6 +10,11 @@ It stays at the package's top, not in :mod:`classifier_service.routing`: every t
 pickles a reference to ``classifier_service.features.analyze``, so moving it would make every
 model folder unloadable.
 
+Chinese and Japanese (and Korean) write without spaces, so a "word" there would be a whole
+clause: a run of those scripts becomes its overlapping character bigrams instead ("文章的主要"
+-> "文章", "章的", "的主", "主要"), which then count as words (unigrams, and bigrams of
+neighbours). A lone character stays itself.
+
 Very long prompts are read at their head and tail only (``HEAD_TOKENS`` + ``TAIL_TOKENS``
 words): the instruction is almost always there, and the cost of a decision stays bounded.
 """
@@ -20,17 +25,29 @@ import math
 import re
 from itertools import pairwise
 
-FEATURES_VERSION = 1
-"""Bump whenever :func:`analyze` changes: models record it and refuse a mismatch."""
+FEATURES_VERSION = 2
+"""Bump whenever :func:`analyze` changes: models record it and refuse a mismatch.
+2: character bigrams for CJK scripts; full-width question marks and CJK quotes."""
 
-WORD = re.compile(r"\w+(?:'\w+)?")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+"""Hiragana, katakana, CJK ideographs (and extension A, compatibility), Hangul syllables."""
+CJK_RUN = re.compile(f"[{CJK}]+")
+WORD = re.compile(f"[{CJK}]+|(?:(?![{CJK}])\\w)+(?:'\\w+)?")
+QUESTION_MARKS = ("?", "\uff1f")
+QUOTES = ('"', "'", "\u201c", "\u300c", "\u300e", "\u00ab")
 HEAD_TOKENS = 256
 TAIL_TOKENS = 64
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens of ``text``."""
-    return WORD.findall(text.lower())
+    """Lower-cased word tokens of ``text``; a CJK run becomes its character bigrams."""
+    toks: list[str] = []
+    for tok in WORD.findall(text.lower()):
+        if len(tok) > 1 and CJK_RUN.fullmatch(tok):
+            toks.extend(a + b for a, b in pairwise(tok))
+        else:
+            toks.append(tok)
+    return toks
 
 
 def analyze(text: str) -> list[str]:
@@ -51,11 +68,11 @@ def analyze(text: str) -> list[str]:
         feats.append("__multiline")
     if "```" in text or "    " in text or "\t" in text:
         feats.append("__code_block")
-    if stripped.endswith("?"):
+    if stripped.endswith(QUESTION_MARKS):
         feats.append("__ends_question")
     if ":" in stripped[-3:] or stripped.count(":") >= 3:
         feats.append("__fields")
-    if '"' in text or "'" in text or "\u201c" in text:
+    if any(q in text for q in QUOTES):
         feats.append("__quoted")
     return feats
 

@@ -206,7 +206,7 @@ def test_portfolio_threshold_overrides_the_models(runtime: Runtime, tmp_path: Pa
 def test_portfolio_endpoint(client: TestClient, runtime: Runtime) -> None:
     data = client.get("/v1/portfolio").json()
     assert [t["name"] for t in data["tiers"]] == ["simple", "medium", "complex"]
-    assert data["categories"] == {"code": "coder-7b"}
+    assert data["categories"] == {"code": {"endpoint": "coder-7b", "max_tier": "medium"}}
     assert data["policy"]["effective_confidence_threshold"] == runtime.confidence_threshold
     assert data["model"]["version"] == runtime.model_version
 

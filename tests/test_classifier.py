@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from classifier_service.errors import DataError, ModelArtifactError
+from classifier_service.features import analyze
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact, save_artifact
-from classifier_service.routing.classifier import TierClassifier
+from classifier_service.routing.classifier import TierClassifier, known_share, temper, temper_factor
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
 from tier_router_training.pipeline import (
@@ -19,6 +20,7 @@ from tier_router_training.pipeline import (
     blend_proba,
     fit_bundle,
     head_classes,
+    temper_rows,
     tier_proba,
 )
 from tier_router_training.train import train
@@ -39,8 +41,10 @@ def corpus_prompts(n: int) -> list[str]:
 
 
 def sklearn_proba(bundle: dict[str, Any], head: str, prompts: list[str]) -> np.ndarray:
-    """What scikit-learn itself computes for a head: the blend of its experts' log-probas."""
-    return blend_proba(bundle["heads"][head], bundle["vectorizer"].transform(prompts))
+    """What scikit-learn itself computes for a head: the blend of its experts' log-probas,
+    tempered by the share of each prompt's words the model knows."""
+    proba = blend_proba(bundle["heads"][head], bundle["vectorizer"].transform(prompts))
+    return temper_rows(bundle, proba, prompts)
 
 
 def test_lean_path_matches_predict_proba(runtime: Runtime) -> None:
@@ -101,6 +105,32 @@ def test_metadata_records_provenance(runtime: Runtime) -> None:
     assert json.dumps(meta)  # plain JSON
 
 
+def test_unknown_words_flatten_the_probabilities(runtime: Runtime) -> None:
+    clf = runtime.classifier
+    vocab = load_artifact(bundled_model_dir()).bundle["vectorizer"].vocabulary_
+    # nothing known: every tier equally likely, whatever the shape markers say
+    assert known_share(analyze("zzzz qqqq xxxxyyyy?"), vocab) == 0.0
+    assert max(clf.score("zzzz qqqq xxxxyyyy?").tiers.values()) == pytest.approx(1 / 3)
+    # a familiar prompt is untouched: its share is above full_share
+    prompt = "Write a haiku about autumn rain"
+    assert known_share(analyze(prompt), vocab) == 1.0
+    assert max(clf.score(prompt).tiers.values()) > 0.8
+    # half-known is in between: flatter than the same words alone
+    half = "Write a haiku about autumn rain " + " ".join(f"qzx{i}v" for i in range(10))
+    assert 0 < known_share(analyze(half), vocab) < 0.5
+    assert 1 / 3 < max(clf.score(half).tiers.values()) < max(clf.score(prompt).tiers.values())
+
+
+def test_temper() -> None:
+    p = np.array([0.8, 0.15, 0.05])
+    np.testing.assert_allclose(temper(p, 1.0), p)
+    np.testing.assert_allclose(temper(p, 0.0), [1 / 3] * 3)
+    rows = temper(np.vstack([p, p]), np.array([1.0, 0.5]))
+    np.testing.assert_allclose(rows[0], p)
+    assert rows[1][0] < p[0] and rows[1].sum() == pytest.approx(1.0)
+    assert temper_factor(0.25, 0.5) == 0.5 and temper_factor(0.9, 0.5) == 1.0
+
+
 def _kinded_examples() -> list[Example]:
     """Three tiers; 'medium' is two unlike kinds, as real tiers are."""
     rows: list[Example] = []
@@ -134,7 +164,7 @@ def test_kind_mix_matches_the_reference_and_changes_the_tiers(tmp_path: Path) ->
     clf = TierClassifier(load_artifact(tmp_path))
     prompts = ["label this review", "draft an email about the invoice", "a poem", "", "zz"]
     x = mixed["vectorizer"].transform(prompts)
-    expected = tier_proba(mixed, x)
+    expected = tier_proba(mixed, x, prompts)
     alone = blend_proba(mixed["heads"]["tier"], x)
     assert not np.allclose(expected, alone)  # the mix does something
     labels = head_classes(mixed["heads"]["tier"])

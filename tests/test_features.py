@@ -40,3 +40,19 @@ def test_long_prompts_are_read_at_head_and_tail() -> None:
 def test_analysis_is_deterministic() -> None:
     text = "Summarise the following email for my boss:\nHi team, the launch moves to May."
     assert analyze(text) == analyze(text)
+
+
+def test_cjk_runs_become_character_bigrams() -> None:
+    # no spaces in Chinese or Japanese: a run is split into overlapping character pairs
+    assert words("请总结文章") == ["请总", "总结", "结文", "文章"]
+    assert words("Pythonのlistを並べる") == ["python", "の", "list", "を並", "並べ", "べる"]
+    assert words("東京 is big") == ["東京", "is", "big"]
+    assert words("한국어") == ["한국", "국어"]
+    feats = analyze("「配送が遅い」は肯定的\uff1f")
+    assert "配送" in feats and "配送 送が" in feats and "__first 配送" in feats
+    assert {"__ends_question", "__quoted"} <= set(feats)  # full-width ? and CJK quotes
+
+
+def test_other_scripts_stay_words() -> None:
+    assert words("Почему небо голубое?") == ["почему", "небо", "голубое"]
+    assert words("¿Cuál es la capital?") == ["cuál", "es", "la", "capital"]

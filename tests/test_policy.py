@@ -9,7 +9,7 @@ from classifier_service.portfolio.model import Portfolio, parse_portfolio
 from classifier_service.routing.classifier import Scores
 from classifier_service.routing.policy import RouteOptions, check_options, classifier_choice, decide
 
-PORTFOLIO = parse_portfolio("""
+PORTFOLIO_TEXT = """
 version: 1
 tiers:
   - name: small
@@ -30,7 +30,8 @@ agents:
   support: {tier: small}
   reviewer: {endpoint: coder}
 policy: {category_threshold: 0.6}
-""")
+"""
+PORTFOLIO = parse_portfolio(PORTFOLIO_TEXT)
 
 
 def scores(small: float, mid: float, big: float, kind: str = "open_qa", p_kind: float = 0.9
@@ -64,7 +65,8 @@ def test_unsure_takes_the_cheaper_of_the_two_likeliest() -> None:
 def test_classifier_choice_detail() -> None:
     tier, reason, detail = classifier_choice({"small": 0.3, "mid": 0.3, "big": 0.4},
                                              ["small", "mid", "big"], 0.5)
-    assert (tier, reason) == ("small", "default_cheaper")
+    # small ties mid for second place and is cheaper, but it is two tiers below big
+    assert (tier, reason) == ("mid", "default_cheaper")
     assert "below the threshold 0.50" in detail
 
 
@@ -139,6 +141,47 @@ def test_unsure_decision_prefers_a_loaded_model() -> None:
     assert pick({"b1"}) == ("b1", "residency")  # only the big model is warm
     assert pick({"m1", "b1"}) == ("m1", "default_cheaper")  # the cheaper one is warm too
     assert pick({"s1"}) == ("m1", "default_cheaper")  # small is not among the two likeliest
+    # big likeliest, small second: a warm small model is still two tiers down, mid stays
+    far = decide(PORTFOLIO, scores(0.30, 0.25, 0.45), options, prompt_chars=10, threshold=0.5,
+                 resident={"s1"})
+    assert (far.endpoint.name, far.reason) == ("m1", "default_cheaper")
     confident = decide(PORTFOLIO, scores(0.1, 0.1, 0.8), options, prompt_chars=10,
                        threshold=0.5, resident={"m1"})
     assert (confident.endpoint.name, confident.reason) == ("b1", "classifier")
+
+
+CAPPED = parse_portfolio(PORTFOLIO_TEXT.replace("categories: {code: coder}",
+                                                "categories: {code: {endpoint: coder, "
+                                                "max_tier: mid}}"))
+
+
+def test_a_capped_specialist_takes_the_kind_only_up_to_its_tier() -> None:
+    # code the classifier puts at mid or below goes to the specialist
+    assert run(scores(0.1, 0.8, 0.1, kind="code"), portfolio=CAPPED)[:3] == (
+        "mid", "coder", "category")
+    assert run(scores(0.8, 0.1, 0.1, kind="code"), portfolio=CAPPED)[:3] == (
+        "mid", "coder", "category")
+    # complex code follows the ladder, and the detail says why
+    options = check_options(CAPPED, None, None, None)
+    d = decide(CAPPED, scores(0.05, 0.1, 0.85, kind="code"), options, prompt_chars=40,
+               threshold=0.5)
+    assert (d.tier, d.endpoint.name, d.reason) == ("big", "b1", "classifier")
+    assert "goes to 'coder' only up to 'mid', the specialist's cap is exceeded" in (
+        d.reason_detail)
+    # the plain form has no cap: the same scores go to the specialist
+    assert run(scores(0.05, 0.1, 0.85, kind="code"))[:3] == ("mid", "coder", "category")
+    # the cap compares the tier the classifier would choose, default-to-cheaper included
+    assert run(scores(0.1, 0.42, 0.48, kind="code"), portfolio=CAPPED)[:3] == (
+        "mid", "coder", "category")
+
+
+def test_default_to_cheaper_drops_at_most_one_tier() -> None:
+    # big likeliest, small second: the cheaper of the two would be two tiers down
+    tier, reason, detail = classifier_choice({"small": 0.29, "mid": 0.25, "big": 0.46},
+                                             ["small", "mid", "big"], 0.5)
+    assert (tier, reason) == ("mid", "default_cheaper")
+    assert "at most one tier below 'big': 'mid'" in detail
+    assert run(scores(0.29, 0.25, 0.46))[:3] == ("mid", "m1", "default_cheaper")
+    # a second tier above the likeliest is not bounded
+    assert classifier_choice({"small": 0.46, "mid": 0.25, "big": 0.29},
+                             ["small", "mid", "big"], 0.5)[0] == "small"

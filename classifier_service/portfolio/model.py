@@ -122,6 +122,19 @@ class AgentRule(_Strict):
         return self
 
 
+class CategoryRule(_Strict):
+    """A task kind sent to one endpoint, optionally only up to a tier of the ladder.
+
+    Above ``max_tier`` (the tier the classifier would choose is more expensive) the rule
+    does not apply and the request follows the ladder. A plain endpoint name is the same as
+    ``{endpoint: NAME}`` with no cap.
+    """
+
+    endpoint: str
+    max_tier: str | None = Field(
+        default=None, description="Highest tier the endpoint takes the task kind at; unset: all.")
+
+
 class Policy(_Strict):
     """Service-wide routing policy."""
 
@@ -171,13 +184,22 @@ class Portfolio(_Strict):
     gpus: dict[str, Gpu] = Field(default_factory=dict)
     tiers: list[Tier] = Field(min_length=1, description="Cheapest first.")
     specialists: list[Specialist] = Field(default_factory=list)
-    categories: dict[str, str] = Field(
-        default_factory=dict, description="Task kind -> endpoint name."
+    categories: dict[str, CategoryRule] = Field(
+        default_factory=dict,
+        description="Task kind -> endpoint name, or {endpoint: NAME, max_tier: TIER}.",
     )
     agents: dict[str, AgentRule] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     quality: QualityPolicy = Field(default_factory=QualityPolicy)
     schedules: list[Schedule] = Field(default_factory=list)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _plain_endpoint_names(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {kind: {"endpoint": rule} if isinstance(rule, str) else rule
+                    for kind, rule in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -197,11 +219,16 @@ class Portfolio(_Strict):
                     f"specialists.{si}.tier: unknown tier {spec.tier!r} "
                     f"(tiers: {', '.join(tier_names)})"
                 )
-        for kind, target in self.categories.items():
-            if target not in known_endpoints:
+        for kind, category in self.categories.items():
+            if category.endpoint not in known_endpoints:
                 raise ValueError(
-                    f"categories.{kind}: unknown endpoint {target!r} "
+                    f"categories.{kind}: unknown endpoint {category.endpoint!r} "
                     f"(endpoints: {', '.join(endpoint_names)})"
+                )
+            if category.max_tier is not None and category.max_tier not in tier_names:
+                raise ValueError(
+                    f"categories.{kind}.max_tier: unknown tier {category.max_tier!r} "
+                    f"(tiers: {', '.join(tier_names)})"
                 )
         names = [s.name for s in self.schedules]
         _no_duplicates(names, "schedules", "schedule")

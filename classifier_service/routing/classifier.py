@@ -15,11 +15,22 @@ blended coefficients for every output of every head. Scoring is then a dictionar
 feature, one small gather, one dot product and a softmax per head: the same arithmetic as
 scikit-learn's (sublinear tf, idf, l2 norm, weighted log-probabilities), checked to agree with
 it to 1e-9 by the tests.
+
+Tempering: what the model has not seen
+--------------------------------------
+Only the features in the vocabulary reach the dot product, and the vector is normalised over
+those alone. A prompt of which the model knows three shape markers and one word (a script or
+a language it was not trained on) would otherwise get that word's full weight and a
+near-certain answer. So each head's probabilities are tempered by how much of the prompt the
+model knows: ``share`` is the fraction of the prompt's distinct words (unigram features) in
+the vocabulary, and with the bundle's ``temper.full_share`` s, the log-probabilities are
+scaled by ``min(1, share / s)`` and renormalised. At share 0 every label is equally likely;
+at or above s nothing changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +151,9 @@ class TierClassifier:
         spec = bundle.get("tier_from_kinds")
         self._mix = (KindMix.from_spec(spec, heads["category"].labels, heads["tier"].labels)
                      if spec is not None else None)
+        temper_spec = bundle.get("temper")
+        self._full_share = (float(temper_spec["full_share"]) if temper_spec is not None
+                            else None)
         self.model_version = artifact.model_version
         self.tier_labels = list(self._tier_head.labels)
         self.category_labels = (
@@ -148,21 +162,26 @@ class TierClassifier:
 
     def score(self, prompt: str) -> Scores:
         """Probabilities of one prompt per tier and per task kind."""
-        logits = self._logits(prompt)
+        features = analyze(prompt)
+        logits = self._logits(features)
         tier_p = _softmax(logits, self._tier_head)
         head = self._category_head
         kind_p = _softmax(logits, head) if head is not None else None
         if self._mix is not None and kind_p is not None:
             tier_p = self._mix.apply(tier_p, kind_p)
+        if self._full_share is not None:
+            factor = temper_factor(known_share(features, self._vocab), self._full_share)
+            tier_p = temper(tier_p, factor)
+            kind_p = temper(kind_p, factor) if kind_p is not None else None
         tiers = dict(zip(self._tier_head.labels, tier_p.tolist(), strict=True))
         kinds = (dict(zip(head.labels, kind_p.tolist(), strict=True))
                  if head is not None and kind_p is not None else None)
         return Scores(tiers, kinds)
 
-    def _logits(self, prompt: str) -> FloatArray:
+    def _logits(self, features: Sequence[str]) -> FloatArray:
         vocab = self._vocab
         counts: dict[int, int] = {}
-        for feature in analyze(prompt):
+        for feature in features:
             j = vocab.get(feature)
             if j is not None:
                 counts[j] = counts.get(j, 0) + 1
@@ -178,6 +197,30 @@ class TierClassifier:
             tf = tf / np.sqrt(weighted @ weighted)
         result: FloatArray = tf @ self._weights[idx] + self._bias
         return result
+
+
+def known_share(features: Sequence[str], vocabulary: Collection[str]) -> float:
+    """The fraction of the distinct words (unigram features) of a prompt that are in
+    ``vocabulary``; 0 when the prompt has none."""
+    content = {f for f in features if " " not in f and not f.startswith("__")}
+    if not content:
+        return 0.0
+    return sum(f in vocabulary for f in content) / len(content)
+
+
+def temper_factor(share: float, full_share: float) -> float:
+    return min(1.0, share / full_share) if full_share > 0 else 1.0
+
+
+def temper(proba: FloatArray, factor: float | FloatArray) -> FloatArray:
+    """``proba ** factor``, renormalised (rows of a matrix with a factor per row)."""
+    if np.all(np.asarray(factor) >= 1.0):
+        return proba
+    f = np.asarray(factor, dtype=np.float64)
+    logp = np.log(np.maximum(proba, 1e-300)) * (f[..., None] if f.ndim else f)
+    z = np.exp(logp - logp.max(axis=-1, keepdims=True))
+    result: FloatArray = z / z.sum(axis=-1, keepdims=True)
+    return result
 
 
 def _blend_weights(members: Sequence[tuple[float, Any]]) -> tuple[FloatArray, FloatArray]:

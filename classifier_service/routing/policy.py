@@ -4,9 +4,12 @@ Precedence, first match wins:
 
 1. ``agent``: the request names an agent that the portfolio pins to a tier or an endpoint;
 2. ``category``: the predicted task kind has a rule (``categories: {code: coder-7b}``) and its
-   probability reaches ``policy.category_threshold``;
+   probability reaches ``policy.category_threshold``; a rule with ``max_tier``
+   (``{endpoint: coder-7b, max_tier: medium}``) applies only while the tier the classifier
+   would choose is at most that tier, above it the request follows the ladder;
 3. ``classifier``: the likeliest tier; when its probability is below the confidence threshold,
-   ``default_cheaper``: the cheaper of the two likeliest tiers, with fallback covering the rest.
+   ``default_cheaper``: the cheaper of the two likeliest tiers, but never more than one tier
+   below the likeliest, with fallback covering the rest.
 
 Then, in order, the adjustments: ``min_tier`` / ``max_tier`` clamp the tier, and
 ``context_length`` moves past endpoints whose context cannot hold the prompt (estimated as
@@ -84,11 +87,15 @@ def classifier_choice(
     p_top = tier_probs.get(top, 0.0)
     if p_top >= threshold:
         return top, "classifier", f"classifier: {top!r} with probability {p_top:.2f}"
+    detail = (f"confidence {p_top:.2f} is below the threshold {threshold:.2f}: took the "
+              f"cheaper of {top!r} ({p_top:.2f}) and {second!r} "
+              f"({tier_probs.get(second, 0.0):.2f})")
+    top_index = tier_order.index(top)
     cheaper = min(top, second, key=tier_order.index)
-    return cheaper, "default_cheaper", (
-        f"confidence {p_top:.2f} is below the threshold {threshold:.2f}: took the cheaper of "
-        f"{top!r} ({p_top:.2f}) and {second!r} ({tier_probs.get(second, 0.0):.2f})"
-    )
+    if tier_order.index(cheaper) < top_index - 1:
+        cheaper = tier_order[top_index - 1]
+        detail += f", at most one tier below {top!r}: {cheaper!r}"
+    return cheaper, "default_cheaper", detail
 
 
 def estimate_tokens(prompt_chars: int, chars_per_token: float) -> int:
@@ -182,10 +189,16 @@ def _rule_choice(
     kind = scores.top_category
     if kind is not None and kind in portfolio.categories and scores.categories is not None:
         p_kind = scores.categories[kind]
+        target, cap = portfolio.categories[kind].endpoint, portfolio.categories[kind].max_tier
         if p_kind >= portfolio.policy.category_threshold:
-            target = portfolio.categories[kind]
-            return (portfolio.endpoint(target), "category",
-                    prefix + f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r}")
+            tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names,
+                                                     threshold)
+            if cap is None or portfolio.tier_index(tier) <= portfolio.tier_index(cap):
+                return (portfolio.endpoint(target), "category",
+                        prefix + f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r}")
+            return order(tier)[0], reason, prefix + (
+                f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r} only up to {cap!r}, "
+                f"the specialist's cap is exceeded; {detail}")
 
     tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names, threshold)
     return order(tier)[0], reason, prefix + detail
@@ -198,7 +211,8 @@ def _prefer_resident(
     if endpoint.name in resident:
         return endpoint, reason, detail
     ranked = sorted(portfolio.tier_names, key=lambda t: -scores.tiers.get(t, 0.0))[:2]
-    for tier in ranked:
+    lowest = portfolio.tier_index(ranked[0]) - 1  # never more than one tier below the top
+    for tier in (t for t in ranked if portfolio.tier_index(t) >= lowest):
         candidate = order(tier)[0]
         if candidate.name in resident and candidate.name != endpoint.name:
             return candidate, "residency", (

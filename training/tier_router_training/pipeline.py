@@ -27,7 +27,7 @@ from sklearn.naive_bayes import MultinomialNB
 
 from classifier_service.features import analyze
 from classifier_service.routing.artifact import FORMAT_VERSION
-from classifier_service.routing.classifier import KindMix
+from classifier_service.routing.classifier import KindMix, known_share, temper, temper_factor
 from tier_router_training.dataset import Example, sort_key
 
 SEED = 20261129
@@ -61,6 +61,11 @@ class Recipe:
     """Weight of the tier distribution implied by the task-kind head (see
     :class:`classifier_service.routing.classifier.KindMix`); 0 uses the tier head alone. Needs data
     with task kinds; ignored without them."""
+
+    full_share: float = 0.5
+    """Tempering (see :mod:`classifier_service.classifier`): a prompt of which the model knows
+    fewer than this share of words gets its probabilities flattened by share / full_share;
+    0 turns it off."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +167,8 @@ def fit_bundle(
                               "heads": heads}
     if mix is not None:
         bundle["tier_from_kinds"] = mix
+    if recipe.full_share > 0:
+        bundle["temper"] = {"full_share": float(recipe.full_share)}
     return bundle
 
 
@@ -177,17 +184,31 @@ def kind_mix_spec(examples: Sequence[Example], weight: float) -> dict[str, Any]:
             "prior": (counts.sum(axis=0) / counts.sum()).tolist()}
 
 
-def tier_proba(bundle: dict[str, Any], x: Any) -> np.ndarray:
+def tier_proba(bundle: dict[str, Any], x: Any, prompts: Sequence[str] | None = None
+               ) -> np.ndarray:
     """scikit-learn's tier probabilities of a bundle (columns in tier-head order), the kind
-    mix included: the reference the compiled scorer is checked against."""
+    mix included, and with ``prompts`` (the rows of ``x``) the tempering too: the reference
+    the compiled scorer is checked against."""
     heads = bundle["heads"]
     proba = blend_proba(heads["tier"], x)
     spec = bundle.get("tier_from_kinds")
-    if spec is None or heads.get("category") is None:
+    if spec is not None and heads.get("category") is not None:
+        mix = KindMix.from_spec(spec, head_classes(heads["category"]),
+                                head_classes(heads["tier"]))
+        proba = mix.apply(proba, blend_proba(heads["category"], x))
+    return temper_rows(bundle, proba, prompts)
+
+
+def temper_rows(bundle: dict[str, Any], proba: np.ndarray, prompts: Sequence[str] | None
+                ) -> np.ndarray:
+    """``proba`` (one row per prompt) tempered as the compiled scorer tempers it."""
+    spec = bundle.get("temper")
+    if spec is None or prompts is None:
         return proba
-    mix = KindMix.from_spec(spec, head_classes(heads["category"]), head_classes(heads["tier"]))
-    result: np.ndarray = mix.apply(proba, blend_proba(heads["category"], x))
-    return result
+    vocab = bundle["vectorizer"].vocabulary_
+    factors = np.array([temper_factor(known_share(analyze(p), vocab), spec["full_share"])
+                        for p in prompts])
+    return temper(proba, factors)
 
 
 def prune_heads(heads: dict[str, Any], index: np.ndarray) -> None:
@@ -234,7 +255,8 @@ def cross_validate(
         x = bundle["vectorizer"].transform([examples[i].prompt for i in test_idx])
         head = bundle["heads"]["tier"]
         cols = np.array([list(tier_order).index(c) for c in head_classes(head)], dtype=np.intp)
-        oof[np.ix_(test_idx, cols)] = tier_proba(bundle, x)
+        oof[np.ix_(test_idx, cols)] = tier_proba(
+            bundle, x, [examples[i].prompt for i in test_idx])
         if on_fold is not None:
             on_fold(fold)
     predicted = np.array(tier_order)[oof.argmax(axis=1)]
@@ -248,14 +270,16 @@ def cross_validate(
 
 
 def default_to_cheaper(proba: np.ndarray, threshold: float) -> np.ndarray:
-    """Tier indices the policy picks: argmax, or below ``threshold`` the cheaper of the top two.
+    """Tier indices the policy picks: argmax, or below ``threshold`` the cheaper of the top two,
+    never more than one tier below the top.
 
     Columns of ``proba`` are in tier order, cheapest first. Mirrors
     :func:`classifier_service.routing.policy.classifier_choice` for whole arrays.
     """
     top2 = np.argsort(-proba, axis=1, kind="stable")[:, :2]
     confident = proba.max(axis=1) >= threshold
-    result: np.ndarray = np.where(confident, top2[:, 0], top2.min(axis=1))
+    cheaper = np.maximum(top2.min(axis=1), top2[:, 0] - 1)
+    result: np.ndarray = np.where(confident, top2[:, 0], cheaper)
     return result
 
 
