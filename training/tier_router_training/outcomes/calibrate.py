@@ -25,7 +25,29 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 MAX_POINTS = 20000
-NEVER = 1.01  # a router threshold no probability reaches; a check threshold of 1.0 never fires
+NEVER = 1.01  # a router threshold no score reaches; a check threshold of 1.0 never fires
+ALWAYS = -1.01  # a router threshold every score reaches
+MODES = ("level", "gain")
+
+
+def router_scores(p_good: FloatArray, learned: Sequence[bool], mode: str) -> FloatArray:
+    """What the router thresholds: per tier, P(good) ("level"), or P(good) minus the best
+    P(good) of a more expensive learned tier ("gain": how little going up would add).
+
+    ``gain`` sends up the prompts where the expensive tier helps, not those where every tier
+    fails. Fallback tiers keep their 1 / 0 (classifier accepts or not).
+    """
+    if mode == "level":
+        return p_good
+    if mode != "gain":
+        raise ValueError(f"router mode {mode!r} is not one of {MODES}")
+    out = p_good.copy()
+    nt = p_good.shape[1]
+    for t in range(nt - 1):
+        above = [u for u in range(t + 1, nt) if learned[u]]
+        if learned[t] and above:
+            out[:, t] = p_good[:, t] - p_good[:, above].max(axis=1)
+    return out
 
 
 def default_costs(params_b: Mapping[str, float]) -> dict[str, float]:
@@ -71,12 +93,15 @@ def _candidates(values: FloatArray, k: int, never: float) -> list[float]:
 
 def operating_points(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray,
                      costs: FloatArray, fallback: Sequence[bool]) -> list[dict[str, Any]]:
-    """Every point of a grid over the thresholds (quantiles of the predictions), replayed."""
+    """Every point of a grid over the thresholds (quantiles of the predictions), replayed.
+
+    ``p_good`` here is the router's score (:func:`router_scores`).
+    """
     nt = scores.shape[1]
     has_check = [not np.isnan(p_bad[:, t]).all() for t in range(nt - 1)]
     dims = sum(not f for f in fallback[: nt - 1]) + sum(has_check)
     k = max(3, min(51, int(MAX_POINTS ** (1 / max(dims, 1)))))
-    router_axes = [[0.5] if fallback[t] else [0.0, *_candidates(p_good[:, t], k, NEVER)]
+    router_axes = [[0.5] if fallback[t] else [ALWAYS, *_candidates(p_good[:, t], k, NEVER)]
                    for t in range(nt - 1)]
     check_axes = [_candidates(p_bad[:, t], k, 1.0) if has_check[t] else [1.0]
                   for t in range(nt - 1)]

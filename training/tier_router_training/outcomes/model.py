@@ -9,7 +9,9 @@ each file's sha256), ``weights.npz`` (plain arrays, loaded with ``allow_pickle=F
 
 Router: per tier, ``P(good | prompt) = sigmoid(tfidf(prompt) @ W[:, t] + dense @ D[:, t] + b[t])``
 where ``dense`` are the default classifier's tier/kind probabilities (the training mean where a
-caller gives none). The decision is the cheapest tier whose probability reaches its threshold;
+caller gives none). The decision is the cheapest tier whose score reaches its threshold, the
+score being P(good) (router mode ``level``) or P(good) minus the best P(good) of a more
+expensive learned tier (mode ``gain``: what going up would not add), whichever calibration chose;
 a tier without a learned router (too few records) accepts when the classifier's top tier is at
 or below it; the most expensive tier takes what is left.
 
@@ -102,6 +104,7 @@ class OutcomeModel:
         self.tiers: tuple[str, ...] = tuple(metadata["tiers"])
         self.fallback: dict[str, str] = dict(metadata["router"]["fallback"])
         self._learned = [t not in self.fallback for t in self.tiers]
+        self.router_mode: str = metadata["router"].get("mode", "level")
         self._vocab = {f: i for i, f in enumerate(vocabulary)}
         self._idf = arrays["idf"]
         self._w = arrays["router_w"]
@@ -203,10 +206,15 @@ class OutcomeModel:
                 continue
             p = _sigmoid(float(z[i]))
             th = self.router_thresholds[tier]
-            if p >= th:
-                notes.append(f"{tier}: P(good)={p:.2f} >= {th:.2f}")
+            score, what = p, f"P(good)={p:.2f}"
+            above = [u for u in range(i + 1, len(self.tiers)) if self._learned[u]]
+            if self.router_mode == "gain" and above:
+                best = max(_sigmoid(float(z[u])) for u in above)
+                score, what = p - best, f"P(good)={p:.2f} - {best:.2f} above"
+            if score >= th:
+                notes.append(f"{tier}: {what} >= {th:.2f}")
                 return tier, "outcome model; " + "; ".join(notes)
-            notes.append(f"{tier}: P(good)={p:.2f} < {th:.2f}")
+            notes.append(f"{tier}: {what} < {th:.2f}")
         return self.tiers[-1], "outcome model; " + "; ".join(notes) + f"; {self.tiers[-1]}"
 
     # --- check --------------------------------------------------------------------------
