@@ -1,0 +1,258 @@
+"""Learning from outcomes, measured on the development outcome sets in ../shared/data/outcomes.
+
+    python bench/bench_outcomes.py [--splits 5] [--sets mmlu,gsm8k,alpaca] [--data DIR]
+
+Each set is split in halves by prompt, ``--splits`` times at random. The outcome model is trained
+and calibrated on one half (hyperparameters by cross-validation inside it; thresholds on its
+out-of-fold predictions) and replayed on the other half, whose figures are printed (mean and
+range over the splits) beside two baselines calibrated the same way on the same half: a TF-IDF
+logistic router (one C, no classifier features, no check) and escalate-by-length (answer length
+where the set has answers, else prompt length); for AlpacaEval also cascadeflow 1.2.0's quality
+validator (offline, no LLM calls; as shipped and with its confidence thresholded on the training
+half). Relative costs: weak 1 / strong 10 (MMLU, GSM8K); 7B 1, 13B 13/7, 70B 10 (params_b).
+
+Rows are read into memory and turned into outcome records there; nothing is written to the repo.
+Also times the decision and the check in-process and `train` on 20,000 records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier_service.artifact import bundled_model_dir, load_artifact
+from classifier_service.classifier import TierClassifier
+from tier_router_training.outcomes.calibrate import choose, operating_points, point_arrays, replay
+from tier_router_training.outcomes.model import ClassifierScores
+from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from tier_router_training.outcomes.report import evaluate
+from tier_router_training.outcomes.train import predict, train_model
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "outcomes"
+SIZES = {"7b": "simple", "13b": "medium", "70b": "complex"}
+TWO_COSTS = {"weak": 1.0, "strong": 10.0}
+THREE_COSTS = {"simple": 1.0, "medium": 13 / 7, "complex": 10.0}
+Target = dict[str, Any]
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def two_tier_records(rows: list[dict[str, Any]]) -> list[list[OutcomeRecord]]:
+    return [[OutcomeRecord(r["prompt"], "weak", float(r["weak_score"]), category=r.get("subset")),
+             OutcomeRecord(r["prompt"], "strong", float(r["strong_score"]),
+                           category=r.get("subset"))] for r in rows]
+
+
+def alpaca_records(rows: list[dict[str, Any]]) -> list[list[OutcomeRecord]]:
+    out = []
+    for r in rows:
+        recs = [OutcomeRecord(r["prompt"], SIZES[s], float(w), answer=r["answers"][s],
+                              finish_reason="stop", source="judge")
+                for s, w in r["wins"].items() if w is not None]
+        out.append(recs)
+    return out
+
+
+def cascadeflow_scores(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[bool, float]]:
+    """(prompt, tier) -> (validator passed, 1 - its confidence), for every recorded answer."""
+    from cascadeflow.quality.confidence import ProductionConfidenceEstimator
+    from cascadeflow.quality.quality import QualityValidator
+
+    logging.disable(logging.WARNING)
+    validator, estimator = QualityValidator(), ProductionConfidenceEstimator()
+    out = {}
+    for r in rows:
+        for size, tier in SIZES.items():
+            answer = r["answers"][size]
+            conf = estimator.estimate(answer, query=r["prompt"]).final_confidence
+            res = validator.validate(answer, r["prompt"], conf)
+            out[(r["prompt"], tier)] = (bool(res.passed), 1.0 - float(conf))
+    logging.disable(logging.NOTSET)
+    return out
+
+
+def replay_on(ref: OutcomeTable, p_good: np.ndarray, p_bad: np.ndarray, costs: dict[str, float],
+              point: dict[str, Any]) -> dict[str, float]:
+    rt, ct = point_arrays(point, ref.tiers)
+    cost = np.array([costs[t] for t in ref.tiers])
+    r = replay(ref.scores, p_good, p_bad, cost, rt, ct)
+    q = ref.scores.mean(axis=0)
+    out = {"quality": r.quality, "cost": r.cost, "random": float(r.shares @ q),
+           "cheap_share": float(r.shares[0]), "top_share": float(r.shares[-1])}
+    if len(q) == 2:
+        out["pgr"] = float((r.quality - q[0]) / (q[1] - q[0]))
+        out["pgr_minus_random"] = out["pgr"] - out["top_share"]
+    out["delta_random"] = r.quality - out["random"]
+    for i, t in enumerate(ref.tiers):
+        out[f"always_{t}"] = float(q[i])
+    return out
+
+
+def heuristic(train: OutcomeTable, test: OutcomeTable, costs: dict[str, float], target: Target,
+              make: Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Calibrate fixed scores (p_good, p_bad) on the training half, replay on the test half."""
+    cost = np.array([costs[t] for t in train.tiers])
+    g, b = make(train)
+    pts = operating_points(train.scores, g, b, cost, [False] * len(train.tiers))
+    point = choose(pts, train.tiers, train.scores, **target)
+    g, b = make(test)
+    return replay_on(test, g, b, costs, point)
+
+
+def by_length(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
+    n, nt = table.scores.shape
+    if all(a is None for row in table.answers for a in row):  # prompt length: long goes up
+        g = np.array([[1 / (1 + len(p))] * nt for p in table.prompts])
+        return g, np.full((n, nt), np.nan)
+    b = np.array([[1 / (1 + len(a or "")) for a in row] for row in table.answers])
+    return np.zeros((n, nt)), b  # every prompt starts at the cheapest tier
+
+
+def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: dict[str, float],
+              target: Target, seed: int, clf: Callable[[str], ClassifierScores],
+              cf: dict[tuple[str, str], tuple[bool, float]] | None) -> dict[str, dict[str, float]]:
+    order = np.random.default_rng(seed).permutation(len(groups))
+    half = len(groups) // 2
+    train_recs = [r for i in order[:half] for r in groups[i]]
+    test_recs = [r for i in order[half:] for r in groups[i]]
+    train = OutcomeTable.build(train_recs, tiers)
+    test = OutcomeTable.build(test_recs, tiers)
+    train, test = train.subset(train.complete_rows()), test.subset(test.complete_rows())
+    res: dict[str, dict[str, float]] = {}
+    model, _ = train_model(train_recs, tiers, costs, classifier=clf, seed=seed, **target)
+    g, b = predict(model, test, clf)
+    res["outcome model"] = replay_on(test, g, b, costs, model.metadata["operating_point"])
+    if len(tiers) == 2:
+        rep = evaluate(test.scores, g, b, tiers, costs, None, [False, False])
+        res["outcome model"].update({f"pgr@{k}": v - float(k) for k, v in rep["pgr"].items()})
+        res["outcome model"]["apgr"] = rep["apgr"]
+    base, _ = train_model(train_recs, tiers, costs, seed=seed, router_c=(1.0,),
+                          use_check=False, **target)
+    g, b = predict(base, test)
+    res["tf-idf logistic"] = replay_on(test, g, b, costs, base.metadata["operating_point"])
+    res["by length"] = heuristic(train, test, costs, target, by_length)
+    if cf is not None:
+        def cf_make(passed: bool) -> Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]:
+            def make(t: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
+                b = np.array([[(0.0 if cf[(p, tier)][0] else 1.0) if passed else cf[(p, tier)][1]
+                               for tier in tiers] for p in t.prompts])
+                return np.zeros(b.shape), b
+            return make
+        g, b = cf_make(True)(test)
+        shipped = {"router_thresholds": dict.fromkeys(tiers, 0.0),
+                   "check_thresholds": dict.fromkeys(tiers, 0.5)}
+        res["cascadeflow as shipped"] = replay_on(test, g, b, costs, shipped)
+        res["cascadeflow thresholded"] = heuristic(train, test, costs, target, cf_make(False))
+    return res
+
+
+def summarise(name: str, runs: list[dict[str, dict[str, float]]], keys: list[str]) -> None:
+    print(f"\n== {name}: {len(runs)} splits, held-out halves: mean [min, max]")
+    for method in runs[0]:
+        cells = []
+        for k in keys:
+            vals = [r[method][k] for r in runs if k in r[method]]
+            if vals:
+                cells.append(f"{k} {statistics.mean(vals):+.3f} "
+                             f"[{min(vals):+.3f}, {max(vals):+.3f}]")
+        print(f"  {method:<24} " + "; ".join(cells))
+
+
+def timings(mmlu: list[dict[str, Any]], alpaca: list[dict[str, Any]],
+            clf: Callable[[str], ClassifierScores], out: Path) -> None:
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(mmlu), 10_000)
+    recs = [rec for k, i in enumerate(picks)
+            for rec in two_tier_records([dict(mmlu[i], prompt=f"{mmlu[i]['prompt']}\n#{k}")])[0]]
+    start = time.perf_counter()
+    train_model(recs, ("weak", "strong"), TWO_COSTS, out / "mmlu-20k", classifier=clf,
+                max_share={"strong": 0.3})
+    print(f"\ntrain on {len(recs):,} records (classifier features, CV, calibrate, save): "
+          f"{time.perf_counter() - start:.1f} s")
+    groups = alpaca_records(alpaca)
+    model, _ = train_model([r for g in groups for r in g], tuple(THREE_COSTS), THREE_COSTS,
+                           out / "alpaca", classifier=clf, match_tier="medium")
+    prompts = [r["prompt"] for r in alpaca]
+    scored = [clf(p) for p in prompts]
+    decide, both = [], []
+    for p, s in zip(prompts * 5, scored * 5, strict=True):
+        t0 = time.perf_counter()
+        model.decide(p, s)
+        t1 = time.perf_counter()
+        model.decide(p, clf(p))
+        decide.append(t1 - t0)
+        both.append(time.perf_counter() - t1)
+    answer = (("The committee reviewed the proposal in detail and agreed to fund a pilot in two "
+               "regions, with a report due in the spring. ") * 20)[:2400]
+    checks = []
+    for i in range(2000):
+        t0 = time.perf_counter()
+        model.check(prompts[i % len(prompts)], f"{answer} {i}", "simple", "stop", None,
+                    scored[i % len(prompts)])
+        checks.append(time.perf_counter() - t0)
+    print(f"decide p50 {statistics.median(decide) * 1e3:.3f} ms (given classifier scores); "
+          f"with the classifier's scoring {statistics.median(both) * 1e3:.3f} ms")
+    print(f"learned check p50 for a 2,400-char answer: {statistics.median(checks) * 1e3:.3f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--sets", default="mmlu,gsm8k,alpaca")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--no-timing", action="store_true")
+    a = ap.parse_args()
+    clf = TierClassifier(load_artifact(bundled_model_dir())).score
+    sets = a.sets.split(",")
+    mmlu = read_rows(a.data / "routellm-mmlu-dev.jsonl")
+    alpaca = [r for r in read_rows(a.data / "alpacaeval-llama2-chat-dev.jsonl")
+              if None not in r["wins"].values()]
+    pgr_keys = ["pgr_minus_random", "pgr", "top_share", "pgr@0.30", "apgr"]
+    for name, file, target in (("mmlu", "routellm-mmlu-dev.jsonl", 0.15),
+                               ("gsm8k", "routellm-gsm8k-dev.jsonl", 0.03)):
+        if name in sets:
+            groups = two_tier_records(mmlu if name == "mmlu" else read_rows(a.data / file))
+            runs = [one_split(groups, ("weak", "strong"), TWO_COSTS,
+                              {"max_share": {"strong": 0.3}}, s, clf, None)
+                    for s in range(a.splits)]
+            summarise(f"{name} --max-share strong=0.3 (target PGR - random >= +{target})",
+                      runs, pgr_keys)
+    if "alpaca" in sets:
+        try:
+            cf = cascadeflow_scores(alpaca)
+        except ImportError:
+            print("cascadeflow not installed")
+            cf = None
+        targets: list[tuple[str, Target]] = [
+            ("--match-tier medium", {"match_tier": "medium"}),
+            ("--match-tier medium --min-share simple=0.65",
+             {"match_tier": "medium", "min_share": {"simple": 0.65}})]
+        for label, alpaca_target in targets:
+            runs = [one_split(alpaca_records(alpaca), tuple(THREE_COSTS), THREE_COSTS,
+                              alpaca_target, s, clf, cf) for s in range(a.splits)]
+            for r in runs:
+                for m in r.values():
+                    m["vs_always13B"] = m["quality"] - m["always_medium"]
+            summarise(f"alpaca {label} (target vs_always13B >= +0.02 with cheap_share >= 0.65; "
+                      "delta_random >= +0.05)", runs,
+                      ["quality", "vs_always13B", "cheap_share", "delta_random", "cost"])
+    if not a.no_timing:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            timings(mmlu, alpaca, clf, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

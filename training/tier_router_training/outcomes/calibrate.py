@@ -1,0 +1,180 @@
+"""Operating points of an outcome model: router and check thresholds chosen together.
+
+A point is one threshold per tier for the router (start at the cheapest tier whose P(good)
+reaches it) and one per tier for the check (escalate to the next tier while P(not good) is
+above it). Replayed on reference outcomes (prompts with a score at every tier) a point has an
+expected quality (mean score of the answers kept), a cost (mean over prompts of the summed
+relative cost of every call made: a cascade that calls 7B and then 13B pays both) and shares
+(the fraction of prompts answered by each tier; ``calls`` counts every call).
+
+Targets: ``max_share`` caps tiers' answered shares; ``match_tier`` asks for the cheapest point
+whose quality is at least that of sending everything to that tier; with neither, the point of
+highest quality within the caps. Ties go to the cheaper point.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+MAX_POINTS = 20000
+NEVER = 1.01  # a router threshold no score reaches; a check threshold of 1.0 never fires
+ALWAYS = -1.01  # a router threshold every score reaches
+MODES = ("level", "gain")
+
+
+def router_scores(p_good: FloatArray, learned: Sequence[bool], mode: str) -> FloatArray:
+    """What the router thresholds: per tier, P(good) ("level"), or P(good) minus the best
+    P(good) of a more expensive learned tier ("gain": how little going up would add).
+
+    ``gain`` sends up the prompts where the expensive tier helps, not those where every tier
+    fails. Fallback tiers keep their 1 / 0 (classifier accepts or not).
+    """
+    if mode == "level":
+        return p_good
+    if mode != "gain":
+        raise ValueError(f"router mode {mode!r} is not one of {MODES}")
+    out = p_good.copy()
+    nt = p_good.shape[1]
+    for t in range(nt - 1):
+        above = [u for u in range(t + 1, nt) if learned[u]]
+        if learned[t] and above:
+            out[:, t] = p_good[:, t] - p_good[:, above].max(axis=1)
+    return out
+
+
+def default_costs(params_b: Mapping[str, float]) -> dict[str, float]:
+    """Relative cost per call, proportional to parameter count (the cheapest tier costs 1)."""
+    low = min(params_b.values())
+    return {t: float(v) / low for t, v in params_b.items()}
+
+
+@dataclass(frozen=True)
+class Replay:
+    quality: float
+    cost: float
+    shares: FloatArray  # (tiers,) answered
+    calls: FloatArray  # (tiers,) called, per prompt
+
+
+def replay(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray, costs: FloatArray,
+           router_th: Sequence[float], check_th: Sequence[float]) -> Replay:
+    """Replay one operating point on complete rows (a score at every tier)."""
+    n, nt = scores.shape
+    cur = np.full(n, nt - 1, dtype=np.intp)
+    for t in range(nt - 2, -1, -1):
+        cur[p_good[:, t] >= router_th[t]] = t
+    called = np.zeros((n, nt), dtype=bool)
+    for t in range(nt - 1):
+        here = cur == t
+        up = here & (np.nan_to_num(p_bad[:, t], nan=0.0) > check_th[t])
+        called[up, t] = True
+        cur[up] = t + 1
+    called[np.arange(n), cur] = True
+    shares = np.bincount(cur, minlength=nt) / n
+    calls = called.mean(axis=0)
+    return Replay(float(scores[np.arange(n), cur].mean()), float(calls @ costs), shares, calls)
+
+
+def _candidates(values: FloatArray, k: int, never: float) -> list[float]:
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return [never]
+    qs = np.quantile(v, np.linspace(0, 1, k))
+    return sorted({*(float(q) for q in qs), never})
+
+
+def operating_points(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray,
+                     costs: FloatArray, fallback: Sequence[bool]) -> list[dict[str, Any]]:
+    """Every point of a grid over the thresholds (quantiles of the predictions), replayed.
+
+    ``p_good`` here is the router's score (:func:`router_scores`).
+    """
+    nt = scores.shape[1]
+    has_check = [not np.isnan(p_bad[:, t]).all() for t in range(nt - 1)]
+    dims = sum(not f for f in fallback[: nt - 1]) + sum(has_check)
+    k = max(3, min(51, int(MAX_POINTS ** (1 / max(dims, 1)))))
+    router_axes = [[0.5] if fallback[t] else [ALWAYS, *_candidates(p_good[:, t], k, NEVER)]
+                   for t in range(nt - 1)]
+    check_axes = [_candidates(p_bad[:, t], k, 1.0) if has_check[t] else [1.0]
+                  for t in range(nt - 1)]
+    points = []
+    for combo in itertools.product(*router_axes, *check_axes):
+        rt = [*combo[: nt - 1], 0.0]
+        ct = [*combo[nt - 1:], 1.0]
+        r = replay(scores, p_good, p_bad, costs, rt, ct)
+        points.append({"router": rt, "check": ct, "quality": r.quality, "cost": r.cost,
+                       "shares": r.shares.tolist(), "calls": r.calls.tolist()})
+    return points
+
+
+def choose(points: list[dict[str, Any]], tiers: Sequence[str], scores: FloatArray,
+           max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
+           min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The operating point a target asks for, described for metadata and the CLI.
+
+    ``min_share`` (a floor on tiers' answered shares, e.g. "at least 65% on the small model")
+    filters like ``max_share``; when no point meets the shares, all points are considered and
+    ``target_met`` is false.
+    """
+    caps = dict(max_share or {})
+    floors = dict(min_share or {})
+    for t in [*caps, *floors, *([match_tier] if match_tier else [])]:
+        if t not in tiers:
+            raise ValueError(f"tier {t!r} is not one of {list(tiers)}")
+    ok = [p for p in points
+          if all(p["shares"][tiers.index(t)] <= s + 1e-12 for t, s in caps.items())
+          and all(p["shares"][tiers.index(t)] >= s - 1e-12 for t, s in floors.items())]
+    met = bool(ok)
+    pool = ok or points
+    target: dict[str, Any] = {"max_share": caps, "min_share": floors, "match_tier": match_tier}
+    if match_tier is not None:
+        goal = float(scores[:, tiers.index(match_tier)].mean())
+        target["quality_to_match"] = round(goal, 4)
+        good = [p for p in pool if p["quality"] >= goal - 1e-12]
+        if good:
+            best = min(good, key=lambda p: (p["cost"], -p["quality"]))
+        else:
+            met = False
+            best = max(pool, key=lambda p: (p["quality"], -p["cost"]))
+    else:
+        best = max(pool, key=lambda p: (p["quality"], -p["cost"]))
+    return describe(best, tiers, target, met)
+
+
+def describe(point: dict[str, Any], tiers: Sequence[str], target: dict[str, Any] | None = None,
+             met: bool = True) -> dict[str, Any]:
+    return {
+        "router_thresholds": {t: _r(point["router"][i]) for i, t in enumerate(tiers)},
+        "check_thresholds": {t: _r(point["check"][i]) for i, t in enumerate(tiers)},
+        "expected_quality": _r(point["quality"]), "cost": _r(point["cost"]),
+        "shares": {t: _r(point["shares"][i]) for i, t in enumerate(tiers)},
+        "calls": {t: _r(point["calls"][i]) for i, t in enumerate(tiers)},
+        "target": target or {}, "target_met": met,
+    }
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6) if math.isfinite(x) else float(x)
+
+
+def point_arrays(point: Mapping[str, Any], tiers: Sequence[str]) -> tuple[list[float], list[float]]:
+    """Thresholds of a described point back as lists in tier order."""
+    return ([float(point["router_thresholds"][t]) for t in tiers],
+            [float(point["check_thresholds"][t]) for t in tiers])
+
+
+def frontier(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points no other point beats on both cost and quality, by cost."""
+    out: list[dict[str, Any]] = []
+    for p in sorted(points, key=lambda p: (p["cost"], -p["quality"])):
+        if not out or p["quality"] > out[-1]["quality"] + 1e-12:
+            out.append(p)
+    return out

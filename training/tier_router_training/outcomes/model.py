@@ -1,0 +1,252 @@
+"""The outcome model's folder, and the loader/scorer that serving uses.
+
+A folder holds three files and no code: ``metadata.json`` (format, tiers in cost order, record
+counts, which tiers fall back to the classifier, the chosen operating point, library versions,
+each file's sha256), ``weights.npz`` (plain arrays, loaded with ``allow_pickle=False``) and
+``vocabulary.json`` (the TF-IDF features in column order). Scoring needs numpy,
+:func:`classifier_service.features.analyze` and, for the check, the eight signals of
+:mod:`classifier_service.quality`.
+
+Router: per tier, ``P(good | prompt) = sigmoid(tfidf(prompt) @ W[:, t] + dense @ D[:, t] + b[t])``
+where ``dense`` are the default classifier's tier/kind probabilities (the training mean where a
+caller gives none). The decision is the cheapest tier whose score reaches its threshold, the
+score being P(good) (router mode ``level``) or P(good) minus the best P(good) of a more
+expensive learned tier (mode ``gain``: what going up would not add), whichever calibration chose;
+a tier without a learned router (too few records) accepts when the classifier's top tier is at
+or below it; the most expensive tier takes what is left.
+
+Check: ``P(not good | prompt, answer, tier) = sigmoid(((x - mean) / std) @ w + b)`` over
+:func:`.answer_features.answer_vector`; its top signals are the largest terms of that sum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from classifier_service.features import FEATURES_VERSION, analyze
+from tier_router_training.outcomes.answer_features import answer_vector, feature_names
+
+FloatArray = npt.NDArray[np.float64]
+FORMAT = "tier-router-outcomes"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.npz"
+VOCAB_FILE = "vocabulary.json"
+METADATA_FILE = "metadata.json"
+
+
+class ClassifierScores(Protocol):
+    """What the default classifier says of a prompt (``classifier_service.classifier.Scores``)."""
+
+    @property
+    def tiers(self) -> dict[str, float]: ...
+
+    @property
+    def categories(self) -> dict[str, float] | None: ...
+
+
+class OutcomeModelError(ValueError):
+    """A model folder that cannot be used; the message names the file and the problem."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
+               metadata: dict[str, Any]) -> Path:
+    """Write the folder atomically: a temporary folder beside ``out_dir``, then a rename."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        np.savez(tmp / WEIGHTS_FILE, **named)
+        (tmp / VOCAB_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False))
+        meta = dict(metadata, format=FORMAT, format_version=FORMAT_VERSION,
+                    features_version=FEATURES_VERSION,
+                    files={name: _sha256(tmp / name) for name in (WEIGHTS_FILE, VOCAB_FILE)})
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o755)
+        old: Path | None = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+class OutcomeModel:
+    """A loaded outcome model: router probabilities, the decision, and the answer check."""
+
+    def __init__(self, metadata: dict[str, Any], arrays: dict[str, FloatArray],
+                 vocabulary: list[str], path: Path | None = None) -> None:
+        self.metadata = metadata
+        self.path = path
+        self.tiers: tuple[str, ...] = tuple(metadata["tiers"])
+        self.fallback: dict[str, str] = dict(metadata["router"]["fallback"])
+        self._learned = [t not in self.fallback for t in self.tiers]
+        self.router_mode: str = metadata["router"].get("mode", "level")
+        self._vocab = {f: i for i, f in enumerate(vocabulary)}
+        self._idf = arrays["idf"]
+        self._w = arrays["router_w"]
+        self._dense_w = arrays["router_dense_w"]
+        self._dense_fill = arrays["router_dense_fill"]
+        self._b = arrays["router_b"]
+        self._dense_names: list[str] = list(metadata["router"]["dense_features"])
+        point = metadata.get("operating_point") or {}
+        self.router_thresholds: dict[str, float] = dict(
+            point.get("router_thresholds") or {t: 0.5 for t in self.tiers})
+        self.check_thresholds: dict[str, float] = dict(
+            point.get("check_thresholds") or {t: 1.0 for t in self.tiers})
+        check = metadata.get("check")
+        self.has_check = bool(check)
+        if check:
+            self._check_names = feature_names(self.tiers)
+            self._cw = arrays["check_w"]
+            self._cb = float(arrays["check_b"])
+            self._cmean = arrays["check_mean"]
+            self._cstd = arrays["check_std"]
+            self._kind_loglen: dict[str, float] = dict(check["kind_loglen"])
+            self._default_loglen = float(check["default_loglen"])
+
+    @classmethod
+    def load(cls, model_dir: Path | str) -> OutcomeModel:
+        """Load a folder, refusing a wrong format, features version or checksum."""
+        model_dir = Path(model_dir)
+        meta_path = model_dir / METADATA_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise OutcomeModelError(f"{meta_path}: cannot read: {exc}") from None
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise OutcomeModelError(f"{meta_path}: not a {FORMAT} v{FORMAT_VERSION} model")
+        if meta.get("features_version") != FEATURES_VERSION:
+            raise OutcomeModelError(f"{meta_path}: trained with features version "
+                                    f"{meta.get('features_version')}, this is {FEATURES_VERSION}")
+        for name, digest in meta["files"].items():
+            if _sha256(model_dir / name) != digest:
+                raise OutcomeModelError(f"{model_dir / name}: checksum mismatch")
+        with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+        vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
+        return cls(meta, arrays, vocabulary, model_dir)
+
+    # --- router -------------------------------------------------------------------------
+    def _dense(self, scores: ClassifierScores | None) -> FloatArray:
+        if scores is None or not self._dense_names:
+            return self._dense_fill
+        out = self._dense_fill.copy()
+        cats = scores.categories or {}
+        for i, name in enumerate(self._dense_names):
+            head, _, label = name.partition(":")
+            source = scores.tiers if head == "tier" else cats
+            if label in source:
+                out[i] = source[label]
+        return out
+
+    def router_logits(self, prompt: str, scores: ClassifierScores | None = None) -> FloatArray:
+        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros)."""
+        counts: dict[int, int] = {}
+        vocab = self._vocab
+        for feature in analyze(prompt):
+            j = vocab.get(feature)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        z = self._b + self._dense(scores) @ self._dense_w
+        if counts:
+            n = len(counts)
+            idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
+            tf = np.log(np.fromiter(counts.values(), dtype=np.float64, count=n)) + 1.0
+            weighted = tf * self._idf[idx]
+            z = z + (tf / math.sqrt(float(weighted @ weighted))) @ self._w[idx]
+        result: FloatArray = z
+        return result
+
+    def tier_probabilities(self, prompt: str, classifier_scores: ClassifierScores | None = None
+                           ) -> dict[str, float]:
+        """P(an answer at this tier is good enough), for every tier with a learned router."""
+        z = self.router_logits(prompt, classifier_scores)
+        return {t: _sigmoid(float(z[i])) for i, t in enumerate(self.tiers) if self._learned[i]}
+
+    def decide(self, prompt: str, classifier_scores: ClassifierScores | None = None
+               ) -> tuple[str, str]:
+        """The cheapest tier likely enough to answer well, and why (names any fallback)."""
+        z = self.router_logits(prompt, classifier_scores)
+        top = classifier_scores.top_tier if classifier_scores is not None and hasattr(
+            classifier_scores, "top_tier") else None
+        if top is None and classifier_scores is not None and classifier_scores.tiers:
+            top = max(classifier_scores.tiers, key=classifier_scores.tiers.__getitem__)
+        notes: list[str] = []
+        for i, tier in enumerate(self.tiers[:-1]):
+            if not self._learned[i]:
+                why = self.fallback[tier]
+                if top is not None and top in self.tiers and self.tiers.index(top) <= i:
+                    notes.append(f"{tier}: {why}, classifier's top tier {top}")
+                    return tier, "outcome model; " + "; ".join(notes)
+                notes.append(f"{tier}: {why}, classifier's top tier {top} is above it")
+                continue
+            p = _sigmoid(float(z[i]))
+            th = self.router_thresholds[tier]
+            score, what = p, f"P(good)={p:.2f}"
+            above = [u for u in range(i + 1, len(self.tiers)) if self._learned[u]]
+            if self.router_mode == "gain" and above:
+                best = max(_sigmoid(float(z[u])) for u in above)
+                score, what = p - best, f"P(good)={p:.2f} - {best:.2f} above"
+            if score >= th:
+                notes.append(f"{tier}: {what} >= {th:.2f}")
+                return tier, "outcome model; " + "; ".join(notes)
+            notes.append(f"{tier}: {what} < {th:.2f}")
+        return self.tiers[-1], "outcome model; " + "; ".join(notes) + f"; {self.tiers[-1]}"
+
+    # --- check --------------------------------------------------------------------------
+    def check_vector(self, prompt: str, answer: str, tier: str, finish_reason: str | None,
+                     avg_logprob: float | None, classifier_scores: ClassifierScores | None,
+                     router_logit: float | None = None) -> FloatArray:
+        i = self.tiers.index(tier)
+        kind = None
+        if classifier_scores is not None and classifier_scores.categories:
+            cats = classifier_scores.categories
+            kind = max(cats, key=cats.__getitem__)
+        if router_logit is None:
+            router_logit = float(self.router_logits(prompt, classifier_scores)[i])
+        return answer_vector(prompt, answer, tier_index=i, n_tiers=len(self.tiers), kind=kind,
+                             kind_loglen=self._kind_loglen.get(kind or "", self._default_loglen),
+                             finish_reason=finish_reason, avg_logprob=avg_logprob,
+                             router_logit=router_logit)
+
+    def check(self, prompt: str, answer: str, tier: str, finish_reason: str | None = None,
+              avg_logprob: float | None = None, classifier_scores: ClassifierScores | None = None,
+              top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+        """P(this answer is not good enough) and the signals that pushed it most (name, push)."""
+        if not self.has_check:
+            raise LookupError("this outcome model has no trained check (no answers in its records)")
+        if tier not in self.tiers:
+            raise KeyError(f"tier {tier!r} is not one of {list(self.tiers)}")
+        x = self.check_vector(prompt, answer, tier, finish_reason, avg_logprob, classifier_scores)
+        terms = (x - self._cmean) / self._cstd * self._cw
+        p_bad = _sigmoid(float(terms.sum()) + self._cb)
+        order = np.argsort(-np.abs(terms))[:top]
+        return p_bad, [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
+
+    def escalate(self, p_bad: float, tier: str) -> bool:
+        """Whether the operating point sends an answer with this ``p_bad`` to the next tier."""
+        return tier != self.tiers[-1] and p_bad > self.check_thresholds.get(tier, 1.0)

@@ -1,0 +1,93 @@
+"""Outcome records, and the table of prompts by tier that fitting and calibration read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Source = Literal["user", "judge", "check"]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One observed answer: which tier answered ``prompt``, and how good it was (0-1)."""
+
+    prompt: str
+    tier: str
+    score: float
+    answer: str | None = None
+    finish_reason: str | None = None
+    avg_logprob: float | None = None
+    category: str | None = None
+    source: Source = "user"
+    endpoint: str | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class OutcomeTable:
+    """Prompts (rows) by tiers (columns): score and answer where a record exists, NaN / None not.
+
+    Several records of one prompt at one tier are averaged (their answers: the first kept).
+    """
+
+    tiers: tuple[str, ...]
+    prompts: list[str]
+    scores: FloatArray  # (prompts, tiers), NaN where no record
+    answers: list[list[str | None]]
+    finish: list[list[str | None]]
+    logprobs: list[list[float | None]]
+    counts: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @classmethod
+    def build(cls, records: Iterable[OutcomeRecord], tiers: Sequence[str]) -> OutcomeTable:
+        order = {t: i for i, t in enumerate(tiers)}
+        index: dict[str, int] = {}
+        sums: list[list[float]] = []
+        counts: list[list[float]] = []
+        answers: list[list[str | None]] = []
+        finish: list[list[str | None]] = []
+        logprobs: list[list[float | None]] = []
+        for rec in records:
+            col = order.get(rec.tier)
+            if col is None:
+                raise ValueError(f"record tier {rec.tier!r} is not one of {list(tiers)}")
+            if not 0.0 <= rec.score <= 1.0:
+                raise ValueError(f"record score {rec.score!r} is outside 0-1")
+            row = index.get(rec.prompt)
+            if row is None:
+                row = index[rec.prompt] = len(sums)
+                sums.append([0.0] * len(tiers))
+                counts.append([0.0] * len(tiers))
+                answers.append([None] * len(tiers))
+                finish.append([None] * len(tiers))
+                logprobs.append([None] * len(tiers))
+            sums[row][col] += rec.score
+            counts[row][col] += 1
+            if answers[row][col] is None and rec.answer is not None:
+                answers[row][col] = rec.answer
+                finish[row][col] = rec.finish_reason
+                logprobs[row][col] = rec.avg_logprob
+        c = np.array(counts, dtype=np.float64).reshape(-1, len(tiers))
+        s = np.array(sums, dtype=np.float64).reshape(-1, len(tiers))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores = np.where(c > 0, s / np.maximum(c, 1), np.nan)
+        return cls(tuple(tiers), list(index), scores, answers, finish, logprobs, c)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def subset(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> OutcomeTable:
+        r = [int(i) for i in rows]
+        return OutcomeTable(self.tiers, [self.prompts[i] for i in r], self.scores[r],
+                            [self.answers[i] for i in r], [self.finish[i] for i in r],
+                            [self.logprobs[i] for i in r], self.counts[r])
+
+    def complete_rows(self) -> npt.NDArray[np.intp]:
+        """Rows with a score at every tier: the ones a cascade can be replayed on."""
+        return np.flatnonzero(~np.isnan(self.scores).any(axis=1))

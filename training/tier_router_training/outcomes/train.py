@@ -1,0 +1,101 @@
+"""From records to a saved, calibrated outcome model, and a model's predictions on records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifier_service.artifact import library_versions
+from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
+from tier_router_training.outcomes.fit import FitResult, fit
+from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel, save_model
+from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def calibrate_fit(result: FitResult, costs: Mapping[str, float],
+                  max_share: Mapping[str, float] | None = None,
+                  match_tier: str | None = None,
+                  min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Choose the operating point on the fit's out-of-fold predictions of its own records.
+
+    Both router modes are tried; the one whose chosen point does best on these out-of-fold
+    predictions (target met, then quality for ``max_share``, cost for ``match_tier``) is kept.
+    """
+    tiers = result.table.tiers
+    rows = result.table.complete_rows()
+    if len(rows) == 0:
+        raise ValueError("calibration needs prompts with a record at every tier; none have")
+    cost = np.array([float(costs[t]) for t in tiers])
+    fallback = [t in result.metadata["router"]["fallback"] for t in tiers]
+    learned = [not f for f in fallback]
+    scores = result.table.scores[rows]
+    best: tuple[tuple[float, ...], dict[str, Any]] | None = None
+    for mode in MODES:
+        g = router_scores(result.p_good[rows], learned, mode)
+        points = operating_points(scores, g, result.p_bad[rows], cost, fallback)
+        point = choose(points, tiers, scores, max_share, match_tier, min_share)
+        point["router_mode"] = mode
+        q, c = point["expected_quality"], point["cost"]
+        key = (float(point["target_met"]), -c, q) if match_tier else (
+            float(point["target_met"]), q, -c)
+        if best is None or key > best[0] + tuple(1e-9 for _ in key):
+            best = (key, point)
+    assert best is not None
+    point = best[1]
+    point["reference_prompts"] = len(rows)
+    point["costs"] = {t: float(costs[t]) for t in tiers}
+    return point
+
+
+def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
+                costs: Mapping[str, float], out_dir: Path | None = None,
+                classifier: Callable[[str], ClassifierScores] | None = None, *,
+                max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
+                min_share: Mapping[str, float] | None = None, seed: int = 0,
+                **fit_options: Any) -> tuple[OutcomeModel, FitResult]:
+    """Fit, calibrate on out-of-fold predictions, and (with ``out_dir``) save atomically."""
+    result = fit(records, tiers, classifier, seed=seed, **fit_options)
+    meta = dict(result.metadata)
+    meta["operating_point"] = calibrate_fit(result, costs, max_share, match_tier,
+                                             min_share)
+    meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
+    meta["libraries"] = library_versions()
+    meta["seed"] = seed
+    if out_dir is not None:
+        save_model(out_dir, result.arrays, result.vocabulary, meta)
+        return OutcomeModel.load(out_dir), result
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in result.arrays.items()}
+    return OutcomeModel(meta, arrays, result.vocabulary), result
+
+
+def predict(model: OutcomeModel, table: OutcomeTable,
+            classifier: Callable[[str], ClassifierScores] | None = None
+            ) -> tuple[FloatArray, FloatArray]:
+    """The model's router score per tier (:func:`router_scores` in the model's mode; fallback
+    tiers: 1 where the classifier accepts) and its check's P(not good) per recorded answer (NaN
+    where no answer or no check)."""
+    tiers = model.tiers
+    n, nt = len(table), len(tiers)
+    p_good = np.zeros((n, nt))
+    p_bad = np.full((n, nt), np.nan)
+    for i, prompt in enumerate(table.prompts):
+        scores = classifier(prompt) if classifier is not None else None
+        z = model.router_logits(prompt, scores)
+        top = max(scores.tiers, key=scores.tiers.__getitem__) if scores is not None else None
+        for t, tier in enumerate(tiers):
+            if tier in model.fallback:
+                p_good[i, t] = float(top in tiers and tiers.index(top) <= t)
+            else:
+                p_good[i, t] = 1 / (1 + np.exp(-z[t]))
+            answer = table.answers[i][t]
+            if model.has_check and answer is not None:
+                p_bad[i, t] = model.check(prompt, answer, tier, table.finish[i][t],
+                                          table.logprobs[i][t], scores)[0]
+    learned = [t not in model.fallback for t in tiers]
+    return router_scores(p_good, learned, model.router_mode), p_bad
