@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--text-column",
                            help="column with the prompt (default: prompt, else text)")
     calibrate.set_defaults(handler=_calibrate)
+    from classifier_service.demo import add_demo_parser
+    add_demo_parser(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from classifier_service.settings import Settings
 
 if TYPE_CHECKING:
     from tests.doubles import FakeNvidiaSmi
+    from tests.llama import LlamaServers
 
 DEFAULT_PORTFOLIO = bundled_portfolio_path()
 
@@ -63,3 +64,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServers]:
+    """Real llama.cpp servers (``tests/llama.py``): a skip without them, a failure under CI."""
+    from tests.llama import llama_servers
+
+    with llama_servers(tmp_path_factory.mktemp("llama")) as servers:
+        yield servers
