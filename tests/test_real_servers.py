@@ -58,7 +58,7 @@ def test_auto_routes_like_v1_route_and_says_who_answered(stack: LlamaStack) -> N
     summary = info(reply)
     decided = httpx.post(f"{stack.url}/v1/route", json={"prompt": SIMPLE}, timeout=30,
                          headers=stack.auth).json()
-    assert summary["route"][0]["endpoint"] == decided["endpoint"]
+    assert summary["route"][0]["endpoint"] == decided["endpoint"]["name"]
     assert summary["endpoint"] in ("small", "large", "large-c")
     assert reply.model in ("smol-512", "smol-2048")  # the real server's own model name
     assert reply.choices[0].message.content
