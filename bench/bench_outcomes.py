@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from classifier_service.artifact import bundled_model_dir, load_artifact
-from classifier_service.classifier import TierClassifier
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+from classifier_service.routing.classifier import TierClassifier
 from tier_router_training.outcomes.calibrate import choose, operating_points, point_arrays, replay
 from tier_router_training.outcomes.model import ClassifierScores
 from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable

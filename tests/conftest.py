@@ -21,6 +21,7 @@ from tests.support.rows import small_rows
 
 if TYPE_CHECKING:
     from tests.doubles import FakeNvidiaSmi
+    from tests.llama import LlamaServers
 
 DEFAULT_PORTFOLIO = bundled_portfolio_path()
 
@@ -99,3 +100,12 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("other")
     data = write_jsonl(tmp / "d.jsonl", small_rows())
     return train([data], tmp / "model", folds=2).artifact.path
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServers]:
+    """Real llama.cpp servers (``tests/llama.py``): a skip without them, a failure under CI."""
+    from tests.llama import llama_servers
+
+    with llama_servers(tmp_path_factory.mktemp("llama")) as servers:
+        yield servers

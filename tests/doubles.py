@@ -42,6 +42,8 @@ class Script:
     tool_call: dict[str, Any] | None = None
     corrupt_stream: bool = False  # one good chunk, then a line that is not JSON
     chunk_delay_s: float = 0.0  # pause before each streamed word after the first
+    n_ctx: int | None = None  # fake_openai: a prompt of this many tokens or more is a 400
+    logprob: float = -0.25  # fake_openai: each token's logprob, when logprobs are asked
 
 
 @dataclass
@@ -136,7 +138,30 @@ def fake_ollama() -> Double:
     return double
 
 
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """Tokens of the prompt, one per word (the double has no tokenizer)."""
+    return sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
+
+
+def _logprobs(words: list[str], body: dict[str, Any], script: Script) -> dict[str, Any] | None:
+    """llama-cpp-python's logprobs: only with ``logprobs`` and ``top_logprobs`` both set; the
+    chosen token is always among the top ones."""
+    top = body.get("top_logprobs")
+    if not body.get("logprobs") or top is None:
+        return None
+    return {"content": [{"token": w, "logprob": script.logprob, "bytes": None,
+                         "top_logprobs": [{"token": w, "logprob": script.logprob,
+                                           "bytes": None}]} for w in words], "refusal": None}
+
+
 def fake_openai() -> Double:
+    """An OpenAI-compatible server that behaves like llama-cpp-python's on the points the
+    gateway depends on (checked against the real one in ``tests/test_wire_checks.py``):
+    ``max_tokens`` caps the answer (``finish_reason: length``) and ``max_completion_tokens``
+    is ignored; logprobs come only with ``top_logprobs`` set; a prompt over the script's
+    ``n_ctx`` is a 400 ``context_length_exceeded`` in OpenAI's error shape; a stream starts
+    with a role-only delta and ends with an empty delta carrying the finish reason, then
+    ``[DONE]``. A token is a word here."""
     app = FastAPI()
     double = Double(app)
 
@@ -147,9 +172,23 @@ def fake_openai() -> Double:
             return JSONResponse(status_code=script.status, content={
                 "error": {"message": "model failed", "type": "server_error", "param": None,
                           "code": None}})
+        prompt_tokens = _prompt_tokens(body)
+        if script.n_ctx is not None and prompt_tokens >= script.n_ctx:
+            cap = body.get("max_tokens")
+            return JSONResponse(status_code=400, content={"error": {
+                "message": f"This model's maximum context length is {script.n_ctx} tokens. "
+                           f"However, you requested {prompt_tokens + (cap or 0)} tokens "
+                           f"({prompt_tokens} in the messages, {cap} in the completion). "
+                           "Please reduce the length of the messages or completion.",
+                "type": "invalid_request_error", "param": "messages",
+                "code": "context_length_exceeded"}})
         cid = f"chatcmpl-{uuid.uuid4().hex}"
-        message: dict[str, Any] = {"role": "assistant", "content": script.content}
+        words = _words(script.content)
         finish = script.finish
+        cap = body.get("max_tokens")
+        if isinstance(cap, int) and 0 < cap < len(words):
+            words, finish = words[:cap], "length"
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(words)}
         if script.tool_call:
             message = {"role": "assistant", "content": None, "tool_calls": [
                 {"id": "call_1", "type": "function",
@@ -160,24 +199,27 @@ def fake_openai() -> Double:
             return {"id": cid, "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
                     "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                                 "logprobs": None}],
-                    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}}
+                                 "logprobs": _logprobs(words, body, script)}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+                              "total_tokens": prompt_tokens + len(words)}}
 
         async def events() -> AsyncIterator[bytes]:
-            def chunk(delta: dict[str, Any], reason: str | None) -> bytes:
+            def chunk(delta: dict[str, Any], reason: str | None,
+                      logprobs: dict[str, Any] | None = None) -> bytes:
                 data = {"id": cid, "object": "chat.completion.chunk",
                         "created": int(time.time()), "model": body["model"],
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+                        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
+                                     "finish_reason": reason}]}
                 return f"data: {json.dumps(data)}\n\n".encode()
 
-            yield chunk({"role": "assistant", "content": ""}, None)
+            yield chunk({"role": "assistant"}, None)
             if script.corrupt_stream:
                 yield b"data: {not json\n\n"
                 return
-            for i, word in enumerate(_words(script.content)):
+            for i, word in enumerate(words):
                 if i:
                     await asyncio.sleep(script.chunk_delay_s)
-                yield chunk({"content": word}, None)
+                yield chunk({"content": word}, None, _logprobs([word], body, script))
             yield chunk({}, finish)
             yield b"data: [DONE]\n\n"
 

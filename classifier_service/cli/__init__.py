@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from classifier_service import __version__
-from classifier_service.cli import fleet, offline, serve, training
+from classifier_service.cli import demo, fleet, offline, serve, training
 from classifier_service.errors import TierRouterError
 from classifier_service.settings import Settings
 
@@ -53,4 +53,5 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_train(sub)
     training.add_evaluate(sub)
     training.add_calibrate(sub)
+    demo.add_demo_parser(sub)
     return parser

@@ -4,7 +4,10 @@ Requests and answers are in OpenAI's chat-completions shape everywhere in tier-r
 module speaks each server's protocol:
 
 - ``openai`` endpoints (vLLM, llama.cpp server, Ollama's ``/v1``): ``POST
-  {base_url}/chat/completions``, the body passed through untouched but for ``model``;
+  {base_url}/chat/completions``, the body passed through untouched but for ``model`` and two
+  fields filled in (:func:`openai_body`): ``max_tokens`` when the client set only
+  ``max_completion_tokens``, and ``top_logprobs: 0`` when it asked ``logprobs: true`` without
+  it (llama-cpp-python's server ignores the first and returns no logprobs without the second);
   streaming is server-sent events.
 - ``ollama`` endpoints: Ollama's native ``POST {base_url}/api/chat``, with the endpoint's
   ``keep_alive`` and its ``context_length`` as ``options.num_ctx``; sampling fields map to
@@ -84,7 +87,7 @@ class Backends:
     async def complete(self, endpoint: Endpoint, request: dict[str, Any],
                        timeout_s: float | None = None) -> Completion:
         if endpoint.api == "openai":
-            body = {**request, "model": endpoint.model, "stream": False}
+            body = openai_body(endpoint, request, stream=False)
             data = await self._post_json(endpoint, f"{endpoint.base_url}/chat/completions", body,
                                          timeout_s)
             return _checked(endpoint, Completion(data))
@@ -98,7 +101,7 @@ class Backends:
                      timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
         """OpenAI ``chat.completion.chunk`` objects; errors before the first one raise."""
         if endpoint.api == "openai":
-            body = {**request, "model": endpoint.model, "stream": True}
+            body = openai_body(endpoint, request, stream=True)
             url = f"{endpoint.base_url}/chat/completions"
         else:
             body = ollama_request(endpoint, request, stream=True)
@@ -145,6 +148,26 @@ MAX_ANSWER_BYTES = 64 * 1024 * 1024
 READ_BUFSIZE = 1 << 20
 """Longest stream line read at once (an SSE event or an NDJSON line)."""
 _JSON = {"content-type": "application/json"}
+
+
+def openai_body(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
+                ) -> dict[str, Any]:
+    """The request as an OpenAI-compatible server gets it: the endpoint's ``model``, and
+
+    - ``max_tokens`` set to ``max_completion_tokens`` when only that was given (OpenAI's newer
+      name, which LangChain's ChatOpenAI sends; llama-cpp-python's server ignores it: a cap of 5
+      gave 238 tokens). Both are sent; vLLM and Ollama's ``/v1`` read either.
+    - ``top_logprobs: 0`` when the client asked ``logprobs: true`` without ``top_logprobs``
+      (OpenAI's default is 0; llama-cpp-python returns no logprobs unless it is set). Nothing
+      is stripped from the answer: llama-cpp-python's ``top_logprobs`` list then holds the
+      chosen token itself, where OpenAI's would be empty.
+    """
+    body = {**request, "model": endpoint.model, "stream": stream}
+    if request.get("max_tokens") is None and request.get("max_completion_tokens") is not None:
+        body["max_tokens"] = request["max_completion_tokens"]
+    if request.get("logprobs") is True and request.get("top_logprobs") is None:
+        body["top_logprobs"] = 0
+    return body
 
 
 def _timeout(timeout_s: float | None) -> aiohttp.ClientTimeout | None:

@@ -15,7 +15,8 @@ from typing import get_args
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.quality import DEFAULT_MIN_CHARS, QualityPolicy, Signal, check
+from classifier_service.portfolio.quality import DEFAULT_MIN_CHARS, QualityPolicy
+from classifier_service.routing.quality import Signal, check
 
 FloatArray = npt.NDArray[np.float64]
 SIGNALS: tuple[str, ...] = get_args(Signal)

@@ -126,7 +126,7 @@ def evaluate_model(model: OutcomeModel, table: OutcomeTable, costs: Mapping[str,
 
 
 def write_report(report: dict[str, Any], report_dir: Path) -> None:
-    from classifier_service.artifact import atomic_write
+    from classifier_service.routing.artifact import atomic_write
 
     atomic_write(report_dir / "report.json",
                  lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.artifact import library_versions
+from classifier_service.routing.artifact import library_versions
 from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
 from tier_router_training.outcomes.fit import FitResult, fit
 from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel, save_model
