@@ -135,6 +135,20 @@ def test_a_prompt_over_the_small_context_goes_to_the_next(stack: LlamaStack) -> 
     assert "maximum context length is 512 tokens" in str(refused.value)
 
 
+def test_a_streamed_prompt_over_the_real_context_fails_over(victim: Victim) -> None:
+    """Streaming, llama-cpp-python answers a prompt over its context with a 200 and an empty
+    stream (no [DONE]): the gateway takes that as a failure and moves on (to ``small``, then
+    ``large``: the pinned chain), instead of passing on an empty answer."""
+    long_prompt = " ".join(["word"] * 700)  # pinned: the servers' own context check decides
+    with victim.client.chat.completions.with_streaming_response.create(
+            model="victim", messages=[{"role": "user", "content": long_prompt}],
+            max_tokens=4, stream=True) as response:
+        route = response.headers["x-tier-router-route"]
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert route.startswith("victim:failed,small:failed,large:answered"), route
+    assert text
+
+
 def test_a_server_killed_mid_request_fails_over_then_cools_down(victim: Victim) -> None:
     result: list[Any] = []
     thread = threading.Thread(daemon=True, target=lambda: result.append(ask(
