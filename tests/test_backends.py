@@ -43,8 +43,19 @@ def broken_server() -> FastAPI:
                 yield f"data: {json.dumps(CHUNK)}\n\n".encode()
                 yield b"data: " + b"x" * (3 * 1024 * 1024) + b"\n\n"
             return StreamingResponse(events(), media_type="text/event-stream")
+        if mode in ("no-done", "nothing"):  # llama-cpp-python on a prompt over its context
+            async def cut() -> AsyncIterator[bytes]:
+                if mode == "no-done":
+                    yield f"data: {json.dumps(CHUNK)}\n\n".encode()
+            return StreamingResponse(cut(), media_type="text/event-stream")
         if mode == "slow":
             await asyncio.sleep(1.5)
+        if body.get("stream"):
+            async def answer() -> AsyncIterator[bytes]:
+                chunk = {**CHUNK, "choices": [{"index": 0, "finish_reason": None,
+                                               "delta": {"content": "The answer is 42."}}]}
+                yield f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            return StreamingResponse(answer(), media_type="text/event-stream")
         return JSONResponse({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
                              "choices": [{"index": 0, "finish_reason": "stop", "message": {
                                  "role": "assistant", "content": "The answer is 42."}}]})
@@ -114,6 +125,21 @@ def test_a_stream_that_breaks_off_ends_cleanly_and_cools_the_endpoint_down(
             "endpoint": "first", "tier": "simple", "outcome": "cooling_down", "detail": []}
         metrics = httpx.get(f"{gw}/metrics").text
     assert 'tier_router_failovers_total{endpoint="first"} 1.0' in metrics
+
+
+def test_a_stream_without_done_is_broken_not_an_empty_answer(
+        server: tuple[FastAPI, str], tmp_path: Path) -> None:
+    _, url = server
+    with running(gateway(tmp_path, url, "nothing")) as gw:  # nothing at all: fail over
+        r = ask(gw, stream=True)
+        assert r.headers["x-tier-router-route"] == "first:failed,second:answered"
+        events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        assert "The answer" in events[0] and events[-1] == "[DONE]"
+    with running(gateway(tmp_path, url, "no-done")) as gw:  # cut after a chunk: an error event
+        r = ask(gw, stream=True)
+        events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        assert "ended its stream without [DONE]" in json.loads(events[1])["error"]["message"]
+        assert events[-1] == "[DONE]"
 
 
 def test_the_timeout_follows_a_reload(server: tuple[FastAPI, str], tmp_path: Path) -> None:

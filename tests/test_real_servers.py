@@ -120,7 +120,7 @@ def test_max_completion_tokens_caps_the_real_answer(stack: LlamaStack) -> None:
 
 def test_a_prompt_over_the_small_context_goes_to_the_next(stack: LlamaStack) -> None:
     long_prompt = "Summarise this in one line: " + " ".join(
-        f"Sentence {i} says the weather was mild." for i in range(90))  # ~3,500 chars
+        f"Sentence {i} says the weather was mild." for i in range(60))  # ~2,400 chars
     reply = ask(stack.client, long_prompt, max_tokens=8, extra_headers={
         "x-tier-router-max-tier": "medium"})
     summary = info(reply)
@@ -133,6 +133,21 @@ def test_a_prompt_over_the_small_context_goes_to_the_next(stack: LlamaStack) -> 
     with pytest.raises(openai.BadRequestError) as refused:
         ask(stack.client, long_prompt, model="small", max_tokens=8)
     assert "maximum context length is 512 tokens" in str(refused.value)
+
+
+def test_a_streamed_prompt_over_the_real_context_fails_over(victim: Victim) -> None:
+    """Streaming, llama-cpp-python answers a prompt over its context with a 200 and an empty
+    stream (no [DONE]): the gateway takes that as a failure and moves on (to ``small``, then
+    ``large``: the pinned chain), instead of passing on an empty answer."""
+    long_prompt = " ".join(["word"] * 560)  # pinned: the servers' own context check decides
+    with victim.client.chat.completions.with_streaming_response.create(
+            model="victim", messages=[{"role": "user", "content": long_prompt}],
+            max_tokens=4, stream=True) as response:
+        route = response.headers["x-tier-router-route"]
+        chunks = [c for c in response.parse() if c.choices]
+    assert route.startswith("victim:failed,small:failed,large:answered"), route
+    assert {c.model for c in chunks} == {"smol-2048"}
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length"), chunks
 
 
 def test_a_server_killed_mid_request_fails_over_then_cools_down(victim: Victim) -> None:

@@ -157,16 +157,18 @@ def portfolio_yaml(servers: Sequence[LlamaServer]) -> str:
 
 
 @contextmanager
-def _stopping_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C does."""
+def _stopping_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the demo. SIGINT is set here too: a shell that starts the demo
+    in the background without job control leaves it ignored, and Python would keep that."""
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -186,7 +188,7 @@ def run_demo(args: argparse.Namespace) -> int:
     portfolio.write_text(portfolio_yaml(servers), encoding="utf-8")
     procs: list[subprocess.Popen[bytes]] = []
     gateway = f"http://{args.host}:{args.port}"
-    with _stopping_on_sigterm():
+    with _stopping_on_signals():
         try:
             for s in servers:
                 log = folder / f"{s.alias}.log"
@@ -210,6 +212,7 @@ def run_demo(args: argparse.Namespace) -> int:
             print("tier-router demo: stopping", file=sys.stderr)
             return 130
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut this short
             stop_all(procs)
 
 

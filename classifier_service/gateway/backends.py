@@ -119,6 +119,9 @@ class Backends:
                             if payload == "[DONE]":
                                 return
                             yield _json_object(endpoint, payload, IN_STREAM)
+                    # llama-cpp-python ends a stream that way when the prompt overflows its
+                    # context (a 200, then nothing): broken, not an empty answer
+                    raise BackendError(endpoint.name, "ended its stream without [DONE]")
                 else:
                     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
                     async for raw in response.content:
