@@ -398,3 +398,22 @@ def test_label_names_a_server_it_cannot_reach(label_setup: LabelSetup,
     assert label(label_setup) == 2
     assert "cannot reach mid at http://127.0.0.1:9" in capsys.readouterr().err
     assert label_setup.judge.requests == []
+
+
+# -- training weighs check records apart -----------------------------------------------------
+
+
+def test_training_weighs_records_by_source() -> None:
+    from tier_router_training.outcomes.records import OutcomeRecord as TrainingRecord
+    from tier_router_training.outcomes.records import OutcomeTable
+
+    records = [TrainingRecord("p", "simple", 1.0, source="user"),
+               TrainingRecord("p", "simple", 0.0, source="check"),
+               TrainingRecord("q", "simple", 0.0, source="check")]
+    tiers = ("simple", "medium")
+    assert OutcomeTable.build(records, tiers).scores[0, 0] == 0.5  # as they come
+    weighed = OutcomeTable.build(records, tiers, {"check": 0.25})
+    assert weighed.scores[0, 0] == pytest.approx(1 / 1.25) and weighed.prompts == ["p", "q"]
+    assert weighed.scores[1, 0] == 0.0  # a check record alone still says "not good"
+    left_out = OutcomeTable.build(records, tiers, {"check": 0})
+    assert left_out.prompts == ["p"] and left_out.scores[0, 0] == 1.0
