@@ -396,7 +396,8 @@ def test_label_names_a_server_it_cannot_reach(label_setup: LabelSetup,
         text.replace(line, 'name: mid, api: ollama, base_url: "http://127.0.0.1:9"'),
         encoding="utf-8")
     assert label(label_setup) == 2
-    assert "cannot reach mid at http://127.0.0.1:9" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot reach mid at http://127.0.0.1:9: connection refused" in err
     assert label_setup.judge.requests == []
 
 

@@ -167,9 +167,13 @@ async def unreachable(endpoints: list[Endpoint]) -> list[str]:
                 _, writer = await asyncio.open_connection(url.hostname, port)
             writer.close()
             await writer.wait_closed()
-        except (OSError, TimeoutError) as exc:
-            problems.append(f"{endpoint.name} at {endpoint.base_url}: "
-                            f"{getattr(exc, 'strerror', None) or 'no answer'}")
+        except TimeoutError:
+            problems.append(f"{endpoint.name} at {endpoint.base_url}: no answer in "
+                            f"{CONNECT_TIMEOUT_S:g} s")
+        except ConnectionRefusedError:
+            problems.append(f"{endpoint.name} at {endpoint.base_url}: connection refused")
+        except OSError as exc:
+            problems.append(f"{endpoint.name} at {endpoint.base_url}: {exc}")
     return problems
 
 
