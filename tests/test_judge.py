@@ -242,9 +242,11 @@ def test_no_judge_section_or_rate_zero_samples_nothing(tmp_path: Path) -> None:
         assert s.judge.requests == [] and s.records() == []
 
 
-def test_answers_of_the_top_tier_and_direct_streams_are_not_sampled(tmp_path: Path) -> None:
+def test_the_top_tier_tools_and_direct_streams_are_not_sampled(tmp_path: Path) -> None:
     with judge_stack(tmp_path, {"sample_rate": 1.0}) as s:
         s.ask(model="complex")
+        s.ask(tools=[{"type": "function", "function": {"name": "lookup", "parameters": {
+            "type": "object", "properties": {}}}}])
         with httpx.stream("POST", f"{s.url}/v1/chat/completions", timeout=30, json={
                 "model": "simple", "stream": True,
                 "messages": [{"role": "user", "content": PROMPT}]}) as streamed:

@@ -6,7 +6,8 @@ background task asks the next tier up for its own answer to the same request, ha
 compare the two in both orders (:mod:`classifier_service.gateway.verdicts`), and writes two
 outcome records with ``source: judge`` to the outcomes folder, one per tier: the answering
 tier gets the pair's score, the tier above gets 1 minus it. Requests answered by the top tier,
-or with tool calls, are not sampled (there is nothing above to compare with, or no text).
+and requests that offer tools, are not sampled (nothing above to compare with; answers that
+may be tool calls, not text).
 
 Bounds, read from the portfolio at each request (a reload changes them):
 
@@ -73,7 +74,8 @@ class JudgeSampler:
                  outcome: Outcome) -> None:
         portfolio = runtime.portfolio
         settings = portfolio.judge
-        if settings is None or settings.sample_rate <= 0 or outcome.completion.has_tool_calls:
+        if (settings is None or settings.sample_rate <= 0 or outcome.completion.has_tool_calls
+                or request.get("tools")):
             return
         above = portfolio.next_tier(outcome.tier)
         if above is None or self.draw() >= settings.sample_rate:
