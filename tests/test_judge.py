@@ -93,7 +93,8 @@ policy: {{backend_timeout_s: 5, record_escalations: {json.dumps(record_escalatio
 
 @contextmanager
 def judge_stack(tmp_path: Path, judge_section: dict[str, Any] | None,
-                record_escalations: bool = False) -> Iterator[JudgeStack]:
+                record_escalations: bool = False, log_prompts: bool = False
+                ) -> Iterator[JudgeStack]:
     ollama, openai, judge = fake_ollama(), fake_openai(), fake_judge()
     ollama.scripts["small"] = Script(content="Positive")
     ollama.scripts["mid"] = Script(content="Positive: the reviewer praises phone and delivery.")
@@ -104,7 +105,7 @@ def judge_stack(tmp_path: Path, judge_section: dict[str, Any] | None,
                         encoding="utf-8")
         outcomes = tmp_path / "outcomes"
         app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
-                                  outcomes_dir=outcomes))
+                                  outcomes_dir=outcomes, log_prompts=log_prompts))
         with running(app) as url:
             stack = JudgeStack(url, app, ollama, judge, outcomes)
             yield stack
@@ -195,6 +196,44 @@ def test_a_nonsense_judge_writes_nothing(tmp_path: Path, caplog: pytest.LogCaptu
     fields = getattr(failures[0], "fields", {})
     assert PROMPT not in failures[0].getMessage() and "prompt" not in fields
     assert "reply" not in fields and fields["tier"] == "simple"
+
+
+def test_with_log_prompts_a_failure_log_carries_the_prompt_and_reply(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with judge_stack(tmp_path, {"sample_rate": 1.0}, log_prompts=True) as s:
+        s.judge.mode = "nonsense"
+        s.ask()
+        wait_for(lambda: s.judged("failed") == 1)
+    (failure,) = [getattr(r, "fields", {}) for r in caplog.records
+                  if getattr(r, "fields", {}).get("event") == "judge_failed"]
+    assert failure["prompt"] == PROMPT and failure["reply"].startswith("Both answers")
+
+
+def test_the_ollama_gateway_is_sampled_too(tmp_path: Path) -> None:
+    with judge_stack(tmp_path, {"sample_rate": 1.0}) as s:
+        s.judge.prefer = "praises"
+        reply = httpx.post(f"{s.url}/api/chat", timeout=30, json={
+            "model": "simple", "stream": False,
+            "messages": [{"role": "user", "content": PROMPT}]})
+        assert reply.status_code == 200 and reply.json()["message"]["content"] == "Positive"
+        wait_for(lambda: s.judged("judged") == 1)
+        assert sorted((r["tier"], r["score"]) for r in s.records()) == [
+            ("medium", 1.0), ("simple", 0.0)]
+
+
+def test_a_hook_that_raises_never_fails_the_client(tmp_path: Path) -> None:
+    class Broken:
+        def answered(self, *args: object) -> None:
+            raise RuntimeError("broken hook")
+
+        def escalated(self, *args: object) -> None:
+            raise RuntimeError("broken hook")
+
+    with judge_stack(tmp_path, None) as s:
+        s.app.state.gateway.hooks.insert(0, Broken())
+        assert s.ask().json()["choices"][0]["message"]["content"] == "Positive"
+        s.ollama.scripts["small"] = Script(content="I'm not sure, maybe positive?")
+        assert s.ask().headers["x-tier-router-tier"] == "medium"
 
 
 def test_a_slow_judge_times_out_and_never_delays_the_client(tmp_path: Path) -> None:
