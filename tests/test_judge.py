@@ -421,6 +421,7 @@ def test_a_nonsense_judge_labels_nothing_and_says_so(
     (["--judge", "oracle"], "unknown judge endpoint 'oracle' (endpoints of"),
     (["--tiers", "simple,galaxy"], "unknown tier 'galaxy'"),
     (["--tiers", "simple"], "name two different tiers"),
+    (["--out", "/"], "--out: /: not a regular file"),
 ])
 def test_label_errors_name_the_problem(label_setup: LabelSetup, extra: list[str], needle: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:

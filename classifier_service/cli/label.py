@@ -30,7 +30,12 @@ from urllib.parse import urlsplit
 
 from classifier_service.cli.common import Commands
 from classifier_service.errors import BackendError, DataError, UpstreamRejected
-from classifier_service.feedback import OutcomeRecord, append_outcomes, read_records
+from classifier_service.feedback import (
+    OutcomeRecord,
+    append_outcomes,
+    read_records,
+    writable_problem,
+)
 from classifier_service.gateway.backends import Backends
 from classifier_service.gateway.verdicts import JudgeFailed, judge_pair
 from classifier_service.portfolio.judge import JudgeSettings
@@ -61,7 +66,7 @@ def add_label(sub: Commands) -> None:
                        help="label at most N new prompts this run")
     label.add_argument("--concurrency", type=_positive, default=2, metavar="N",
                        help="prompts labelled at once (default 2)")
-    label.add_argument("--timeout", type=float, metavar="S",
+    label.add_argument("--timeout", type=_seconds, metavar="S",
                        help="seconds one judge call may take (default: the judge section's "
                        "timeout_s, else 60); tiers get policy.backend_timeout_s")
     label.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,6 +80,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
     return value
 
 
@@ -211,7 +226,10 @@ class Run:
                         prompt, tier, score, answer=answers[tier].content,
                         finish_reason=answers[tier].finish_reason,
                         endpoint=endpoints[tier].name, source="judge"))
-            await asyncio.to_thread(append_outcomes, self.out, records)
+            try:
+                await asyncio.to_thread(append_outcomes, self.out, records)
+            except OSError as exc:
+                raise DataError(f"cannot write {self.out}: {exc.strerror or exc}") from None
             self.written += len(records)
         except JudgeFailed as exc:
             self.failures[exc.reason] += 1
@@ -249,6 +267,9 @@ def _label(args: argparse.Namespace) -> int:
     prompts, problems = read_prompts(args.prompts)
     for problem in problems[:20]:
         print(f"tier-router: warning: {problem}", file=sys.stderr)
+    unwritable = writable_problem(args.out, folder=False)
+    if unwritable is not None:
+        raise DataError(f"--out: {unwritable}")
     done = done_hashes(args.out)
     todo = [p for p in prompts if prompt_hash(p) not in done]
     if args.limit is not None:
