@@ -37,7 +37,10 @@ from classifier_service.fleet.gpu_monitor import GpuMonitor
 from classifier_service.fleet.residency import ResidencyView
 from classifier_service.fleet.scheduler import run_scheduler
 from classifier_service.gateway.backends import Backends
+from classifier_service.gateway.check_records import EscalationRecorder
 from classifier_service.gateway.engine import Gateway
+from classifier_service.gateway.hooks import TaskSet
+from classifier_service.gateway.judge import JudgeSampler
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Portfolio
 from classifier_service.reloading import Reloader, read_state
@@ -95,6 +98,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         backends = Backends.open(timeout)
         app.state.gateway = Gateway(backends, app.state.metrics,
                                     log_prompts=settings.log_prompts)
+        background = TaskSet()  # judge samples and check records, cancelled at shutdown
+        app.state.background = background
+        app.state.judge = JudgeSampler(backends, app.state.metrics, app.state.outcome_log,
+                                       background, log_prompts=settings.log_prompts)
+        app.state.gateway.hooks += [app.state.judge, EscalationRecorder(
+            app.state.metrics, app.state.outcome_log, background)]
         hup = reloader.install_sighup()
         watcher = asyncio.create_task(reloader.watch()) if settings.state_file else None
         scheduler = (asyncio.create_task(run_scheduler(current_portfolio, client,
@@ -114,6 +123,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                         await task
             if hup:
                 reloader.uninstall_sighup()
+            await background.close()
             await client.aclose()
             await backends.close()
 

@@ -313,6 +313,14 @@ class OutcomeLog:
         return path
 
 
+def append_outcomes(path: Path | str, records: Iterable[OutcomeRecord],
+                    ts: str | None = None) -> None:
+    """Append records to one file (``tier-router label``'s output): one write, then fsync, so
+    the records of one prompt are all there or none are."""
+    ts = ts or datetime.now(UTC).isoformat(timespec="milliseconds")
+    _append(Path(path), b"".join(encode({"ts": ts, **r.to_json()}) for r in records))
+
+
 def _ends_torn(fd: int) -> bool:
     """Whether the file's last byte is not a newline (a write cut short by a crash)."""
     size = os.fstat(fd).st_size

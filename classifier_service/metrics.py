@@ -17,6 +17,10 @@ What is counted:
 ``tier_router_failovers_total``            errors of an ``endpoint`` (unreachable, timeout,
                                            5xx) after which the next endpoint was tried
 ``tier_router_model_reloads_total``        reloads by ``outcome`` (ok, refused)
+``tier_router_judge_total``                judge samples by ``outcome`` (judged,
+                                           skipped_budget, skipped_busy, failed)
+``tier_router_check_records_total``        escalations written as outcome records, by
+                                           ``outcome`` (written, dropped, failed)
 ``tier_router_routing_seconds``            time to score and decide one prompt
 ``tier_router_gateway_seconds``            a gateway request end to end, by ``gateway``
                                            (openai, ollama), backends included
@@ -68,6 +72,11 @@ class Metrics:
                                  ["endpoint"], registry=r)
         self.reloads = Counter("tier_router_model_reloads", "Model and portfolio reloads.",
                                ["outcome"], registry=r)
+        self.judge = Counter("tier_router_judge", "Judge samples, by outcome.", ["outcome"],
+                             registry=r)
+        self.check_records = Counter("tier_router_check_records",
+                                     "Escalations written as outcome records, by outcome.",
+                                     ["outcome"], registry=r)
         self.routing_seconds = Histogram("tier_router_routing_seconds",
                                          "Time to score and decide one prompt.",
                                          buckets=ROUTING_BUCKETS, registry=r)

@@ -4,6 +4,8 @@
 ``/api/generate``, ``/api/tags``, ``/api/ps``); ``fake_openai()`` answers the OpenAI
 chat-completions API (``/v1/chat/completions`` with SSE streaming, ``/v1/models``). Both are
 checked with the official ``ollama`` and ``openai`` clients in ``test_doubles.py``.
+``fake_judge()`` is a judge model (:class:`FakeJudge`) for judge sampling and
+``tier-router label``: consistent, position-biased, nonsense or slow.
 :class:`FakeNvidiaSmi` is an executable ``nvidia-smi`` whose output and exit code a test sets
 (put first on ``PATH`` by the ``fake_smi`` fixture of ``conftest.py``).
 
@@ -232,6 +234,63 @@ def fake_openai() -> Double:
             for m in double.scripts]}
 
     return double
+
+
+@dataclass
+class FakeJudge:
+    """A judge model on the OpenAI wire that reads the two answers of the judge prompt
+    (``[Answer A]`` ... ``[Answer B]`` ...) and answers as ``mode`` says:
+
+    - ``consistent``: the answer that contains ``prefer`` wins, in either position (else tie);
+    - ``biased``: always ``A`` (position bias);
+    - ``nonsense``: a sentence, not a verdict;
+    - any mode after ``delay_s`` (a slow judge).
+    """
+
+    app: FastAPI
+    mode: str = "consistent"
+    prefer: str = ""
+    delay_s: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The (answer A, answer B) of each request received."""
+        return [_answers(r) for r in self.requests]
+
+    def verdict(self, body: dict[str, Any]) -> str:
+        if self.mode == "nonsense":
+            return "Both answers have merit, but I lean towards the first."
+        if self.mode == "biased":
+            return "A"
+        a, b = _answers(body)
+        if self.prefer and (self.prefer in a) != (self.prefer in b):
+            return "A" if self.prefer in a else "B"
+        return "tie"
+
+
+def _answers(body: dict[str, Any]) -> tuple[str, str]:
+    text = str(body["messages"][-1]["content"])
+    after_a = text.split("[Answer A]\n", 1)[1]
+    a, rest = after_a.split("\n\n[Answer B]\n", 1)
+    return a, rest.split("\n\nWhich answer is better?", 1)[0]
+
+
+def fake_judge() -> FakeJudge:
+    app = FastAPI()
+    judge = FakeJudge(app)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body: dict[str, Any] = await request.json()
+        judge.requests.append(body)
+        await asyncio.sleep(judge.delay_s)
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+                "created": int(time.time()), "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                             "message": {"role": "assistant", "content": judge.verdict(body)}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+    return judge
 
 
 @contextmanager

@@ -8,9 +8,9 @@ tiers medium and complex). The kill tests start a third, ``victim``, in front of
 ``TIER_ROUTER_LLAMA_PYTHON`` (and ``TIER_ROUTER_LLAMA_MODEL``); without it these tests skip,
 but under ``CI=true`` they fail. Every wait is bounded (a hang fails, it does not block).
 
-Not here yet: the judge sampling with a real judge and logprobs fed to the learned check (both
-wait on work not merged yet). The wire checks shared with the double are in
-``tests/test_wire_checks.py``.
+Judge sampling with a real server as the judge is in ``tests/test_judge_real.py``. Not here
+yet: logprobs fed to the learned check (it waits on work not merged yet). The wire checks
+shared with the double are in ``tests/test_wire_checks.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The ``tier-router`` command: a thin parser; each command group lives in its own module
-(:mod:`.serve`, :mod:`.offline`, :mod:`.fleet`, :mod:`.training`)."""
+(:mod:`.serve`, :mod:`.offline`, :mod:`.fleet`, :mod:`.training`, :mod:`.label`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from classifier_service import __version__
-from classifier_service.cli import demo, fleet, offline, serve, training
+from classifier_service.cli import demo, fleet, label, offline, serve, training
 from classifier_service.errors import TierRouterError
 from classifier_service.settings import Settings
 
@@ -53,5 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_train(sub)
     training.add_evaluate(sub)
     training.add_calibrate(sub)
+    label.add_label(sub)
     demo.add_demo_parser(sub)
     return parser

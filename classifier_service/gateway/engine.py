@@ -35,6 +35,7 @@ from typing import Any
 
 from classifier_service.errors import BackendError, NoBackendError, UnknownModelError
 from classifier_service.gateway.backends import Backends, Completion
+from classifier_service.gateway.hooks import AnswerHooks
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint, Portfolio
 from classifier_service.routing.policy import RouteOptions, escalation_chain
@@ -147,6 +148,8 @@ class Gateway:
         self.log_prompts = log_prompts
         self._cooldown: dict[str, float] = {}
         self._sessions: OrderedDict[str, str] = OrderedDict()
+        self.hooks: list[AnswerHooks] = []
+        """Told of each answer and escalation (judge sampling, check records); never block."""
 
     # -- planning -------------------------------------------------------------------------
 
@@ -256,6 +259,7 @@ class Gateway:
             if (verdict is not None and verdict.escalate and higher is not None
                     and escalations < policy.max_escalations):
                 self.metrics.fallbacks.labels(endpoint.name).inc()
+                self._notify("escalated", runtime, plan, request, endpoint, tier, completion)
                 steps.append(Step(endpoint.name, tier, "escalated", list(verdict.reasons)))
                 escalations += 1
                 index = higher
@@ -263,8 +267,19 @@ class Gateway:
             steps.append(Step(endpoint.name, tier, "answered",
                               list(verdict.reasons) if verdict else []))
             self._log(plan, steps, request, completion.content)
-            return Outcome(completion, endpoint, tier, steps, escalations)
+            outcome = Outcome(completion, endpoint, tier, steps, escalations)
+            self._notify("answered", runtime, plan, request, outcome)
+            return outcome
         raise self._all_down(steps)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        """Each hook's ``event`` method; one that raises is logged, the request goes on."""
+        for hook in self.hooks:
+            try:
+                getattr(hook, event)(*args)
+            except Exception:
+                log.exception("a gateway hook failed on %s", event,
+                              extra={"fields": {"event": "hook_failed"}})
 
     def _all_down(self, steps: list[Step]) -> NoBackendError:
         """The 503 when no endpoint of the chain could answer, logged with every reason."""

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from classifier_service.errors import MissingKeyError, PortfolioError
+from classifier_service.portfolio.judge import InlineJudge, JudgeSettings
 from classifier_service.portfolio.quality import QualityPolicy
 from classifier_service.portfolio.schedule import Schedule
 
@@ -175,6 +176,11 @@ class Policy(_Strict):
         description="Check streamed answers too: buffer, check and escalate, then stream the "
         "final answer (the header x-tier-router-stream: buffered or direct overrides it).",
     )
+    record_escalations: bool = Field(
+        default=False,
+        description="Gateway: write each escalation the answer check made as an outcome "
+        "record (source check, score 0). It stores prompt and answer text: off by default.",
+    )
 
 
 class Portfolio(_Strict):
@@ -192,6 +198,8 @@ class Portfolio(_Strict):
     policy: Policy = Field(default_factory=Policy)
     quality: QualityPolicy = Field(default_factory=QualityPolicy)
     schedules: list[Schedule] = Field(default_factory=list)
+    judge: JudgeSettings | None = Field(
+        default=None, description="Judge sampling: a judge model compares answers of two tiers.")
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -258,7 +266,22 @@ class Portfolio(_Strict):
                     f"agents.{agent}.endpoint: unknown endpoint {rule.endpoint!r} "
                     f"(endpoints: {', '.join(endpoint_names)})"
                 )
+        if (self.judge is not None and isinstance(self.judge.endpoint, str)
+                and self.judge.endpoint not in known_endpoints):
+            raise ValueError(
+                f"judge.endpoint: unknown endpoint {self.judge.endpoint!r} "
+                f"(endpoints: {', '.join(endpoint_names)})")
         return self
+
+    def judge_endpoint(self) -> Endpoint | None:
+        """The judge as an endpoint (an inline judge is named ``judge``), or None."""
+        if self.judge is None:
+            return None
+        if isinstance(self.judge.endpoint, str):
+            return self.endpoint(self.judge.endpoint)
+        inline: InlineJudge = self.judge.endpoint
+        return Endpoint(name="judge", api=inline.api, base_url=inline.base_url,
+                        model=inline.model, api_key_env=inline.api_key_env)
 
     def _check_gpu(self, ep: Endpoint, where: str) -> None:
         if ep.gpu is not None and ep.gpu not in self.gpus:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +111,14 @@ def _enough(scores: FloatArray) -> str | None:
 def fit(records: Iterable[OutcomeRecord], tiers: Sequence[str],
         classifier: Callable[[str], ClassifierScores] | None = None, *, seed: int = 0,
         folds: int = FOLDS, router_c: Sequence[float] = ROUTER_C,
-        check_c: Sequence[float] = CHECK_C, use_check: bool = True) -> FitResult:
-    """Fit routers per tier and the check; ``tiers`` in cost order, cheapest first."""
+        check_c: Sequence[float] = CHECK_C, use_check: bool = True,
+        source_weights: Mapping[str, float] | None = None) -> FitResult:
+    """Fit routers per tier and the check; ``tiers`` in cost order, cheapest first.
+
+    ``source_weights`` weigh records by their ``source`` (:meth:`OutcomeTable.build`)."""
     started = time.perf_counter()
     tiers = tuple(tiers)
-    table = OutcomeTable.build(records, tiers)
+    table = OutcomeTable.build(records, tiers, source_weights)
     if len(table) == 0:
         raise ValueError("no outcome records")
     n, nt = len(table), len(tiers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +33,10 @@ class OutcomeRecord:
 class OutcomeTable:
     """Prompts (rows) by tiers (columns): score and answer where a record exists, NaN / None not.
 
-    Several records of one prompt at one tier are averaged (their answers: the first kept).
+    Several records of one prompt at one tier are averaged (their answers: the first kept),
+    each weighed by its ``source``'s entry in ``source_weights`` (default 1; 0 leaves the
+    source out), e.g. ``{"check": 0.3}`` so that the answer check's escalations (weak labels)
+    count less than a person's or a judge's score of the same answer.
     """
 
     tiers: tuple[str, ...]
@@ -45,7 +48,9 @@ class OutcomeTable:
     counts: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @classmethod
-    def build(cls, records: Iterable[OutcomeRecord], tiers: Sequence[str]) -> OutcomeTable:
+    def build(cls, records: Iterable[OutcomeRecord], tiers: Sequence[str],
+              source_weights: Mapping[str, float] | None = None) -> OutcomeTable:
+        weights = source_weights or {}
         order = {t: i for i, t in enumerate(tiers)}
         index: dict[str, int] = {}
         sums: list[list[float]] = []
@@ -59,6 +64,9 @@ class OutcomeTable:
                 raise ValueError(f"record tier {rec.tier!r} is not one of {list(tiers)}")
             if not 0.0 <= rec.score <= 1.0:
                 raise ValueError(f"record score {rec.score!r} is outside 0-1")
+            weight = float(weights.get(rec.source, 1.0))
+            if weight <= 0:
+                continue
             row = index.get(rec.prompt)
             if row is None:
                 row = index[rec.prompt] = len(sums)
@@ -67,8 +75,8 @@ class OutcomeTable:
                 answers.append([None] * len(tiers))
                 finish.append([None] * len(tiers))
                 logprobs.append([None] * len(tiers))
-            sums[row][col] += rec.score
-            counts[row][col] += 1
+            sums[row][col] += weight * rec.score
+            counts[row][col] += weight
             if answers[row][col] is None and rec.answer is not None:
                 answers[row][col] = rec.answer
                 finish[row][col] = rec.finish_reason
