@@ -19,8 +19,9 @@ streaming (opt-in, header ``x-tier-router-stream: buffered``) runs the non-strea
 checks and escalates, then sends the final answer as a stream: the client keeps its
 streaming code and gets checked answers, at the price of the first token arriving last.
 
-A conversation (OpenAI's ``user`` field, or the ``x-tier-router-session`` header) keeps the
-tier it was first routed to, or escalated to, for later turns with ``model: auto``. This is
+A conversation (the ``x-tier-router-session`` header; OpenAI's ``user`` field only with
+``policy.session_from: user``) keeps the tier it was first routed to, or escalated to, for
+later turns with ``model: auto``. This is
 per process and best effort: an in-memory map of the 10,000 most recent sessions.
 """
 

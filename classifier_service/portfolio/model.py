@@ -175,6 +175,12 @@ class Policy(_Strict):
         description="Check streamed answers too: buffer, check and escalate, then stream the "
         "final answer (the header x-tier-router-stream: buffered or direct overrides it).",
     )
+    session_from: Literal["header", "user"] = Field(
+        default="header",
+        description="Gateway: where a conversation id comes from: `header` (only "
+        "x-tier-router-session) or `user` (that header, else OpenAI's `user` field, which "
+        "Dify fills with the end user, so a user keeps the highest tier reached).",
+    )
 
 
 class Portfolio(_Strict):
