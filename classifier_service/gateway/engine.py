@@ -101,7 +101,8 @@ def buffered(headers: Mapping[str, str], default: bool = False) -> bool:
 
 
 def as_chunks(completion: Completion) -> list[dict[str, Any]]:
-    """A finished answer as OpenAI stream chunks (role, content or tool calls, finish)."""
+    """A finished answer as OpenAI stream chunks (role, content and tool calls, finish, and
+    the answer's usage in a last chunk with no choices, as OpenAI sends it)."""
     body = completion.body
     message = body["choices"][0].get("message") or {}
     base = {"id": body.get("id", ""), "object": "chat.completion.chunk",
@@ -112,10 +113,15 @@ def as_chunks(completion: Completion) -> list[dict[str, Any]]:
 
     content: dict[str, Any] = {"content": message.get("content") or ""}
     if message.get("tool_calls"):
-        content = {"tool_calls": [{**c, "index": i}
+        content = {"tool_calls": [{"index": i, **c}
                                   for i, c in enumerate(message["tool_calls"])]}
-    return [chunk({"role": "assistant", "content": ""}, None), chunk(content, None),
-            chunk({}, completion.finish_reason or "stop")]
+        if message.get("content"):
+            content["content"] = message["content"]
+    chunks = [chunk({"role": "assistant", "content": ""}, None), chunk(content, None),
+              chunk({}, completion.finish_reason or "stop")]
+    if isinstance(body.get("usage"), dict):
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    return chunks
 
 
 def header_options(headers: Mapping[str, str]) -> dict[str, str | None]:
