@@ -3,7 +3,10 @@
 Ollama clients (the ``ollama`` SDK, n8n's Ollama Chat Model, Dify's Ollama provider) point at
 tier-router instead of at Ollama. The same routing as the OpenAI gateway (``model``: ``auto``,
 a tier or an endpoint; the same ``x-tier-router-*`` headers), the same checks, escalation and
-failover; streaming (Ollama's default) is NDJSON. Errors use Ollama's ``{"error": "..."}``.
+failover; streaming (Ollama's default) is NDJSON, its lines made by
+:class:`~classifier_service.gateway.streams.ChatLines` (tool calls whole, the token counts in
+the last line). Errors use Ollama's ``{"error": "..."}``. ``/api/show``, ``/api/ps`` and
+``/api/version`` are in :mod:`classifier_service.api.ollama_info`.
 """
 
 from __future__ import annotations
