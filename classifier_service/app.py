@@ -19,6 +19,7 @@ from classifier_service.api import (
     admin,
     feedback,
     ollama_gateway,
+    ollama_info,
     openai_gateway,
     plan,
     quality,
@@ -155,8 +156,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(quality.router, dependencies=keyed, responses=unauthorized)
     app.include_router(openai_gateway.router, dependencies=[Depends(require_key("openai"))],
                        responses=responses.openai(401, "A missing or unknown API key."))
-    app.include_router(ollama_gateway.router, dependencies=[Depends(require_key("ollama"))],
-                       responses=responses.ollama(401, "A missing or unknown API key."))
+    for ollama_router in (ollama_gateway.router, ollama_info.router):
+        app.include_router(ollama_router, dependencies=[Depends(require_key("ollama"))],
+                           responses=responses.ollama(401, "A missing or unknown API key."))
     app.include_router(feedback.router, dependencies=keyed, responses=unauthorized)
     app.include_router(system.router)
     app.include_router(plan.router, dependencies=keyed, responses=unauthorized)

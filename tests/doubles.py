@@ -1,6 +1,7 @@
 """Test doubles for LLM servers that speak the real wire formats.
 
-``fake_ollama()`` answers Ollama's native API (``/api/chat`` with NDJSON streaming,
+``fake_ollama()`` answers Ollama's native API (``/api/chat`` with NDJSON streaming: a tool
+call whole in one line with ``done: false``, then a last line with the counts, as Ollama does;
 ``/api/generate``, ``/api/tags``, ``/api/ps``); ``fake_openai()`` answers the OpenAI
 chat-completions API (``/v1/chat/completions`` with SSE streaming, ``/v1/models``). Both are
 checked with the official ``ollama`` and ``openai`` clients in ``test_doubles.py``.
@@ -95,19 +96,21 @@ def fake_ollama() -> Double:
                     "total_duration": 1000, "load_duration": 10, "prompt_eval_count": 12,
                     "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
 
+        def line(data: dict[str, Any]) -> bytes:
+            return (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                                **data}) + "\n").encode()
+
         async def lines() -> AsyncIterator[bytes]:
+            if script.tool_call:  # as Ollama streams it: the whole call, with done false
+                yield line({"message": message, "done": False})
             for i, word in enumerate(_words(message["content"]) if not script.tool_call else []):
                 if i:
                     await asyncio.sleep(script.chunk_delay_s)
-                yield (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
-                                   "message": {"role": "assistant", "content": word},
-                                   "done": False}) + "\n").encode()
-            last = {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
-                    "message": message if script.tool_call else
-                    {"role": "assistant", "content": ""},
-                    "done": True, "done_reason": done_reason, "total_duration": 1000,
-                    "prompt_eval_count": 12, "eval_count": 8}
-            yield (json.dumps(last) + "\n").encode()
+                yield line({"message": {"role": "assistant", "content": word}, "done": False})
+            yield line({"message": {"role": "assistant", "content": ""}, "done": True,
+                        "done_reason": done_reason, "total_duration": 1000,
+                        "load_duration": 10, "prompt_eval_count": 12,
+                        "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800})
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -163,7 +166,10 @@ def fake_openai() -> Double:
     is ignored; logprobs come only with ``top_logprobs`` set; a prompt over the script's
     ``n_ctx`` is a 400 ``context_length_exceeded`` in OpenAI's error shape; a stream starts
     with a role-only delta and ends with an empty delta carrying the finish reason, then
-    ``[DONE]``. A token is a word here."""
+    ``[DONE]``. Tool calls stream as OpenAI's do: a delta with ``index``, ``id``, ``type`` and
+    ``function.name``, then ``function.arguments`` in pieces, then ``finish_reason:
+    tool_calls``; with ``stream_options.include_usage`` every chunk has ``usage: null`` and a
+    last one with ``choices: []`` carries the usage. A token is a word here."""
     app = FastAPI()
     double = Double(app)
 
@@ -197,32 +203,49 @@ def fake_openai() -> Double:
                  "function": {"name": script.tool_call["name"],
                               "arguments": json.dumps(script.tool_call["arguments"])}}]}
             finish = "tool_calls"
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+                 "total_tokens": prompt_tokens + len(words)}
         if not body.get("stream"):
             return {"id": cid, "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
                     "choices": [{"index": 0, "message": message, "finish_reason": finish,
                                  "logprobs": _logprobs(words, body, script)}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
-                              "total_tokens": prompt_tokens + len(words)}}
+                    "usage": usage}
+
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
 
         async def events() -> AsyncIterator[bytes]:
+            def event(data: dict[str, Any]) -> bytes:
+                data = {"id": cid, "object": "chat.completion.chunk",
+                        "created": int(time.time()), "model": body["model"], **data}
+                if with_usage:  # OpenAI: usage null on every chunk but the last
+                    data.setdefault("usage", None)
+                return f"data: {json.dumps(data)}\n\n".encode()
+
             def chunk(delta: dict[str, Any], reason: str | None,
                       logprobs: dict[str, Any] | None = None) -> bytes:
-                data = {"id": cid, "object": "chat.completion.chunk",
-                        "created": int(time.time()), "model": body["model"],
-                        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
-                                     "finish_reason": reason}]}
-                return f"data: {json.dumps(data)}\n\n".encode()
+                return event({"choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
+                                           "finish_reason": reason}]})
 
             yield chunk({"role": "assistant"}, None)
             if script.corrupt_stream:
                 yield b"data: {not json\n\n"
                 return
-            for i, word in enumerate(words):
+            if script.tool_call:  # the name first, then the arguments in pieces
+                yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                             "function": {"name": script.tool_call["name"],
+                                                          "arguments": ""}}]}, None)
+                arguments = json.dumps(script.tool_call["arguments"])
+                for at in range(0, len(arguments), 5):
+                    yield chunk({"tool_calls": [{"index": 0, "function": {
+                        "arguments": arguments[at:at + 5]}}]}, None)
+            for i, word in enumerate([] if script.tool_call else words):
                 if i:
                     await asyncio.sleep(script.chunk_delay_s)
                 yield chunk({"content": word}, None, _logprobs([word], body, script))
             yield chunk({}, finish)
+            if with_usage:
+                yield event({"choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

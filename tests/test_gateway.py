@@ -206,16 +206,42 @@ def test_dify_validation_ping_is_a_plain_200(stack: Stack) -> None:
     assert body["tier_router"]["escalations"] == 0
 
 
+def _session(name: str) -> dict[str, dict[str, str]]:
+    return {"extra_headers": {"x-tier-router-session": name}}
+
+
 def test_a_session_keeps_its_tier(stack: Stack) -> None:
     stack.openai.scripts["big-model"] = Script(content=ESSAY)
     stack.ollama.scripts["small-a"] = Script(content="Yes")
-    first = ask(stack, "Write a sonnet about a lighthouse keeper", user="conv-1")
+    first = ask(stack, "Write a sonnet about a lighthouse keeper", **_session("conv-1"))
     assert route_of(first)["tier"] == "complex"
-    follow_up = ask(stack, "is it positive? yes or no", user="conv-1")
+    follow_up = ask(stack, "is it positive? yes or no", **_session("conv-1"))
     assert route_of(follow_up)["tier"] == "complex"
     assert route_of(follow_up)["reason"] == "session"
-    other = ask(stack, "is it positive? yes or no", user="conv-2")
+    other = ask(stack, "is it positive? yes or no", **_session("conv-2"))
     assert route_of(other)["tier"] == "simple"
+
+
+def test_the_user_field_is_no_session_unless_the_portfolio_says(stack: Stack,
+                                                                tmp_path: Path) -> None:
+    """Dify sends its end user in `user`: by default that pins nothing; with
+    `policy.session_from: user` it is the session when no header names one."""
+    stack.openai.scripts["big-model"] = Script(content=ESSAY)
+    stack.ollama.scripts["small-a"] = Script(content="Yes")
+    assert route_of(ask(stack, "Write a sonnet about a lighthouse keeper", user="u1")
+                    )["tier"] == "complex"
+    later = ask(stack, "is it positive? yes or no", user="u1")
+    assert route_of(later)["tier"] == "simple" and route_of(later)["reason"] != "session"
+    path = tmp_path / "by-user.yaml"
+    path.write_text(portfolio(stack.ollama.url, stack.openai.url, "http://127.0.0.1:9").replace(
+        "policy: {", "policy: {session_from: user, "), encoding="utf-8")
+    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)}
+                      ).status_code == 200
+    ask(stack, "Write a sonnet about a lighthouse keeper", user="u2")
+    pinned = ask(stack, "is it positive? yes or no", user="u2")
+    assert route_of(pinned)["tier"] == "complex" and route_of(pinned)["reason"] == "session"
+    own = ask(stack, "is it positive? yes or no", user="u2", **_session("fresh"))
+    assert route_of(own)["tier"] == "simple"  # the header wins over the user field
 
 
 def test_models_and_bad_requests(stack: Stack) -> None:
@@ -289,10 +315,10 @@ def test_odd_gateway_input_never_500s(stack: Stack, body: dict[str, object],
 
 def test_sticky_session_with_a_bad_bound_is_422(stack: Stack) -> None:
     stack.ollama.scripts["small-a"] = Script(content="Positive")
-    ask(stack, "positive or negative: 'ok'", user="s1")
+    ask(stack, "positive or negative: 'ok'", **_session("s1"))
     response = httpx.post(f"{stack.url}/v1/chat/completions", json={
-        "model": "auto", "user": "s1", "messages": [{"role": "user", "content": "x"}]},
-        headers={"x-tier-router-min-tier": "nope"})
+        "model": "auto", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-tier-router-min-tier": "nope", "x-tier-router-session": "s1"})
     assert response.status_code == 422
 
 

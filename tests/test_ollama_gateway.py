@@ -141,3 +141,46 @@ def test_policy_buffer_streams_checks_plain_streaming_clients(
                         json={"model": "auto", "messages": ask})
     lines = [json.loads(line) for line in direct.text.splitlines()]
     assert "".join(line["message"]["content"] for line in lines) == "I don't know."
+
+
+def test_show_answers_as_ollama_does(stack: Stack, client: ollama.Client) -> None:
+    auto = client.show("auto")
+    assert auto.capabilities == ["completion", "tools"]  # clients check tool support here
+    assert auto.modelinfo is not None
+    assert auto.modelinfo["tier-router.context_length"] == 8192  # the largest reachable
+    assert auto.details is not None and auto.details.family == "tier-router"
+    assert auto.modelfile is not None and "FROM auto" in auto.modelfile
+    assert auto.parameters == "num_ctx 8192"
+    medium = client.show("medium")  # medium and complex: 4096 and 8192
+    assert medium.modelinfo is not None and medium.modelinfo["tier-router.context_length"] == 8192
+    small = client.show("small-a")
+    assert small.modelinfo is not None and small.modelinfo["tier-router.context_length"] == 2048
+    assert small.details is not None and small.details.parent_model == "small-a"
+    with pytest.raises(ollama.ResponseError) as info:
+        client.show("nope")
+    assert info.value.status_code == 404
+    for body in ([1], {"model": 5}):
+        bad = httpx.post(f"{stack.url}/api/show", json=body)
+        assert bad.status_code == 400 and "error" in bad.json()
+
+
+def test_ps_lists_what_is_loaded(stack: Stack, client: ollama.Client) -> None:
+    before = {m.model: m for m in client.ps().models}
+    assert "small-a" not in before
+    assert before["big"].size == 0  # an OpenAI-compatible server: loaded, size unknown
+    assert httpx.post(f"{stack.url}/v1/admin/models/small-a/load").status_code == 200
+    after = {m.model: m for m in client.ps().models}
+    assert after["small-a"].size_vram == 4_900_000_000  # what its Ollama server reports
+    assert after["small-a"].context_length == 2048
+    assert after["small-a"].expires_at is not None
+    assert "small-b" not in after and "mid" not in after
+
+
+def test_version_and_langchain_model_check(stack: Stack) -> None:
+    from langchain_ollama import ChatOllama
+
+    answer = httpx.get(f"{stack.url}/api/version").json()
+    assert answer["version"] == "0.8.0" and answer["tier_router"]
+    # ChatOllama checks the model is in /api/tags (an unknown one would raise here)
+    chat = ChatOllama(model="auto", base_url=stack.url, validate_model_on_init=True)
+    chat._client.close()  # type: ignore[no-untyped-call]

@@ -51,7 +51,8 @@ def test_every_operation_documents_its_errors(client: TestClient) -> None:
                  "ollama_chat", "ollama_generate"):
         assert {"400", "401", "413", "422", "503"} <= set(ops[name]), name
         assert "schema" in ops[name]["413"]["content"]["application/json"], name
-    for name in ("get_portfolio", "plan", "list_models", "ollama_tags", "models_status",
+    for name in ("get_portfolio", "plan", "list_models", "ollama_tags", "ollama_show",
+                 "ollama_ps", "models_status",
                  "models_action"):
         assert "503" in ops[name], name
     assert "text/event-stream" in ops["chat_completions"]["200"]["content"]

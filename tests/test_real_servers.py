@@ -112,6 +112,33 @@ def test_token_logprobs_in_a_stream(stack: LlamaStack) -> None:
     assert all(c.choices[0].logprobs and c.choices[0].logprobs.content for c in with_logprobs)
 
 
+def test_usage_ends_a_stream_when_asked(stack: LlamaStack) -> None:
+    """llama-cpp-python sends no usage in streams (it ignores `stream_options`): the gateway's
+    count, marked as estimated, ends the stream; unasked, no usage chunk comes."""
+    with stack.client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": SIMPLE}], max_tokens=8,
+            stream=True, stream_options={"include_usage": True}) as stream:
+        chunks = list(stream)
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert (usage.model_extra or {}).get("estimated") is True
+    assert all(c.choices for c in chunks[:-1])
+
+
+def test_ollama_clients_stream_from_the_real_server(stack: LlamaStack) -> None:
+    lines = []
+    with httpx.stream("POST", f"{stack.url}/api/chat", headers=stack.auth, timeout=60, json={
+            "model": "small", "messages": [{"role": "user", "content": SIMPLE}],
+            "options": {"num_predict": 8}}) as response:
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert "".join(line["message"]["content"] for line in lines).strip()
+    assert [line["done"] for line in lines].count(True) == 1 and lines[-1]["done"]
+    assert lines[-1]["done_reason"] in ("stop", "length")
+    assert lines[-1]["eval_count"] > 0 and lines[-1]["prompt_eval_count"] > 0
+
+
 def test_max_completion_tokens_caps_the_real_answer(stack: LlamaStack) -> None:
     reply = ask(stack.client, STORY, model="small", max_completion_tokens=5)
     assert reply.usage.completion_tokens == 5

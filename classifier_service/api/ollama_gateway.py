@@ -3,12 +3,16 @@
 Ollama clients (the ``ollama`` SDK, n8n's Ollama Chat Model, Dify's Ollama provider) point at
 tier-router instead of at Ollama. The same routing as the OpenAI gateway (``model``: ``auto``,
 a tier or an endpoint; the same ``x-tier-router-*`` headers), the same checks, escalation and
-failover; streaming (Ollama's default) is NDJSON. Errors use Ollama's ``{"error": "..."}``.
+failover; streaming (Ollama's default) is NDJSON, its lines made by
+:class:`~classifier_service.gateway.streams.ChatLines` (tool calls whole, the token counts in
+the last line). Errors use Ollama's ``{"error": "..."}``. ``/api/show``, ``/api/ps`` and
+``/api/version`` are in :mod:`classifier_service.api.ollama_info`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -37,11 +41,11 @@ from classifier_service.gateway.engine import (
 from classifier_service.gateway.ollama_wire import (
     chat_to_generate,
     chat_to_openai,
-    chunk_to_chat,
     completion_to_chat,
     generate_to_openai,
     now_iso,
 )
+from classifier_service.gateway.streams import ChatLines
 from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime
 
@@ -117,6 +121,7 @@ async def generate(request: Request, runtime: RuntimeDep) -> Any:
 async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest],
                  to_openai: Callable[[dict[str, Any]], dict[str, Any]],
                  shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    started_ns = time.perf_counter_ns()
     try:
         body = await request.json()
     except ValueError:
@@ -141,14 +146,21 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     plan = gateway.plan(runtime, model, openai_request["messages"], options, session=session,
                         resident=resident_now(request))
     check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
+    chars_per_token = runtime.portfolio.policy.chars_per_token
     if body.get("stream", True) and not check_stream:
-        endpoint, _, chunks = await gateway.open_stream(runtime, plan, openai_request)
+        # Ollama's last line carries the token counts: ask OpenAI-compatible servers for them
+        streamed = {**openai_request, "stream_options": {"include_usage": True}}
+        endpoint, _, chunks = await gateway.open_stream(runtime, plan, streamed)
         gateway.remember(session, runtime.portfolio.tier_of(endpoint))
+        relay = ChatLines(openai_request, chars_per_token, model, started_ns)
 
         async def lines() -> AsyncIterator[bytes]:
             try:
                 async for chunk in chunks:
-                    yield (json.dumps(shape(chunk_to_chat(chunk, model))) + "\n").encode()
+                    for line in relay.feed(chunk):
+                        yield (json.dumps(shape(line)) + "\n").encode()
+                for line in relay.end():
+                    yield (json.dumps(shape(line)) + "\n").encode()
             except (RequestError, BackendError) as exc:  # broke off mid-stream
                 yield (json.dumps({"error": str(exc)}) + "\n").encode()
 
@@ -158,7 +170,10 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     gateway.remember(session, outcome.tier)
     headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier}
     if body.get("stream", True):  # buffered: the checked answer, sent as a stream
-        checked = [shape(chunk_to_chat(c, model)) for c in as_chunks(outcome.completion)[1:]]
+        relay = ChatLines(openai_request, chars_per_token, model, started_ns)
+        checked = [shape(line) for chunk in as_chunks(outcome.completion)
+                   for line in relay.feed(chunk)]
+        checked += [shape(line) for line in relay.end()]
 
         async def buffered_lines() -> AsyncIterator[bytes]:
             for line in checked:

@@ -39,6 +39,7 @@ from classifier_service.gateway.engine import (
     header_options,
     route_header,
 )
+from classifier_service.gateway.streams import OpenAIStream
 from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime
 
@@ -105,22 +106,36 @@ async def _chat_completions(request: Request, runtime: Runtime) -> Any:
     except ValidationError as exc:
         raise RequestError(problem(exc)) from None
     model = body.get("model") or "auto"
-    session = request.headers.get("x-tier-router-session") or body.get("user")
+    session = _session(request, body, runtime)
     gateway = state(request).gateway
     options = check_options(runtime.portfolio, **header_options(request.headers))
     plan = gateway.plan(runtime, model, body["messages"], options,
-                        session=session if isinstance(session, str) else None,
+                        session=session,
                         resident=resident_now(request))
     check_stream = buffered(request.headers, runtime.portfolio.policy.buffer_streams)
     if body.get("stream") and not check_stream:
         return await _stream(gateway, runtime, plan, body, session)
-    outcome = await gateway.complete(runtime, plan, {**body, "stream": False})
-    gateway.remember(session if isinstance(session, str) else None, outcome.tier)
+    # stream_options is for streams only (vLLM and OpenAI refuse it with stream false)
+    unstreamed = {k: v for k, v in body.items() if k != "stream_options"}
+    outcome = await gateway.complete(runtime, plan, {**unstreamed, "stream": False})
+    gateway.remember(session, outcome.tier)
     if body.get("stream"):
-        return StreamingResponse(_sse(as_chunks(outcome.completion)),
+        relay = OpenAIStream(body, runtime.portfolio.policy.chars_per_token)
+        chunks = [c for chunk in as_chunks(outcome.completion) for c in relay.feed(chunk)]
+        return StreamingResponse(_sse([*chunks, *relay.end()]),
                                  media_type="text/event-stream",
                                  headers=_headers(outcome, plan))
     return JSONResponse(content=_annotated(outcome, plan), headers=_headers(outcome, plan))
+
+
+def _session(request: Request, body: dict[str, Any], runtime: Runtime) -> str | None:
+    """The conversation id: the ``x-tier-router-session`` header; OpenAI's ``user`` field
+    (an end user, not a conversation) only with ``policy.session_from: user``."""
+    session = request.headers.get("x-tier-router-session")
+    if not session and runtime.portfolio.policy.session_from == "user":
+        user = body.get("user")
+        session = user if isinstance(user, str) else None
+    return session or None
 
 
 async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -144,15 +159,20 @@ def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
 
 
 async def _stream(gateway: Gateway, runtime: Runtime, plan: Plan, body: dict[str, Any],
-                  session: object) -> StreamingResponse:
+                  session: str | None) -> StreamingResponse:
     endpoint, steps, chunks = await gateway.open_stream(runtime, plan, body)
     tier = runtime.portfolio.tier_of(endpoint)
-    gateway.remember(session if isinstance(session, str) else None, tier)
+    gateway.remember(session, tier)
+
+    relay = OpenAIStream(body, runtime.portfolio.policy.chars_per_token)
 
     async def events() -> AsyncIterator[bytes]:
         try:
             async for chunk in chunks:
-                yield f"data: {json.dumps(chunk)}\n\n".encode()
+                for out in relay.feed(chunk):
+                    yield f"data: {json.dumps(out)}\n\n".encode()
+            for out in relay.end():
+                yield f"data: {json.dumps(out)}\n\n".encode()
         except (RequestError, BackendError) as exc:  # the backend broke off mid-stream
             error = {"error": {"message": str(exc), "type": "api_error", "param": None,
                                "code": None}, "id": f"chatcmpl-{uuid.uuid4().hex}"}

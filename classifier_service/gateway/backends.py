@@ -27,7 +27,6 @@ LLM servers are the portfolio's own, and looking those up costs two thread-pool 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +37,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from classifier_service.errors import BackendError, MissingKeyError, UpstreamRejected
 from classifier_service.gateway.ollama_wire import (
+    OllamaChunks,
     ollama_request,
-    ollama_to_chunk,
     ollama_to_completion,
 )
 from classifier_service.portfolio.model import Endpoint
@@ -123,13 +122,12 @@ class Backends:
                     # context (a 200, then nothing): broken, not an empty answer
                     raise BackendError(endpoint.name, "ended its stream without [DONE]")
                 else:
-                    chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
+                    chunks = OllamaChunks(request.get("model") or endpoint.model)
                     async for raw in response.content:
                         line = _text(endpoint, raw)
                         if line.strip():
-                            yield ollama_to_chunk(_json_object(endpoint, line, IN_STREAM),
-                                                  chunk_id,
-                                                  request.get("model") or endpoint.model)
+                            for chunk in chunks.feed(_json_object(endpoint, line, IN_STREAM)):
+                                yield chunk
 
     async def _post_json(self, endpoint: Endpoint, url: str, body: dict[str, Any],
                          timeout_s: float | None) -> dict[str, Any]:

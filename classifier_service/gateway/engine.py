@@ -19,8 +19,9 @@ streaming (opt-in, header ``x-tier-router-stream: buffered``) runs the non-strea
 checks and escalates, then sends the final answer as a stream: the client keeps its
 streaming code and gets checked answers, at the price of the first token arriving last.
 
-A conversation (OpenAI's ``user`` field, or the ``x-tier-router-session`` header) keeps the
-tier it was first routed to, or escalated to, for later turns with ``model: auto``. This is
+A conversation (the ``x-tier-router-session`` header; OpenAI's ``user`` field only with
+``policy.session_from: user``) keeps the tier it was first routed to, or escalated to, for
+later turns with ``model: auto``. This is
 per process and best effort: an in-memory map of the 10,000 most recent sessions.
 """
 
@@ -101,7 +102,8 @@ def buffered(headers: Mapping[str, str], default: bool = False) -> bool:
 
 
 def as_chunks(completion: Completion) -> list[dict[str, Any]]:
-    """A finished answer as OpenAI stream chunks (role, content or tool calls, finish)."""
+    """A finished answer as OpenAI stream chunks (role, content and tool calls, finish, and
+    the answer's usage in a last chunk with no choices, as OpenAI sends it)."""
     body = completion.body
     message = body["choices"][0].get("message") or {}
     base = {"id": body.get("id", ""), "object": "chat.completion.chunk",
@@ -112,10 +114,15 @@ def as_chunks(completion: Completion) -> list[dict[str, Any]]:
 
     content: dict[str, Any] = {"content": message.get("content") or ""}
     if message.get("tool_calls"):
-        content = {"tool_calls": [{**c, "index": i}
+        content = {"tool_calls": [{"index": i, **c}
                                   for i, c in enumerate(message["tool_calls"])]}
-    return [chunk({"role": "assistant", "content": ""}, None), chunk(content, None),
-            chunk({}, completion.finish_reason or "stop")]
+        if message.get("content"):
+            content["content"] = message["content"]
+    chunks = [chunk({"role": "assistant", "content": ""}, None), chunk(content, None),
+              chunk({}, completion.finish_reason or "stop")]
+    if isinstance(body.get("usage"), dict):
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    return chunks
 
 
 def header_options(headers: Mapping[str, str]) -> dict[str, str | None]:

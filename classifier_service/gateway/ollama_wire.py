@@ -108,8 +108,6 @@ def ollama_to_completion(data: dict[str, Any], model: str) -> dict[str, Any]:
     out_message: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
     if tool_calls:
         out_message["tool_calls"] = tool_calls
-    prompt_tokens = int(data.get("prompt_eval_count") or 0)
-    completion_tokens = int(data.get("eval_count") or 0)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -117,28 +115,64 @@ def ollama_to_completion(data: dict[str, Any], model: str) -> dict[str, Any]:
         "model": model,
         "choices": [{"index": 0, "message": out_message,
                      "finish_reason": _finish_reason(data, tool_calls)}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": ollama_usage(data) or {"prompt_tokens": 0, "completion_tokens": 0,
+                                        "total_tokens": 0},
     }
 
 
-def ollama_to_chunk(data: dict[str, Any], chunk_id: str, model: str) -> dict[str, Any]:
-    message = data.get("message") or {}
-    delta: dict[str, Any] = {}
-    if message.get("content"):
-        delta["content"] = message["content"]
-    tool_calls = _openai_tool_calls(message)
-    if tool_calls:
-        delta["tool_calls"] = [{**c, "index": i} for i, c in enumerate(tool_calls)]
-    done = bool(data.get("done"))
-    return {
-        "id": chunk_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta,
-                     "finish_reason": _finish_reason(data, tool_calls) if done else None}],
-    }
+def ollama_usage(data: dict[str, Any]) -> dict[str, int] | None:
+    """OpenAI ``usage`` from Ollama's ``prompt_eval_count`` and ``eval_count`` (None: neither
+    given)."""
+    if data.get("prompt_eval_count") is None and data.get("eval_count") is None:
+        return None
+    prompt_tokens = int(data.get("prompt_eval_count") or 0)
+    completion_tokens = int(data.get("eval_count") or 0)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+class OllamaChunks:
+    """An Ollama ``/api/chat`` stream as OpenAI ``chat.completion.chunk`` objects.
+
+    Ollama sends each tool call whole, in a line with ``done: false``, then a last line with
+    ``done: true``, ``done_reason: stop`` and the token counts. OpenAI clients expect each call
+    as a delta with its own ``index`` (counted over the whole stream), ``id``, ``type`` and
+    ``function`` {``name``, ``arguments`` as a JSON string}, ``finish_reason: tool_calls`` when
+    calls were made, and the counts in a last chunk with ``choices: []`` and ``usage`` (sent
+    always: the API layer drops it unless the client asked ``stream_options.include_usage``).
+    """
+
+    def __init__(self, model: str) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.model = model
+        self.calls = 0
+        self.started = False
+
+    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": self.model, "choices": choices}
+
+    def feed(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        message = data.get("message") or {}
+        delta: dict[str, Any] = {}
+        if not self.started:
+            delta["role"] = "assistant"
+            self.started = True
+        if message.get("content"):
+            delta["content"] = message["content"]
+        tool_calls = _openai_tool_calls(message)
+        if tool_calls:
+            delta["tool_calls"] = [{"index": self.calls + i, **c}
+                                   for i, c in enumerate(tool_calls)]
+            self.calls += len(tool_calls)
+        if not data.get("done"):
+            return [self._chunk([{"index": 0, "delta": delta, "finish_reason": None}])]
+        finish = _finish_reason(data, self.calls)
+        chunks = [self._chunk([{"index": 0, "delta": delta, "finish_reason": finish}])]
+        usage = ollama_usage(data)
+        if usage is not None:
+            chunks.append({**self._chunk([]), "usage": usage})
+        return chunks
 
 
 # -- Ollama clients -> tier-router ---------------------------------------------------------
@@ -210,20 +244,6 @@ def completion_to_chat(completion: dict[str, Any], model: str) -> dict[str, Any]
             "done_reason": _ollama_done_reason(choice.get("finish_reason")),
             "prompt_eval_count": usage.get("prompt_tokens", 0),
             "eval_count": usage.get("completion_tokens", 0)}
-
-
-def chunk_to_chat(chunk: dict[str, Any], model: str) -> dict[str, Any]:
-    """An OpenAI stream chunk as one line of an Ollama ``/api/chat`` stream."""
-    choice = (chunk.get("choices") or [{}])[0]
-    delta = choice.get("delta") or {}
-    finish = choice.get("finish_reason")
-    line: dict[str, Any] = {"model": model, "created_at": now_iso(),
-                            "message": {"role": "assistant", "content": delta.get("content")
-                                        or ""},
-                            "done": finish is not None}
-    if finish is not None:
-        line["done_reason"] = _ollama_done_reason(finish)
-    return line
 
 
 def chat_to_generate(line: dict[str, Any]) -> dict[str, Any]:

@@ -181,6 +181,12 @@ class Policy(_Strict):
         description="Gateway: write each escalation the answer check made as an outcome "
         "record (source check, score 0). It stores prompt and answer text: off by default.",
     )
+    session_from: Literal["header", "user"] = Field(
+        default="header",
+        description="Gateway: where a conversation id comes from: `header` (only "
+        "x-tier-router-session) or `user` (that header, else OpenAI's `user` field, which "
+        "Dify fills with the end user, so a user keeps the highest tier reached).",
+    )
 
 
 class Portfolio(_Strict):
