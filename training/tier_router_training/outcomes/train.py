@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from classifier_service.feedback import OutcomeRecord
 from classifier_service.routing.artifact import library_versions
+from classifier_service.routing.outcome_model import ClassifierScores, OutcomeModel, save_model
 from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
 from tier_router_training.outcomes.fit import FitResult, fit
-from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel, save_model
-from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from tier_router_training.outcomes.records import OutcomeTable
 
 FloatArray = npt.NDArray[np.float64]
 

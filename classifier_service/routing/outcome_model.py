@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from classifier_service.features import FEATURES_VERSION, analyze
-from tier_router_training.outcomes.answer_features import answer_vector, feature_names
+from classifier_service.routing.answer_features import answer_vector, feature_names
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
