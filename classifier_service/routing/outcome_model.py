@@ -353,10 +353,27 @@ class OutcomeModel:
         if tier not in self.tiers:
             raise KeyError(f"tier {tier!r} is not one of {list(self.tiers)}")
         x = self.check_vector(prompt, answer, tier, finish_reason, avg_logprob, classifier_scores)
-        terms = (x - self._cmean) / self._cstd * self._cw
-        p_bad = _sigmoid(float(terms.sum()) + self._cb)
+        p_bad, terms = self.check_terms(x)
+        return p_bad, self.top_terms(terms, top)
+
+    @property
+    def uses_logprobs(self) -> bool:
+        """Whether the check learned from answers with ``avg_logprob`` (then the gateways ask
+        the servers for token logprobs)."""
+        if not self.has_check:
+            return False
+        i = self._check_names.index("has_logprob")
+        return bool(self._cmean[i] > 0)
+
+    def check_terms(self, x: FloatArray) -> tuple[float, FloatArray]:
+        """P(not good) of a check vector, and each feature's term (its push) in the sum."""
+        terms: FloatArray = (x - self._cmean) / self._cstd * self._cw
+        return _sigmoid(float(terms.sum()) + self._cb), terms
+
+    def top_terms(self, terms: FloatArray, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` largest terms by size: (feature name, push towards "not good")."""
         order = np.argsort(-np.abs(terms))[:top]
-        return p_bad, [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
+        return [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
 
     def escalate(self, p_bad: float, tier: str) -> bool:
         """Whether the operating point sends an answer with this ``p_bad`` to the next tier."""
