@@ -47,6 +47,8 @@ class Runtime:
         classifier: TierClassifier | None = None,
         outcome: OutcomeModel | None = None,
     ) -> None:
+        if outcome is not None:  # first: its message names what the outcome model lacks
+            _check_outcome_tiers(outcome, portfolio, portfolio_path)
         unknown = [t for t in artifact.tier_labels if not portfolio.has_tier(t)]
         if unknown:
             raise ModelArtifactError(
@@ -54,8 +56,6 @@ class Runtime:
                 f"the model predicts tiers {unknown} that the portfolio {portfolio_path} does not "
                 f"define (its tiers: {', '.join(portfolio.tier_names)})",
             )
-        if outcome is not None:
-            _check_outcome_tiers(outcome, portfolio, portfolio_path)
         self.outcome = outcome
         self.portfolio = portfolio
         self.portfolio_path = portfolio_path
