@@ -44,6 +44,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.npz"
 VOCAB_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
+LOGIT_CACHE = 1024
 CLASSIFIER_DIR = "classifier"
 CLASSIFIER_FILES = ("model.joblib", "metadata.json")
 """The base classifier's folder, copied into the outcome folder: the outcome model reads its
@@ -159,6 +160,7 @@ class OutcomeModel:
         self._learned = [t not in self.fallback for t in self.tiers]
         self.router_mode: str = metadata["router"].get("mode", "level")
         self._vocab = {f: i for i, f in enumerate(vocabulary)}
+        self._logits: dict[tuple[str, bool], FloatArray] = {}
         self._idf = arrays["idf"]
         self._w = arrays["router_w"]
         self._dense_w = arrays["router_dense_w"]
@@ -222,7 +224,21 @@ class OutcomeModel:
         return out
 
     def router_logits(self, prompt: str, scores: ClassifierScores | None = None) -> FloatArray:
-        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros)."""
+        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros).
+
+        The last prompts' logits are kept (the service's classifier is fixed per model, so a
+        prompt's scores are too): the gateway's check of an answer reuses its decision's."""
+        key = (prompt, scores is None)
+        cached = self._logits.get(key)
+        if cached is not None:
+            return cached
+        z = self._router_logits(prompt, scores)
+        if len(self._logits) >= LOGIT_CACHE:
+            self._logits.clear()
+        self._logits[key] = z
+        return z
+
+    def _router_logits(self, prompt: str, scores: ClassifierScores | None) -> FloatArray:
         counts: dict[int, int] = {}
         vocab = self._vocab
         for feature in analyze(prompt):
