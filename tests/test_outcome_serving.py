@@ -166,6 +166,11 @@ def test_readyz_portfolio_and_reload_of_an_outcome_model(
             fh.write(b"x")
         r = client.post("/v1/admin/reload", json={"model_dir": str(broken)})
         assert r.status_code == 422 and "checksum mismatch" in r.text, r.text
+        meta = json.loads((broken / "metadata.json").read_text())
+        del meta["files"]
+        (broken / "metadata.json").write_text(json.dumps(meta))
+        r = client.post("/v1/admin/reload", json={"model_dir": str(broken)})
+        assert r.status_code == 422 and "lists no checksummed files" in r.text, r.text
         two = tmp_path / "two.yaml"
         two.write_text(portfolio_text(("simple", "medium")), encoding="utf-8")
         r = client.post("/v1/admin/reload", json={"portfolio": str(two)})

@@ -46,9 +46,7 @@ VOCAB_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
 LOGIT_CACHE = 1024
 CLASSIFIER_DIR = "classifier"
-CLASSIFIER_FILES = ("model.joblib", "metadata.json")
-"""The base classifier's folder, copied into the outcome folder: the outcome model reads its
-scores as features and falls back to it for thinly covered tiers."""
+CLASSIFIER_FILES = ("model.joblib", "metadata.json")  # the classifier it reads and falls back to
 
 
 class ClassifierScores(Protocol):
@@ -198,17 +196,23 @@ class OutcomeModel:
         if meta.get("features_version") != FEATURES_VERSION:
             raise OutcomeModelError(meta_path, f"trained with features version "
                                     f"{meta.get('features_version')}, this is {FEATURES_VERSION}")
-        for name, digest in meta["files"].items():
-            path = model_dir / name
+        files = meta.get("files")
+        if not isinstance(files, dict) or WEIGHTS_FILE not in files:
+            raise OutcomeModelError(meta_path, "lists no checksummed files")
+        for name, digest in files.items():
+            path = model_dir / str(name)
             if not path.is_file():
                 raise OutcomeModelError(path, "missing (metadata.json lists it)")
             if _sha256(path) != digest:
                 raise OutcomeModelError(path, "checksum mismatch: the file is corrupt or "
                                         "belongs to another model")
-        with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
-        vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
-        return cls(meta, arrays, vocabulary, model_dir)
+        try:
+            with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
+                arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+            vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
+            return cls(meta, arrays, vocabulary, model_dir)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise OutcomeModelError(model_dir, f"unusable outcome model: {exc!r}") from None
 
     # --- router -------------------------------------------------------------------------
     def _dense(self, scores: ClassifierScores | None) -> FloatArray:
@@ -224,10 +228,8 @@ class OutcomeModel:
         return out
 
     def router_logits(self, prompt: str, scores: ClassifierScores | None = None) -> FloatArray:
-        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros).
-
-        The last prompts' logits are kept (the service's classifier is fixed per model, so a
-        prompt's scores are too): the gateway's check of an answer reuses its decision's."""
+        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros); the
+        last prompts' are kept, so the gateway's check of an answer reuses its decision's."""
         key = (prompt, scores is None)
         cached = self._logits.get(key)
         if cached is not None:
