@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from classifier_service.feedback import OutcomeRecord
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.routing.classifier import TierClassifier
+from classifier_service.routing.outcome_model import ClassifierScores
 from tier_router_training.outcomes.calibrate import choose, operating_points, point_arrays, replay
-from tier_router_training.outcomes.model import ClassifierScores
-from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from tier_router_training.outcomes.records import OutcomeTable
 from tier_router_training.outcomes.report import evaluate
 from tier_router_training.outcomes.train import predict, train_model
 

@@ -86,7 +86,7 @@ class Reloader:
             current = self.runtime
             try:
                 new = Runtime.load(Path(portfolio or current.portfolio_path),
-                                   Path(model_dir or current.artifact.path))
+                                   Path(model_dir or current.model_dir))
             except Exception:
                 self._count("refused")
                 raise
@@ -97,7 +97,7 @@ class Reloader:
             elif self._state_file is None:
                 self.generation += 1
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
-                 new.model_version, new.artifact.path, new.portfolio_path, self.generation)
+                 new.model_version, new.model_dir, new.portfolio_path, self.generation)
         return new
 
     def follow(self) -> None:
@@ -136,7 +136,7 @@ class Reloader:
                 self.generation = max(self.generation + 1,
                                       (shared.generation + 1) if shared else 1)
                 text = json.dumps({"generation": self.generation,
-                                   "model_dir": str(runtime.artifact.path),
+                                   "model_dir": str(runtime.model_dir),
                                    "portfolio": str(runtime.portfolio_path)})
                 atomic_write(self._state_file,
                              lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -2,6 +2,11 @@
 
 A :class:`Runtime` is immutable once built; reloading builds a new one and swaps it in with a
 single assignment, so a request in flight always sees one consistent pair.
+
+The model folder is a classifier's, or an outcome model's (its ``metadata.json`` says
+``format: tier-router-outcomes``): then the classifier is the copy inside it (``classifier/``,
+checksums in the outcome metadata) and the outcome model decides the ladder step of the policy
+and, when it has a check, judges answers.
 """
 
 from __future__ import annotations
@@ -9,13 +14,22 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Literal
 
 from classifier_service.errors import ModelArtifactError, TooLargeError
 from classifier_service.portfolio.model import Portfolio, load_portfolio
 from classifier_service.routing.artifact import Artifact, load_artifact
 from classifier_service.routing.balancing import Balancer
 from classifier_service.routing.classifier import Scores, TierClassifier
-from classifier_service.routing.policy import Decision, RouteOptions, check_options, decide
+from classifier_service.routing.outcome_model import OutcomeModel, is_outcome_folder
+from classifier_service.routing.policy import (
+    Chooser,
+    Decision,
+    Reason,
+    RouteOptions,
+    check_options,
+    decide,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,10 @@ class Runtime:
         portfolio_path: Path,
         artifact: Artifact,
         classifier: TierClassifier | None = None,
+        outcome: OutcomeModel | None = None,
     ) -> None:
+        if outcome is not None:  # first: its message names what the outcome model lacks
+            _check_outcome_tiers(outcome, portfolio, portfolio_path)
         unknown = [t for t in artifact.tier_labels if not portfolio.has_tier(t)]
         if unknown:
             raise ModelArtifactError(
@@ -39,6 +56,7 @@ class Runtime:
                 f"the model predicts tiers {unknown} that the portfolio {portfolio_path} does not "
                 f"define (its tiers: {', '.join(portfolio.tier_names)})",
             )
+        self.outcome = outcome
         self.portfolio = portfolio
         self.portfolio_path = portfolio_path
         self.classifier = classifier or TierClassifier(artifact)
@@ -50,15 +68,47 @@ class Runtime:
     @classmethod
     def load(cls, portfolio_path: Path, model_dir: Path) -> Runtime:
         portfolio = load_portfolio(portfolio_path)
-        return cls(portfolio, Path(portfolio_path), load_artifact(model_dir))
+        outcome = None
+        if is_outcome_folder(model_dir):
+            outcome = OutcomeModel.load(model_dir)
+            base = outcome.classifier_dir
+            if base is None:
+                raise ModelArtifactError(model_dir, "this outcome model holds no classifier/ "
+                                         "folder (the classifier it falls back to); retrain it "
+                                         "with tier-router train --outcomes")
+            artifact = load_artifact(base)
+        else:
+            artifact = load_artifact(model_dir)
+        return cls(portfolio, Path(portfolio_path), artifact, outcome=outcome)
 
     def with_portfolio(self, portfolio: Portfolio, portfolio_path: Path) -> Runtime:
         """The same model with another portfolio (checked against the model's tiers)."""
-        return Runtime(portfolio, portfolio_path, self.artifact, self.classifier)
+        return Runtime(portfolio, portfolio_path, self.artifact, self.classifier, self.outcome)
 
     @property
     def model_version(self) -> str:
+        if self.outcome is not None:
+            return self.outcome.model_version
         return self.artifact.model_version
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder ``--model`` named (the outcome model's, when one is loaded)."""
+        if self.outcome is not None and self.outcome.path is not None:
+            return self.outcome.path
+        return self.artifact.path
+
+    @property
+    def operating_point(self) -> dict[str, Any] | None:
+        """The outcome model's calibrated point as its metadata holds it (None: a classifier)."""
+        if self.outcome is None:
+            return None
+        point = self.outcome.metadata.get("operating_point")
+        return dict(point) if isinstance(point, dict) else None
+
+    @property
+    def model_kind(self) -> Literal["classifier", "outcomes"]:
+        return "outcomes" if self.outcome is not None else "classifier"
 
     @property
     def confidence_threshold(self) -> float:
@@ -94,6 +144,14 @@ class Runtime:
                       resident: Collection[str] | None = None) -> Routed:
         """:meth:`route` for a prompt whose length and options are already checked."""
         scores = self.classifier.score(prompt)
+        choose: Chooser | None = None
+        if self.outcome is not None:
+            outcome = self.outcome
+
+            def choose(opts: RouteOptions) -> tuple[str, Reason, str]:
+                choice = outcome.choose(prompt, scores, opts.min_tier, opts.max_tier)
+                return choice.tier, choice.reason, choice.detail
+
         decision = decide(
             self.portfolio,
             scores,
@@ -102,5 +160,27 @@ class Runtime:
             threshold=self.confidence_threshold,
             order=self.balancer.snapshot(),
             resident=resident if self.portfolio.policy.prefer_resident else None,
+            choose=choose,
         )
         return Routed(scores, decision)
+
+
+def _check_outcome_tiers(outcome: OutcomeModel, portfolio: Portfolio, portfolio_path: Path
+                         ) -> None:
+    """The outcome model decides over the portfolio's tiers: the same names, cheapest first."""
+    path = outcome.path or Path("<outcome model>")
+    missing = [t for t in outcome.tiers if not portfolio.has_tier(t)]
+    if missing:
+        raise ModelArtifactError(
+            path, f"the outcome model's tiers {missing} are missing from the portfolio "
+            f"{portfolio_path} (its tiers: {', '.join(portfolio.tier_names)})")
+    unknown = [t for t in portfolio.tier_names if t not in outcome.tiers]
+    if unknown:
+        raise ModelArtifactError(
+            path, f"the portfolio {portfolio_path} has tiers {unknown} that the outcome model "
+            f"was not trained on (its tiers: {', '.join(outcome.tiers)}); retrain with this "
+            "portfolio")
+    if list(outcome.tiers) != list(portfolio.tier_names):
+        raise ModelArtifactError(
+            path, f"the outcome model orders its tiers {', '.join(outcome.tiers)}, the "
+            f"portfolio {portfolio_path} {', '.join(portfolio.tier_names)} (cheapest first)")

@@ -46,7 +46,7 @@ class Script:
     corrupt_stream: bool = False  # one good chunk, then a line that is not JSON
     chunk_delay_s: float = 0.0  # pause before each streamed word after the first
     n_ctx: int | None = None  # fake_openai: a prompt of this many tokens or more is a 400
-    logprob: float = -0.25  # fake_openai: each token's logprob, when logprobs are asked
+    logprob: float = -0.25  # each token's logprob, when logprobs are asked
 
 
 @dataclass
@@ -91,10 +91,17 @@ def fake_ollama() -> Double:
                        "tool_calls": [{"function": script.tool_call}]}
         done_reason = "length" if script.finish == "length" else "stop"
         if not body.get("stream", True):
-            return {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
-                    "message": message, "done": True, "done_reason": done_reason,
-                    "total_duration": 1000, "load_duration": 10, "prompt_eval_count": 12,
-                    "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
+            answer = {"model": body["model"], "created_at": "2026-11-29T12:00:00Z",
+                      "message": message, "done": True, "done_reason": done_reason,
+                      "total_duration": 1000, "load_duration": 10, "prompt_eval_count": 12,
+                      "prompt_eval_duration": 100, "eval_count": 8, "eval_duration": 800}
+            if body.get("logprobs"):  # Ollama's top-level [{token, logprob, top_logprobs}]
+                answer["logprobs"] = [
+                    {"token": w, "logprob": script.logprob,
+                     "top_logprobs": [{"token": w, "logprob": script.logprob}][
+                         : int(body.get("top_logprobs") or 0)]}
+                    for w in _words(script.content)]
+            return answer
 
         def line(data: dict[str, Any]) -> bytes:
             return (json.dumps({"model": body["model"], "created_at": "2026-11-29T12:00:00Z",

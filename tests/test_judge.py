@@ -170,8 +170,8 @@ def test_a_sampled_answer_is_judged_in_both_orders(tmp_path: Path) -> None:
     assert by_tier["simple"]["endpoint"] == "small" and by_tier["medium"]["endpoint"] == "mid"
     assert {r["source"] for r in records} == {"judge"}
     assert {r["prompt"] for r in records} == {PROMPT}
-    assert by_tier["simple"]["request_id"] == reply.json()["id"] == by_tier["medium"][
-        "request_id"]
+    decision_id = reply.json()["tier_router"]["request_id"]  # the gateway's decision id
+    assert by_tier["simple"]["request_id"] == decision_id == by_tier["medium"]["request_id"]
 
 
 def test_a_position_biased_judge_scores_ties(tmp_path: Path) -> None:
@@ -447,12 +447,12 @@ def test_label_names_a_server_it_cannot_reach(label_setup: LabelSetup,
 
 
 def test_training_weighs_records_by_source() -> None:
-    from tier_router_training.outcomes.records import OutcomeRecord as TrainingRecord
+    from classifier_service.feedback import OutcomeRecord
     from tier_router_training.outcomes.records import OutcomeTable
 
-    records = [TrainingRecord("p", "simple", 1.0, source="user"),
-               TrainingRecord("p", "simple", 0.0, source="check"),
-               TrainingRecord("q", "simple", 0.0, source="check")]
+    records = [OutcomeRecord(prompt="p", tier="simple", score=1.0, source="user"),
+               OutcomeRecord(prompt="p", tier="simple", score=0.0, source="check"),
+               OutcomeRecord(prompt="q", tier="simple", score=0.0, source="check")]
     tiers = ("simple", "medium")
     assert OutcomeTable.build(records, tiers).scores[0, 0] == 0.5  # as they come
     weighed = OutcomeTable.build(records, tiers, {"check": 0.25})

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier_service.feedback import OutcomeRecord
+from classifier_service.routing.outcome_model import OutcomeModel, OutcomeModelError
 from tier_router_training.outcomes.calibrate import replay
-from tier_router_training.outcomes.model import OutcomeModel, OutcomeModelError
-from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from tier_router_training.outcomes.records import OutcomeTable
 from tier_router_training.outcomes.report import evaluate_model
 from tier_router_training.outcomes.train import train_model
 

@@ -85,7 +85,7 @@ def reload(
         ) from None
     return ReloadResponse(
         model_version=runtime.model_version,
-        model_dir=str(runtime.artifact.path),
+        model_dir=str(runtime.model_dir),
         portfolio=str(runtime.portfolio_path),
         tiers=runtime.portfolio.tier_names,
         generation=reloader.generation,

@@ -165,10 +165,12 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
                 yield (json.dumps({"error": str(exc)}) + "\n").encode()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson",
-                                 headers={"x-tier-router-endpoint": endpoint.name})
+                                 headers={"x-tier-router-endpoint": endpoint.name,
+                                          "x-tier-router-request-id": plan.request_id})
     outcome = await gateway.complete(runtime, plan, openai_request)
     gateway.remember(session, outcome.tier)
-    headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier}
+    headers = {"x-tier-router-endpoint": outcome.endpoint.name, "x-tier-router-tier": outcome.tier,
+               "x-tier-router-request-id": plan.request_id}
     if body.get("stream", True):  # buffered: the checked answer, sent as a stream
         relay = ChatLines(openai_request, chars_per_token, model, started_ns)
         checked = [shape(line) for chunk in as_chunks(outcome.completion)

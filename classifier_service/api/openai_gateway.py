@@ -155,6 +155,7 @@ def _headers(outcome: Outcome, plan: Plan) -> dict[str, str]:
         "x-tier-router-reason": plan.reason,
         "x-tier-router-escalations": str(outcome.escalations),
         "x-tier-router-route": route_header(outcome.steps),
+        "x-tier-router-request-id": plan.request_id,
     }
 
 
@@ -184,6 +185,7 @@ async def _stream(gateway: Gateway, runtime: Runtime, plan: Plan, body: dict[str
         "x-tier-router-tier": tier,
         "x-tier-router-reason": plan.reason,
         "x-tier-router-route": route_header(steps),
+        "x-tier-router-request-id": plan.request_id,
         "cache-control": "no-cache",
     }
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

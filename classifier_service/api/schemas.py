@@ -166,3 +166,8 @@ class Readiness(BaseModel):
     model_dir: str
     portfolio: str
     tiers: list[str]
+    model_kind: Literal["classifier", "outcomes"] = Field(
+        default="classifier", description="`outcomes` when an outcome model decides.")
+    operating_point: dict[str, Any] | None = Field(
+        default=None, description="The outcome model's calibrated point (thresholds, expected "
+        "quality, shares, cost); null for a classifier.")

@@ -47,9 +47,11 @@ async def readyz(request: Request) -> Any:
                                 content={"detail": f"cannot write a log: {problem}"})
     return Readiness(
         model_version=runtime.model_version,
-        model_dir=str(runtime.artifact.path),
+        model_dir=str(runtime.model_dir),
         portfolio=str(runtime.portfolio_path),
         tiers=runtime.portfolio.tier_names,
+        model_kind=runtime.model_kind,
+        operating_point=runtime.operating_point,
     )
 
 
@@ -89,5 +91,8 @@ async def get_portfolio(runtime: RuntimeDep) -> dict[str, Any]:
         "version": runtime.model_version,
         "tiers": runtime.artifact.tier_labels,
         "categories": runtime.classifier.category_labels,
+        "kind": runtime.model_kind,
+        "operating_point": runtime.operating_point,
+        "check": runtime.outcome is not None and runtime.outcome.has_check,
     }
     return data

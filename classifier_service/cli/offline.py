@@ -67,7 +67,7 @@ def _check(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)
     print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
-    print(f"model {runtime.artifact.path}: {runtime.model_version}, "
+    print(f"model {runtime.model_dir}: {runtime.model_version}, "
           f"confidence threshold {runtime.confidence_threshold:.2f}")
     return 0
 

@@ -1,4 +1,5 @@
-"""``train``, ``evaluate`` and ``calibrate``.
+"""``train``, ``evaluate`` and ``calibrate``; with ``--outcomes``, of outcome models
+(:mod:`.outcomes`).
 
 They reach :mod:`tier_router_training` inside each command, so the service imports
 and tests without the training package."""
@@ -10,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from classifier_service.cli import outcomes
 from classifier_service.cli.common import Commands
+from classifier_service.errors import DataError
 from classifier_service.portfolio.model import load_portfolio
 
 
@@ -38,6 +41,14 @@ def add_train(sub: Commands) -> None:
                        help="blend in the tiers implied by the task-kind head, 0-1 (default 0: "
                        "the tier head alone; needs data with task kinds)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_outcome_args(train)
+    train.add_argument("--base-model", type=Path, metavar="DIR",
+                       help="with --outcomes: the classifier the outcome model reads and falls "
+                       "back to, copied into --out (default: the bundled model)")
+    train.add_argument("--max-share", action="append", metavar="TIER=SHARE",
+                       help="with --outcomes: cap a tier's share at the calibrated point")
+    train.add_argument("--match-tier", metavar="TIER",
+                       help="with --outcomes: the cheapest point as good as always-TIER")
     train.set_defaults(handler=_train)
 
 
@@ -49,13 +60,17 @@ def add_evaluate(sub: Commands) -> None:
         "writes report.json, confusion_matrix.png and traffic_share.png.")
     evaluate.add_argument("--model", type=Path, metavar="DIR",
                           help="model folder (default: the bundled default model)")
-    evaluate.add_argument("--data", action="append", type=Path, required=True, metavar="FILE",
-                          help="labelled data, JSONL or CSV; repeatable")
+    evaluate.add_argument("--data", action="append", type=Path, metavar="FILE",
+                          help="labelled data, JSONL or CSV; repeatable (or --outcomes)")
     evaluate.add_argument("--cv", type=int, metavar="K",
                           help="K-fold cross-validation of the model's recipe on the data")
     evaluate.add_argument("--report-dir", type=Path, default=Path("report"),
                           help="where the report goes (default ./report)")
     _add_column_args(evaluate)
+    _add_outcome_args(evaluate, bad_row=False)
+    evaluate.add_argument("--portfolio", type=Path, metavar="FILE",
+                          help="with --outcomes: tier costs from this portfolio (default: "
+                          "those the model was trained with)")
     evaluate.set_defaults(handler=_evaluate)
 
 
@@ -66,13 +81,29 @@ def add_calibrate(sub: Commands) -> None:
         "prompts, no capped tier gets more than its share; store it in the model's metadata.")
     calibrate.add_argument("--model", type=Path, metavar="DIR", required=True,
                            help="model folder to calibrate (its metadata.json is rewritten)")
-    calibrate.add_argument("--data", action="append", type=Path, required=True, metavar="FILE",
+    calibrate.add_argument("--data", action="append", type=Path, metavar="FILE",
                            help="reference prompts, JSONL or CSV (labels optional); repeatable")
-    calibrate.add_argument("--max-share", action="append", required=True, metavar="TIER=SHARE",
+    calibrate.add_argument("--max-share", action="append", metavar="TIER=SHARE",
                            help="e.g. complex=0.3; repeatable")
+    _add_outcome_args(calibrate, bad_row=True)
+    calibrate.add_argument("--match-tier", metavar="TIER",
+                           help="with --outcomes: the cheapest point (router and check "
+                           "thresholds) whose expected quality is at least always-TIER's")
+    calibrate.add_argument("--portfolio", type=Path, metavar="FILE",
+                           help="with --outcomes: tier costs from this portfolio (default: "
+                           "those the model was trained with)")
     calibrate.add_argument("--text-column",
                            help="column with the prompt (default: prompt, else text)")
     calibrate.set_defaults(handler=_calibrate)
+
+
+def _add_outcome_args(parser: argparse.ArgumentParser, bad_row: bool = False) -> None:
+    parser.add_argument("--outcomes", action="append", type=Path, metavar="FILE|DIR",
+                        help="outcome records (JSONL/CSV, or a folder of them, e.g. the "
+                        "service's outcomes folder); repeatable: an outcome model")
+    if bad_row:
+        parser.add_argument("--on-bad-row", choices=["skip", "stop"], default="skip",
+                            help="skip bad rows with a report, or stop at the first")
 
 
 def _add_column_args(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +146,8 @@ def _unit_float(text: str) -> float:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.outcomes:
+        return outcomes.train(args)
     from tier_router_training.dataset import LoadReport
     from tier_router_training.pipeline import Recipe
     from tier_router_training.train import summary_table, train
@@ -142,6 +175,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.outcomes:
+        return outcomes.evaluate(args)
+    if not args.data:
+        raise DataError("evaluate needs --data FILE (labelled prompts) or --outcomes FILE")
     from classifier_service.routing.artifact import bundled_model_dir
     from tier_router_training.evaluate import evaluate, summary
 
@@ -154,6 +191,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    if args.outcomes:
+        if args.data:
+            raise DataError("calibrate takes --data (a classifier) or --outcomes (an outcome "
+                            "model), not both")
+        return outcomes.calibrate(args)
+    if not args.data or not args.max_share:
+        raise DataError("calibrate needs --data FILE and --max-share TIER=SHARE (a classifier), "
+                        "or --outcomes FILE with --max-share or --match-tier (an outcome model)")
     from classifier_service.routing.artifact import load_artifact
     from tier_router_training.calibrate import calibrate, parse_max_share
 

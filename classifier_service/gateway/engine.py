@@ -29,18 +29,21 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from classifier_service.errors import BackendError, NoBackendError, UnknownModelError
+from classifier_service.gateway import logprobs
 from classifier_service.gateway.backends import Backends, Completion
 from classifier_service.gateway.hooks import AnswerHooks
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint, Portfolio
+from classifier_service.routing.answer_check import judge
+from classifier_service.routing.classifier import Scores
 from classifier_service.routing.policy import RouteOptions, escalation_chain
-from classifier_service.routing.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
@@ -55,10 +58,14 @@ class Plan:
     chain: list[Endpoint]
     tier: str
     reason: str
-    request_id: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """The decision's id: in the answer's ``tier_router`` summary, the
+    ``x-tier-router-request-id`` header and the log line; outcome records refer to it."""
     category: str | None = None
     escalate: bool = True
     """False for a pinned endpoint: the caller chose the model; only failover moves on."""
+    prompt: str = ""
+    scores: Scores | None = None
 
 
 @dataclass
@@ -84,7 +91,8 @@ class Outcome:
     def summary(self, plan: Plan) -> dict[str, Any]:
         """The ``tier_router`` field of an answer: who answered, the route taken and why."""
         return {"endpoint": self.endpoint.name, "tier": self.tier, "reason": plan.reason,
-                "escalations": self.escalations, "route": [s.as_dict() for s in self.steps]}
+                "request_id": plan.request_id, "escalations": self.escalations,
+                "route": [s.as_dict() for s in self.steps]}
 
 
 def route_header(steps: list[Step]) -> str:
@@ -188,16 +196,19 @@ class Gateway:
             decision = routed.decision
             reason = "session" if sticky is not None else decision.reason
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,
-                        category=routed.scores.top_category)
-        category = runtime.classifier.score(prompt).top_category if prompt else None
+                        category=routed.scores.top_category, prompt=prompt,
+                        scores=routed.scores)
+        scores = runtime.classifier.score(prompt) if prompt else None
+        category = scores.top_category if scores is not None else None
         order = runtime.balancer.snapshot()
         if portfolio.has_tier(model):
             start = order(model)[0]
             return Plan(escalation_chain(portfolio, start, max_tier, order), model, "model",
-                        category=category)
+                        category=category, prompt=prompt, scores=scores)
         endpoint = named_endpoint(portfolio, model)
         return Plan(escalation_chain(portfolio, endpoint, max_tier, order),
-                    portfolio.tier_of(endpoint), "model", category=category, escalate=False)
+                    portfolio.tier_of(endpoint), "model", category=category, escalate=False,
+                    prompt=prompt, scores=scores)
 
     def remember(self, session: str | None, tier: str) -> None:
         if not session:
@@ -238,6 +249,10 @@ class Gateway:
         escalations = 0
         index = 0
         chain = plan.chain
+        learned = runtime.outcome is not None and runtime.outcome.has_check and plan.escalate
+        ask = (learned and runtime.outcome is not None and runtime.outcome.uses_logprobs
+               and not logprobs.client_asked(request))
+        sent = logprobs.ask(request) if ask else request
         while index < len(chain):
             endpoint = chain[index]
             tier = portfolio.tier_of(endpoint)
@@ -247,7 +262,7 @@ class Gateway:
                 continue
             try:
                 with runtime.balancer.busy(endpoint.name):
-                    completion = await self.backends.complete(endpoint, request,
+                    completion = await self.backends.complete(endpoint, sent,
                                                               policy.backend_timeout_s)
             except BackendError as exc:
                 self._fail(endpoint, policy.failover_cooldown_s)
@@ -255,11 +270,15 @@ class Gateway:
                 index += 1
                 continue
             self._cooldown.pop(endpoint.name, None)
+            mean_logprob = logprobs.avg_logprob(completion.body) if learned else None
+            if ask:
+                logprobs.strip(completion.body)
             verdict = None
             if plan.escalate and not completion.has_tool_calls:
-                verdict = check(completion.content, portfolio.quality, kind=plan.category,
-                                tier=tier, finish_reason=completion.finish_reason,
-                                max_tokens=_cap(request))
+                verdict = judge(runtime.outcome, portfolio.quality, plan.prompt,
+                                completion.content, tier, scores=plan.scores,
+                                finish_reason=completion.finish_reason,
+                                max_tokens=_cap(request), avg_logprob=mean_logprob)
                 self.metrics.checked(verdict.escalate, verdict.reasons)
             higher = next((i for i in range(index + 1, len(chain))
                            if portfolio.tier_of(chain[i]) != tier), None)
@@ -267,12 +286,12 @@ class Gateway:
                     and escalations < policy.max_escalations):
                 self.metrics.fallbacks.labels(endpoint.name).inc()
                 self._notify("escalated", runtime, plan, request, endpoint, tier, completion)
-                steps.append(Step(endpoint.name, tier, "escalated", list(verdict.reasons)))
+                steps.append(Step(endpoint.name, tier, "escalated", verdict.detail()))
                 escalations += 1
                 index = higher
                 continue
             steps.append(Step(endpoint.name, tier, "answered",
-                              list(verdict.reasons) if verdict else []))
+                              verdict.detail() if verdict else []))
             self._log(plan, steps, request, completion.content)
             outcome = Outcome(completion, endpoint, tier, steps, escalations)
             self._notify("answered", runtime, plan, request, outcome)
@@ -357,8 +376,8 @@ def named_endpoint(portfolio: Portfolio, model: str) -> Endpoint:
 
 def _summary_fields(plan: Plan, steps: list[Step]) -> dict[str, Any]:
     last = steps[-1]
-    return {"event": "gateway", "endpoint": last.endpoint, "tier": last.tier,
-            "reason": plan.reason, "route": route_header(steps),
+    return {"event": "gateway", "request_id": plan.request_id, "endpoint": last.endpoint,
+            "tier": last.tier, "reason": plan.reason, "route": route_header(steps),
             "escalations": sum(s.outcome == "escalated" for s in steps)}
 
 

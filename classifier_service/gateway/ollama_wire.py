@@ -40,6 +40,10 @@ def ollama_request(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
         body["keep_alive"] = keep_alive_value(endpoint.keep_alive)
     if request.get("tools"):
         body["tools"] = request["tools"]
+    if request.get("logprobs") is True:  # /api/chat takes both (ollama-python ChatRequest)
+        body["logprobs"] = True
+        if isinstance(request.get("top_logprobs"), int):
+            body["top_logprobs"] = request["top_logprobs"]
     fmt = request.get("response_format")
     if isinstance(fmt, dict):
         if fmt.get("type") == "json_object":
@@ -108,13 +112,16 @@ def ollama_to_completion(data: dict[str, Any], model: str) -> dict[str, Any]:
     out_message: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
     if tool_calls:
         out_message["tool_calls"] = tool_calls
+    choice: dict[str, Any] = {"index": 0, "message": out_message,
+                              "finish_reason": _finish_reason(data, tool_calls)}
+    if isinstance(data.get("logprobs"), list):  # Ollama's [{token, logprob, top_logprobs}]
+        choice["logprobs"] = {"content": data["logprobs"]}
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": out_message,
-                     "finish_reason": _finish_reason(data, tool_calls)}],
+        "choices": [choice],
         "usage": ollama_usage(data) or {"prompt_tokens": 0, "completion_tokens": 0,
                                         "total_tokens": 0},
     }

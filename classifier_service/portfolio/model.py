@@ -57,6 +57,8 @@ class Endpoint(_Strict):
     base_url: str = Field(pattern=r"^https?://[^\s/]+", description="Server address.")
     model: str = Field(min_length=1, description="Model name as the server knows it.")
     params_b: float | None = Field(default=None, gt=0, description="Parameters, billions.")
+    cost: float | None = Field(default=None, gt=0, description="Relative cost of one call "
+                               "(outcome models weigh tiers by it; default: by params_b).")
     quantization: str | None = Field(default=None, description="e.g. q4_K_M, q8_0, awq, f16.")
     context_length: int = Field(default=4096, gt=0, description="Context window, tokens.")
     gpu: str | None = Field(default=None, description="Key into `gpus`.")
@@ -108,6 +110,8 @@ class Tier(_Strict):
     balance: Literal["first", "round_robin", "least_busy"] = Field(
         default="first", description="Which endpoint comes first: as listed, in turn, or "
         "the one with the fewest requests in flight.")
+    cost: float | None = Field(default=None, gt=0, description="Relative cost of one call at "
+                               "this tier (default: its endpoints' cost, else by params_b).")
 
 
 class AgentRule(_Strict):
@@ -318,6 +322,22 @@ class Portfolio(_Strict):
 
     def has_tier(self, name: str) -> bool:
         return name in self._tier_index
+
+    def tier_costs(self) -> dict[str, float]:
+        """Relative cost of a call per tier: the tier's ``cost``, else its endpoints' mean
+        ``cost``; else largest ``params_b`` / the cheapest tier's (when every tier has one);
+        else 1, 2, 4, ... up the ladder."""
+        explicit, params = {}, {}
+        for tier in self.tiers:
+            costs = [e.cost for e in tier.endpoints if e.cost is not None]
+            if tier.cost is not None or costs:
+                explicit[tier.name] = tier.cost or sum(costs) / len(costs)
+            if sizes := [e.params_b for e in tier.endpoints if e.params_b is not None]:
+                params[tier.name] = max(sizes)
+        derived = {t.name: float(2 ** i) for i, t in enumerate(self.tiers)}
+        if len(params) == len(self.tiers):
+            derived = {t: v / min(params.values()) for t, v in params.items()}
+        return {t: explicit.get(t, derived[t]) for t in self.tier_names}
 
     def endpoint(self, name: str) -> Endpoint:
         return self._endpoints_by_name[name]

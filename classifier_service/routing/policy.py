@@ -9,7 +9,10 @@ Precedence, first match wins:
    would choose is at most that tier, above it the request follows the ladder;
 3. ``classifier``: the likeliest tier; when its probability is below the confidence threshold,
    ``default_cheaper``: the cheaper of the two likeliest tiers, but never more than one tier
-   below the likeliest, with fallback covering the rest.
+   below the likeliest, with fallback covering the rest. With an outcome model loaded, a
+   ``choose`` function takes this step instead (``outcome``: the cheapest tier within
+   ``min_tier`` / ``max_tier`` likely enough to answer well; ``classifier`` where the outcome
+   model's records cover a tier too thinly).
 
 Then, in order, the adjustments: ``min_tier`` / ``max_tier`` clamp the tier, and
 ``context_length`` moves past endpoints whose context cannot hold the prompt (estimated as
@@ -28,7 +31,7 @@ from classifier_service.errors import InvalidRequestError, TooLargeError
 from classifier_service.portfolio.model import Endpoint, Portfolio
 from classifier_service.routing.classifier import Scores
 
-Reason = Literal["agent", "category", "classifier", "default_cheaper", "residency"]
+Reason = Literal["agent", "category", "classifier", "default_cheaper", "residency", "outcome"]
 Adjustment = Literal["min_tier", "max_tier", "context_length"]
 
 
@@ -102,6 +105,9 @@ def estimate_tokens(prompt_chars: int, chars_per_token: float) -> int:
     return math.ceil(prompt_chars / chars_per_token)
 
 
+Chooser = Callable[[RouteOptions], tuple[str, Reason, str]]
+"""Step 3 of an outcome model: the caller's options -> (tier, reason, detail)."""
+
 Order = Callable[[str], Sequence[Endpoint]]
 """A tier's endpoints, preferred first (see :mod:`classifier_service.routing.balancing`)."""
 
@@ -119,6 +125,7 @@ def decide(
     threshold: float,
     order: Order | None = None,
     resident: Collection[str] | None = None,
+    choose: Chooser | None = None,
 ) -> Decision:
     """Pick the endpoint for one request; see the module docstring for the rules.
 
@@ -127,7 +134,8 @@ def decide(
     model is loaded, to avoid a cold load (reason ``residency``).
     """
     order = order or listed_order(portfolio)
-    endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold, order)
+    endpoint, reason, detail = _rule_choice(portfolio, scores, options, threshold, order,
+                                            choose)
     if reason == "default_cheaper" and resident is not None:
         endpoint, reason, detail = _prefer_resident(
             portfolio, scores, endpoint, reason, detail, order, resident)
@@ -171,8 +179,14 @@ def decide(
 
 
 def _rule_choice(
-    portfolio: Portfolio, scores: Scores, options: RouteOptions, threshold: float, order: Order
+    portfolio: Portfolio, scores: Scores, options: RouteOptions, threshold: float, order: Order,
+    choose: Chooser | None = None,
 ) -> tuple[Endpoint, Reason, str]:
+    def ladder() -> tuple[str, Reason, str]:
+        if choose is not None:
+            return choose(options)
+        return classifier_choice(scores.tiers, portfolio.tier_names, threshold)
+
     prefix = ""
     if options.agent is not None:
         rule = portfolio.agents.get(options.agent)
@@ -191,8 +205,7 @@ def _rule_choice(
         p_kind = scores.categories[kind]
         target, cap = portfolio.categories[kind].endpoint, portfolio.categories[kind].max_tier
         if p_kind >= portfolio.policy.category_threshold:
-            tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names,
-                                                     threshold)
+            tier, reason, detail = ladder()
             if cap is None or portfolio.tier_index(tier) <= portfolio.tier_index(cap):
                 return (portfolio.endpoint(target), "category",
                         prefix + f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r}")
@@ -200,7 +213,7 @@ def _rule_choice(
                 f"task kind {kind!r} ({p_kind:.2f}) goes to {target!r} only up to {cap!r}, "
                 f"the specialist's cap is exceeded; {detail}")
 
-    tier, reason, detail = classifier_choice(scores.tiers, portfolio.tier_names, threshold)
+    tier, reason, detail = ladder()
     return order(tier)[0], reason, prefix + detail
 
 

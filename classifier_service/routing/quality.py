@@ -135,5 +135,8 @@ def _repetitive(lowered: str, policy: QualityPolicy) -> bool:
     words = WORD.findall(tail)
     if len(words) < policy.repetition_min_words:
         return False
-    grams = list(zip(words, words[1:], words[2:], words[3:], strict=False))
-    return len(set(grams)) / len(grams) < policy.repetition_max_ratio
+    if len(words) < 4:
+        return False
+    # distinct 4-grams / all 4-grams, without building the list of all of them
+    distinct = len(set(zip(words, words[1:], words[2:], words[3:], strict=False)))
+    return distinct / (len(words) - 3) < policy.repetition_max_ratio

@@ -27,9 +27,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from classifier_service.features import analyze
-from tier_router_training.outcomes.answer_features import answer_vector, feature_names
-from tier_router_training.outcomes.model import ClassifierScores
-from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from classifier_service.feedback import OutcomeRecord
+from classifier_service.routing.answer_features import answer_vector, feature_names
+from classifier_service.routing.outcome_model import ClassifierScores
+from tier_router_training.outcomes.records import OutcomeTable
 
 FloatArray = npt.NDArray[np.float64]
 MIN_RECORDS = 50

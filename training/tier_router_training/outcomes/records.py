@@ -1,32 +1,17 @@
-"""Outcome records, and the table of prompts by tier that fitting and calibration read."""
+"""The table of prompts by tier that fitting and calibration read, built from
+:class:`classifier_service.feedback.OutcomeRecord` (the one record type)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-Source = Literal["user", "judge", "check"]
+from classifier_service.feedback import OutcomeRecord
+
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class OutcomeRecord:
-    """One observed answer: which tier answered ``prompt``, and how good it was (0-1)."""
-
-    prompt: str
-    tier: str
-    score: float
-    answer: str | None = None
-    finish_reason: str | None = None
-    avg_logprob: float | None = None
-    category: str | None = None
-    source: Source = "user"
-    endpoint: str | None = None
-    request_id: str | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from classifier_service.routing.outcome_model import ClassifierScores, OutcomeModel
 from tier_router_training.outcomes.calibrate import (
     describe,
     frontier,
@@ -32,7 +33,6 @@ from tier_router_training.outcomes.calibrate import (
     point_arrays,
     replay,
 )
-from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel
 from tier_router_training.outcomes.records import OutcomeTable
 from tier_router_training.outcomes.train import predict
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.routing.artifact import library_versions
+from classifier_service.feedback import OutcomeRecord
+from classifier_service.routing.artifact import atomic_write, library_versions
+from classifier_service.routing.outcome_model import (
+    METADATA_FILE,
+    ClassifierScores,
+    OutcomeModel,
+    metadata_text,
+    model_version,
+    save_model,
+)
 from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
 from tier_router_training.outcomes.fit import FitResult, fit
-from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel, save_model
-from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
+from tier_router_training.outcomes.records import OutcomeTable
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -58,8 +67,10 @@ def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
                 classifier: Callable[[str], ClassifierScores] | None = None, *,
                 max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
                 min_share: Mapping[str, float] | None = None, seed: int = 0,
+                classifier_dir: Path | None = None,
                 **fit_options: Any) -> tuple[OutcomeModel, FitResult]:
-    """Fit, calibrate on out-of-fold predictions, and (with ``out_dir``) save atomically."""
+    """Fit, calibrate on out-of-fold predictions, and (with ``out_dir``) save atomically;
+    ``classifier_dir``: the classifier behind ``classifier``, copied into the folder."""
     result = fit(records, tiers, classifier, seed=seed, **fit_options)
     meta = dict(result.metadata)
     meta["operating_point"] = calibrate_fit(result, costs, max_share, match_tier,
@@ -67,8 +78,9 @@ def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
     meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
     meta["libraries"] = library_versions()
     meta["seed"] = seed
+    meta["costs"] = {t: float(costs[t]) for t in tiers}
     if out_dir is not None:
-        save_model(out_dir, result.arrays, result.vocabulary, meta)
+        save_model(out_dir, result.arrays, result.vocabulary, meta, classifier_dir)
         return OutcomeModel.load(out_dir), result
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in result.arrays.items()}
     return OutcomeModel(meta, arrays, result.vocabulary), result
@@ -99,3 +111,38 @@ def predict(model: OutcomeModel, table: OutcomeTable,
                                           table.logprobs[i][t], scores)[0]
     learned = [t not in model.fallback for t in tiers]
     return router_scores(p_good, learned, model.router_mode), p_bad
+
+
+def recalibrate(model_dir: Path, records: Iterable[OutcomeRecord],
+                costs: Mapping[str, float] | None = None,
+                classifier: Callable[[str], ClassifierScores] | None = None, *,
+                max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
+                min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Choose a saved model's operating point on reference outcomes and write it into its
+    ``metadata.json`` atomically, with a new ``model_version``; returns the new metadata.
+
+    Costs: ``costs``, else those the model was trained with. The router mode stays."""
+    model_dir = Path(model_dir)
+    model = OutcomeModel.load(model_dir)
+    tiers = model.tiers
+    costs = dict(costs or model.metadata.get("costs") or
+                 model.metadata["operating_point"]["costs"])
+    table = OutcomeTable.build(records, tiers)
+    rows = table.complete_rows()
+    if len(rows) == 0:
+        raise ValueError("calibration needs prompts with a record at every tier "
+                         f"({', '.join(tiers)}); none of the {len(table)} prompts have")
+    ref = table.subset(rows)
+    g, p_bad = predict(model, ref, classifier)
+    fallback = [t in model.fallback for t in tiers]
+    cost = np.array([float(costs[t]) for t in tiers])
+    points = operating_points(ref.scores, g, p_bad, cost, fallback)
+    point = choose(points, tiers, ref.scores, max_share, match_tier, min_share)
+    point.update(router_mode=model.router_mode, reference_prompts=len(rows),
+                 costs={t: float(costs[t]) for t in tiers})
+    meta = dict(model.metadata, operating_point=point, costs=point["costs"],
+                calibrated_at=datetime.now(UTC).isoformat(timespec="milliseconds"))
+    meta["model_version"] = model_version(meta)
+    text = metadata_text(meta)
+    atomic_write(model_dir / METADATA_FILE, lambda p: p.write_text(text))
+    return meta

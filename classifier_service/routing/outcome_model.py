@@ -27,14 +27,16 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from classifier_service.errors import ModelArtifactError
 from classifier_service.features import FEATURES_VERSION, analyze
-from tier_router_training.outcomes.answer_features import answer_vector, feature_names
+from classifier_service.routing.answer_features import answer_vector, feature_names
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
@@ -42,6 +44,9 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.npz"
 VOCAB_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
+LOGIT_CACHE = 1024
+CLASSIFIER_DIR = "classifier"
+CLASSIFIER_FILES = ("model.joblib", "metadata.json")  # the classifier it reads and falls back to
 
 
 class ClassifierScores(Protocol):
@@ -54,7 +59,7 @@ class ClassifierScores(Protocol):
     def categories(self) -> dict[str, float] | None: ...
 
 
-class OutcomeModelError(ValueError):
+class OutcomeModelError(ModelArtifactError, ValueError):
     """A model folder that cannot be used; the message names the file and the problem."""
 
 
@@ -66,9 +71,35 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
+def is_outcome_folder(model_dir: Path | str) -> bool:
+    """Whether ``model_dir`` holds an outcome model (its metadata's ``format``)."""
+    try:
+        meta = json.loads((Path(model_dir) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def model_version(meta: dict[str, Any]) -> str:
+    """``outcomes-`` and 12 hex digits of what decides: the files, the operating point, the
+    router mode and the calibration time (so every calibration gives a new version)."""
+    keyed = {"files": meta.get("files"), "point": meta.get("operating_point"),
+             "mode": (meta.get("router") or {}).get("mode"),
+             "calibrated_at": meta.get("calibrated_at")}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode())
+    return "outcomes-" + digest.hexdigest()[:12]
+
+
+def metadata_text(meta: dict[str, Any]) -> str:
+    return json.dumps(meta, indent=2, sort_keys=True) + "\n"
+
+
 def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
-               metadata: dict[str, Any]) -> Path:
-    """Write the folder atomically: a temporary folder beside ``out_dir``, then a rename."""
+               metadata: dict[str, Any], classifier_dir: Path | None = None) -> Path:
+    """Write the folder atomically: a temporary folder beside ``out_dir``, then a rename.
+
+    ``classifier_dir``: the base classifier's folder, copied in as ``classifier/`` (its files'
+    sha256 listed in ``files`` like the others, and checked at load)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -76,10 +107,21 @@ def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
         named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
         np.savez(tmp / WEIGHTS_FILE, **named)
         (tmp / VOCAB_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False))
+        names = [WEIGHTS_FILE, VOCAB_FILE]
+        base: dict[str, Any] | None = None
+        if classifier_dir is not None:
+            (tmp / CLASSIFIER_DIR).mkdir()
+            for name in CLASSIFIER_FILES:
+                shutil.copyfile(Path(classifier_dir) / name, tmp / CLASSIFIER_DIR / name)
+                names.append(f"{CLASSIFIER_DIR}/{name}")
+            base_meta = json.loads((tmp / CLASSIFIER_DIR / METADATA_FILE).read_text())
+            base = {"dir": CLASSIFIER_DIR, "model_version": base_meta.get("model_version"),
+                    "copied_from": str(Path(classifier_dir).resolve())}
         meta = dict(metadata, format=FORMAT, format_version=FORMAT_VERSION,
-                    features_version=FEATURES_VERSION,
-                    files={name: _sha256(tmp / name) for name in (WEIGHTS_FILE, VOCAB_FILE)})
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                    features_version=FEATURES_VERSION, classifier=base,
+                    files={name: _sha256(tmp / name) for name in names})
+        meta["model_version"] = model_version(meta)
+        (tmp / METADATA_FILE).write_text(metadata_text(meta))
         tmp.chmod(0o755)
         old: Path | None = None
         if out_dir.exists():
@@ -94,6 +136,16 @@ def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
     return out_dir
 
 
+@dataclass(frozen=True)
+class OutcomeChoice:
+    """A routing decision of the outcome model: the tier, why, and P(good) per learned tier."""
+
+    tier: str
+    reason: Literal["outcome", "classifier"]
+    detail: str
+    p_good: dict[str, float]
+
+
 class OutcomeModel:
     """A loaded outcome model: router probabilities, the decision, and the answer check."""
 
@@ -106,6 +158,7 @@ class OutcomeModel:
         self._learned = [t not in self.fallback for t in self.tiers]
         self.router_mode: str = metadata["router"].get("mode", "level")
         self._vocab = {f: i for i, f in enumerate(vocabulary)}
+        self._logits: dict[tuple[str, bool], FloatArray] = {}
         self._idf = arrays["idf"]
         self._w = arrays["router_w"]
         self._dense_w = arrays["router_dense_w"]
@@ -136,19 +189,30 @@ class OutcomeModel:
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
-            raise OutcomeModelError(f"{meta_path}: cannot read: {exc}") from None
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise OutcomeModelError(f"{meta_path}: not a {FORMAT} v{FORMAT_VERSION} model")
+            raise OutcomeModelError(meta_path, f"cannot read: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get(
+                "format_version") != FORMAT_VERSION:
+            raise OutcomeModelError(meta_path, f"not a {FORMAT} v{FORMAT_VERSION} model")
         if meta.get("features_version") != FEATURES_VERSION:
-            raise OutcomeModelError(f"{meta_path}: trained with features version "
+            raise OutcomeModelError(meta_path, f"trained with features version "
                                     f"{meta.get('features_version')}, this is {FEATURES_VERSION}")
-        for name, digest in meta["files"].items():
-            if _sha256(model_dir / name) != digest:
-                raise OutcomeModelError(f"{model_dir / name}: checksum mismatch")
-        with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
-        vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
-        return cls(meta, arrays, vocabulary, model_dir)
+        files = meta.get("files")
+        if not isinstance(files, dict) or WEIGHTS_FILE not in files:
+            raise OutcomeModelError(meta_path, "lists no checksummed files")
+        for name, digest in files.items():
+            path = model_dir / str(name)
+            if not path.is_file():
+                raise OutcomeModelError(path, "missing (metadata.json lists it)")
+            if _sha256(path) != digest:
+                raise OutcomeModelError(path, "checksum mismatch: the file is corrupt or "
+                                        "belongs to another model")
+        try:
+            with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
+                arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+            vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
+            return cls(meta, arrays, vocabulary, model_dir)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise OutcomeModelError(model_dir, f"unusable outcome model: {exc!r}") from None
 
     # --- router -------------------------------------------------------------------------
     def _dense(self, scores: ClassifierScores | None) -> FloatArray:
@@ -164,7 +228,19 @@ class OutcomeModel:
         return out
 
     def router_logits(self, prompt: str, scores: ClassifierScores | None = None) -> FloatArray:
-        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros)."""
+        """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros); the
+        last prompts' are kept, so the gateway's check of an answer reuses its decision's."""
+        key = (prompt, scores is None)
+        cached = self._logits.get(key)
+        if cached is not None:
+            return cached
+        z = self._router_logits(prompt, scores)
+        if len(self._logits) >= LOGIT_CACHE:
+            self._logits.clear()
+        self._logits[key] = z
+        return z
+
+    def _router_logits(self, prompt: str, scores: ClassifierScores | None) -> FloatArray:
         counts: dict[int, int] = {}
         vocab = self._vocab
         for feature in analyze(prompt):
@@ -217,6 +293,59 @@ class OutcomeModel:
             notes.append(f"{tier}: {what} < {th:.2f}")
         return self.tiers[-1], "outcome model; " + "; ".join(notes) + f"; {self.tiers[-1]}"
 
+    @property
+    def model_version(self) -> str:
+        return str(self.metadata.get("model_version") or model_version(self.metadata))
+
+    @property
+    def classifier_dir(self) -> Path | None:
+        """The base classifier's folder inside this one (None: the folder holds none)."""
+        base = self.metadata.get("classifier")
+        if self.path is None or not base:
+            return None
+        return self.path / str(base.get("dir", CLASSIFIER_DIR))
+
+    def records_of(self, tier: str) -> int:
+        return int((self.metadata.get("records") or {}).get(tier, {}).get("records", 0))
+
+    def choose(self, prompt: str, scores: ClassifierScores | None = None,
+               lowest: str | None = None, highest: str | None = None) -> OutcomeChoice:
+        """The cheapest tier from ``lowest`` to ``highest`` (default: all) that the model
+        accepts; the most expensive of them when none does. A thinly covered tier accepts when
+        the classifier's top tier is at or below it (reason ``classifier``)."""
+        z = self.router_logits(prompt, scores)
+        lo = self.tiers.index(lowest) if lowest else 0
+        hi = self.tiers.index(highest) if highest else len(self.tiers) - 1
+        p = {t: _sigmoid(float(z[i])) for i, t in enumerate(self.tiers) if self._learned[i]}
+        top = None
+        if scores is not None and scores.tiers:
+            top = max(scores.tiers, key=scores.tiers.__getitem__)
+        head = "outcome model: P(good) " + ", ".join(f"{t} {v:.2f}" for t, v in p.items())
+        notes: list[str] = []
+        for i in range(lo, hi):
+            tier = self.tiers[i]
+            if not self._learned[i]:
+                thin = f"tier {tier} has {self.records_of(tier)} records, too few"
+                if top is not None and top in self.tiers and self.tiers.index(top) <= i:
+                    return OutcomeChoice(tier, "classifier", "; ".join(
+                        [head, *notes, f"outcome model: {thin}; classifier decides: its top "
+                         f"tier {top} is at or below {tier}"]), p)
+                notes.append(f"{thin}, the classifier's top tier {top} is above it")
+                continue
+            score, what = p[tier], f"{tier} {p[tier]:.2f}"
+            above = [self.tiers[u] for u in range(i + 1, len(self.tiers)) if self._learned[u]]
+            if self.router_mode == "gain" and above:
+                best = max(p[u] for u in above)
+                score, what = p[tier] - best, f"{tier} {p[tier]:.2f} - {best:.2f} above"
+            th = self.router_thresholds.get(tier, 0.5)
+            if score >= th:
+                notes.append(f"{what} >= threshold {th:.2f}: {tier}")
+                return OutcomeChoice(tier, "outcome", "; ".join([head, *notes]), p)
+            notes.append(f"{what} < threshold {th:.2f}")
+        tier = self.tiers[hi]
+        return OutcomeChoice(tier, "outcome", "; ".join(
+            [head, *notes, f"{tier}, the most expensive tier allowed"]), p)
+
     # --- check --------------------------------------------------------------------------
     def check_vector(self, prompt: str, answer: str, tier: str, finish_reason: str | None,
                      avg_logprob: float | None, classifier_scores: ClassifierScores | None,
@@ -242,10 +371,27 @@ class OutcomeModel:
         if tier not in self.tiers:
             raise KeyError(f"tier {tier!r} is not one of {list(self.tiers)}")
         x = self.check_vector(prompt, answer, tier, finish_reason, avg_logprob, classifier_scores)
-        terms = (x - self._cmean) / self._cstd * self._cw
-        p_bad = _sigmoid(float(terms.sum()) + self._cb)
+        p_bad, terms = self.check_terms(x)
+        return p_bad, self.top_terms(terms, top)
+
+    @property
+    def uses_logprobs(self) -> bool:
+        """Whether the check learned from answers with ``avg_logprob`` (then the gateways ask
+        the servers for token logprobs)."""
+        if not self.has_check:
+            return False
+        i = self._check_names.index("has_logprob")
+        return bool(self._cmean[i] > 0)
+
+    def check_terms(self, x: FloatArray) -> tuple[float, FloatArray]:
+        """P(not good) of a check vector, and each feature's term (its push) in the sum."""
+        terms: FloatArray = (x - self._cmean) / self._cstd * self._cw
+        return _sigmoid(float(terms.sum()) + self._cb), terms
+
+    def top_terms(self, terms: FloatArray, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` largest terms by size: (feature name, push towards "not good")."""
         order = np.argsort(-np.abs(terms))[:top]
-        return p_bad, [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
+        return [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
 
     def escalate(self, p_bad: float, tier: str) -> bool:
         """Whether the operating point sends an answer with this ``p_bad`` to the next tier."""

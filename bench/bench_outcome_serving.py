@@ -1,0 +1,91 @@
+"""In-process latency of a served outcome model: the decision and the learned check.
+
+  python -m bench.bench_outcome_serving --model DIR --portfolio FILE --outcomes FILE
+
+``--outcomes``: outcome records (JSONL) whose prompts are routed and whose answers, repeated
+or cut to ``--chars`` characters (2,400 by default), are checked at the cheapest tier. Each
+figure is the median of one call per record, repeated ``--repeat`` times; the outcome model's
+cache of router logits is emptied before every call unless the figure says it is reused (the
+gateway checks an answer right after its decision, so it finds the decision's logits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from classifier_service.routing.answer_check import judge
+from classifier_service.routing.artifact import bundled_model_dir
+from classifier_service.routing.quality import check
+from classifier_service.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def median_ms(fn: Callable[[T], object], items: Sequence[T], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        for item in items:
+            start = time.perf_counter()
+            fn(item)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="an outcome model folder")
+    parser.add_argument("--portfolio", type=Path, required=True)
+    parser.add_argument("--outcomes", type=Path, required=True)
+    parser.add_argument("--chars", type=int, default=2400)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    runtime = Runtime.load(args.portfolio, args.model)
+    base = Runtime.load(args.portfolio, bundled_model_dir())
+    outcome = runtime.outcome
+    assert outcome is not None, f"{args.model} is not an outcome model"
+    rows = [json.loads(line) for line in args.outcomes.open(encoding="utf-8") if line.strip()]
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row.get("answer") and row["prompt"] not in seen:
+            text = row["answer"]
+            seen[row["prompt"]] = (text * (args.chars // max(len(text), 1) + 1))[: args.chars]
+    prompts = list(seen)
+    pairs = list(seen.items())
+    scores = {p: runtime.classifier.score(p) for p in prompts}
+    tier = outcome.tiers[0]
+    policy = runtime.portfolio.quality
+
+    def fresh(fn: Callable[[T], object]) -> Callable[[T], object]:
+        def call(item: T) -> object:
+            outcome._logits.clear()
+            return fn(item)
+        return call
+
+    def learned(pair: tuple[str, str]) -> object:
+        return judge(outcome, policy, pair[0], pair[1], tier, scores=scores[pair[0]])
+
+    n, r = len(prompts), args.repeat
+    print(f"{n} prompts, answers of {args.chars} characters, {r} repeats; median per call")
+    print(f"route (classifier + outcome model + policy): "
+          f"{median_ms(fresh(runtime.route), prompts, r):.3f} ms; "
+          f"the classifier alone: {median_ms(base.route, prompts, r):.3f} ms")
+    print(f"outcome decision given the classifier's scores: "
+          f"{median_ms(fresh(lambda p: outcome.choose(p, scores[p])), prompts, r):.3f} ms")
+    print(f"learned check, router logit computed (/v1/quality): "
+          f"{median_ms(fresh(learned), pairs, r):.3f} ms")
+    for p in prompts:
+        outcome.router_logits(p, scores[p])
+    print(f"learned check after the decision (the gateway): {median_ms(learned, pairs, r):.3f} ms")
+    print(f"the eight hand-written signals alone: "
+          f"{median_ms(lambda pa: check(pa[1], policy, kind='open_qa'), pairs, r):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

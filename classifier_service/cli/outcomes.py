@@ -1,0 +1,170 @@
+"""``train --outcomes``, ``calibrate --outcomes`` and ``evaluate --outcomes``: outcome models.
+
+Each reaches :mod:`tier_router_training` inside the command, so the service imports and
+tests without the training package. Outcome files are read by
+:func:`tier_router_training.outcome_records.read_outcomes` (JSONL, CSV, folders; bad rows
+listed with file and line, skipped or, with ``--on-bad-row stop``, the first one stops: exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from classifier_service.errors import DataError
+from classifier_service.portfolio.model import load_portfolio
+from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+from classifier_service.routing.classifier import Scores, TierClassifier
+from classifier_service.routing.outcome_model import OutcomeModel
+
+
+def _classifier(model_dir: Path) -> Callable[[str], Scores]:
+    return TierClassifier(load_artifact(model_dir)).score
+
+
+def _records(paths: Sequence[Path], tiers: Sequence[str], on_bad_row: str) -> list[Any]:
+    from tier_router_training.outcome_records import read_outcomes
+
+    records, report = read_outcomes(paths, tiers, "stop" if on_bad_row == "stop" else "skip")
+    for line in report.skipped[:20]:
+        print(f"skipped {line}", file=sys.stderr)
+    if len(report.skipped) > 20:
+        print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
+    if not records:
+        raise DataError(f"no usable outcome records in {', '.join(map(str, paths))} "
+                        f"({report.rows} rows, {len(report.skipped)} skipped)")
+    print(f"{len(records)} outcome records from {report.rows} rows "
+          f"({len(report.skipped)} skipped)", file=sys.stderr)
+    return records
+
+
+def parse_shares(values: Sequence[str] | None, tiers: Sequence[str], flag: str
+                 ) -> dict[str, float]:
+    """``TIER=SHARE`` pairs; a clear error naming the flag and the bad pair."""
+    out: dict[str, float] = {}
+    for value in values or []:
+        tier, sep, share = value.partition("=")
+        if not sep or tier not in tiers:
+            raise DataError(f"{flag} {value!r}: expected TIER=SHARE with TIER one of "
+                            f"{', '.join(tiers)}")
+        try:
+            number = float(share)
+        except ValueError:
+            raise DataError(f"{flag} {value!r}: {share!r} is not a number") from None
+        if not 0 <= number <= 1:
+            raise DataError(f"{flag} {value!r}: the share must be 0-1")
+        out[tier] = number
+    return out
+
+
+def describe_point(point: dict[str, Any], tiers: Sequence[str]) -> str:
+    """The point for a person: thresholds, expected quality, shares, cost (tiers in order)."""
+    lines = [
+        "operating point: router thresholds " + ", ".join(
+            f"{t} {point['router_thresholds'][t]:.3f}" for t in tiers[:-1]) +
+        "; check thresholds " + ", ".join(
+            f"{t} {point['check_thresholds'][t]:.3f}" for t in tiers[:-1]),
+        f"expected quality {point['expected_quality']:.3f}"
+        + (f" (to match: {point['target']['quality_to_match']:.3f})"
+           if point.get("target", {}).get("quality_to_match") is not None else "")
+        + f"; target met: {'yes' if point.get('target_met') else 'no'}",
+        "shares answered: " + ", ".join(f"{t} {point['shares'][t]:.1%}" for t in tiers),
+        f"cost per request {point['cost']:.3f} (relative; every call counted; costs "
+        + ", ".join(f"{t} {c:g}" for t in tiers if (c := point.get("costs", {}).get(t)))
+        + ")",
+    ]
+    return "\n".join(lines)
+
+
+def train(args: argparse.Namespace) -> int:
+    from tier_router_training.outcomes.train import train_model
+
+    if args.portfolio is None:
+        raise DataError("train --outcomes needs --portfolio FILE (its tiers and their costs)")
+    portfolio = load_portfolio(args.portfolio)
+    tiers = portfolio.tier_names
+    base = args.base_model or bundled_model_dir()
+    records = _records(args.outcomes, tiers, args.on_bad_row)
+    costs = portfolio.tier_costs()
+    max_share = parse_shares(args.max_share, tiers, "--max-share")
+    try:
+        model, _ = train_model(records, tiers, costs, args.out, _classifier(base),
+                                    max_share=max_share or None,
+                                    match_tier=args.match_tier, classifier_dir=base)
+    except ValueError as exc:
+        raise DataError(f"cannot train on these outcomes: {exc}") from None
+    meta = model.metadata
+    for tier in tiers:
+        counts = meta["records"][tier]
+        why = meta["router"]["fallback"].get(tier)
+        print(f"{tier}: {counts['records']:.0f} records, {counts['good']:.0f} good; "
+              + (f"falls back to the classifier ({why})" if why else "learned"))
+    print("answer check: " + ("learned on {} answers".format(meta["check"]["answers"])
+                              if meta.get("check") else "none (no answers in the records)"))
+    print(describe_point(meta["operating_point"], tiers))
+    print(f"model {model.model_version} written to {args.out} "
+          f"(classifier {meta['classifier']['model_version']} copied into "
+          f"{args.out}/classifier)")
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from tier_router_training.outcomes.train import recalibrate
+
+    if (args.max_share is None) == (args.match_tier is None):
+        raise DataError("calibrate --outcomes needs exactly one of --max-share TIER=SHARE "
+                        "or --match-tier TIER")
+    model = OutcomeModel.load(args.model)
+    tiers = list(model.tiers)
+    if args.match_tier is not None and args.match_tier not in tiers:
+        raise DataError(f"--match-tier {args.match_tier!r}: not a tier of the model "
+                        f"({', '.join(tiers)})")
+    caps = parse_shares(args.max_share, tiers, "--max-share")
+    costs = load_portfolio(args.portfolio).tier_costs() if args.portfolio else None
+    records = _records(args.outcomes, tiers, args.on_bad_row)
+    before = model.model_version
+    base = model.classifier_dir
+    try:
+        meta = recalibrate(args.model, records, costs,
+                           _classifier(base) if base is not None else None,
+                           max_share=caps or None, match_tier=args.match_tier)
+    except ValueError as exc:
+        raise DataError(f"cannot calibrate on these outcomes: {exc}") from None
+    point = meta["operating_point"]
+    print(f"{point['reference_prompts']} reference prompts with a score at every tier")
+    print(describe_point(point, tiers))
+    print(f"written to {args.model}/metadata.json: model_version {before} -> "
+          f"{meta['model_version']} (a running service picks it up on reload)")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tier_router_training.outcomes.records import OutcomeTable
+    from tier_router_training.outcomes.report import evaluate_model
+
+    if args.model is None:
+        raise DataError("evaluate --outcomes needs --model DIR (an outcome model)")
+    model = OutcomeModel.load(args.model)
+    records = _records(args.outcomes, list(model.tiers), args.on_bad_row)
+    costs = (load_portfolio(args.portfolio).tier_costs() if args.portfolio else
+             model.metadata.get("costs") or model.metadata["operating_point"]["costs"])
+    base = model.classifier_dir
+    table = OutcomeTable.build(records, model.tiers)
+    try:
+        report = evaluate_model(model, table, costs, args.report_dir,
+                                _classifier(base) if base is not None else None)
+    except ValueError as exc:
+        raise DataError(f"cannot evaluate on these outcomes: {exc}") from None
+    always = ", ".join(f"{t} {v['quality']:.3f}" for t, v in report["always"].items())
+    print(f"{report['prompts']} reference prompts; always-tier quality: {always}; "
+          f"oracle {report['oracle']['quality']:.3f}")
+    cal = report.get("calibrated")
+    if cal:
+        print(f"calibrated point: quality {cal['expected_quality']:.3f}, cost "
+              f"{cal['cost']:.3f}, random router with the same mix "
+              f"{cal['random_same_mix']:.3f} (delta {cal['delta_vs_random']:+.3f})")
+    print(f"wrote {args.report_dir}/report.json, cost_quality.png")
+    return 0
