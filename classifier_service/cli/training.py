@@ -51,6 +51,8 @@ def add_evaluate(sub: Commands) -> None:
                           help="model folder (default: the bundled default model)")
     evaluate.add_argument("--data", action="append", type=Path, required=True, metavar="FILE",
                           help="labelled data, JSONL or CSV; repeatable")
+    evaluate.add_argument("--quiet", action="store_true",
+                          help="no progress on standard error (--cv)")
     evaluate.add_argument("--cv", type=int, metavar="K",
                           help="K-fold cross-validation of the model's recipe on the data")
     evaluate.add_argument("--report-dir", type=Path, default=Path("report"),
@@ -70,6 +72,8 @@ def add_calibrate(sub: Commands) -> None:
                            help="reference prompts, JSONL or CSV (labels optional); repeatable")
     calibrate.add_argument("--max-share", action="append", required=True, metavar="TIER=SHARE",
                            help="e.g. complex=0.3; repeatable")
+    calibrate.add_argument("--quiet", action="store_true",
+                           help="no progress on standard error")
     calibrate.add_argument("--text-column",
                            help="column with the prompt (default: prompt, else text)")
     calibrate.set_defaults(handler=_calibrate)
@@ -147,7 +151,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.model or bundled_model_dir(), args.data, cv=args.cv,
                       report_dir=args.report_dir, columns=_columns(args),
-                      category_map=_category_map(args), strict=args.on_bad_row == "stop")
+                      category_map=_category_map(args), strict=args.on_bad_row == "stop",
+                      progress=not args.quiet)
     print(summary(report))
     print(f"wrote {args.report_dir}/report.json, confusion_matrix.png, traffic_share.png")
     return 0
@@ -159,9 +164,12 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     tiers = load_artifact(args.model).tier_labels
     caps = parse_max_share(args.max_share, tiers)
-    result = calibrate(args.model, args.data, caps, columns=_columns(args))
+    result = calibrate(args.model, args.data, caps, columns=_columns(args),
+                       progress=not args.quiet)
     shares = ", ".join(f"{t} {result.before[t]:.1%} -> {s:.1%}" for t, s in result.shares.items())
     print(f"{result.rows} reference prompts; traffic {shares}")
-    print(f"confidence threshold {result.threshold:.3f} written to {args.model}/metadata.json "
-          "(applies unless the portfolio sets policy.confidence_threshold)")
+    print(result.message())
+    if not result.unchanged:
+        print(f"written to {args.model}/metadata.json "
+              "(applies unless the portfolio sets policy.confidence_threshold)")
     return 0
