@@ -62,10 +62,12 @@ def _route(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from classifier_service.cli.fleet import warn_if_does_not_fit
     from classifier_service.runtime import Runtime
 
     settings = settings_of(args)
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    warn_if_does_not_fit(runtime.portfolio)
     print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
     print(f"model {runtime.artifact.path}: {runtime.model_version}, "
           f"confidence threshold {runtime.confidence_threshold:.2f}")

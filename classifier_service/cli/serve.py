@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.cli.fleet import warn_if_does_not_fit
     from classifier_service.logs import log_config
     from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.runtime import Runtime
@@ -52,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     settings.check_exposure()
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    warn_if_does_not_fit(runtime.portfolio)
     logging_config = log_config(settings.log_format, args.log_level)
     if args.workers > 1:
         # Each worker process builds its own app from the environment; reloads are shared
