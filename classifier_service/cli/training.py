@@ -20,7 +20,11 @@ def add_train(sub: Commands) -> None:
                            "CSV). Without --data, rebuilds the default model from the "
                            "bundled corpus.")
     train.add_argument("--data", action="append", type=Path, metavar="FILE",
-                       help="labelled data, JSONL or CSV; repeatable (default: bundled corpus)")
+                       help="labelled data, JSONL or CSV, or a folder of them (its *.jsonl "
+                       "and *.csv); repeatable (default: bundled corpus)")
+    train.add_argument("--with-default-corpus", action="store_true",
+                       help="train on the bundled corpus and --data together (default: "
+                       "--data replaces the corpus)")
     train.add_argument("--out", type=Path, default=Path("model"),
                        help="output model folder (default ./model)")
     train.add_argument("--tiers", help="tier order, cheapest first, e.g. simple,medium,complex")
@@ -135,12 +139,15 @@ def _train(args: argparse.Namespace) -> int:
                        recipe=Recipe(class_weight=args.class_weight,
                                      kind_weight=args.kind_weight),
                        category_map=_category_map(args),
-                       feedback=args.feedback, progress=not args.quiet, report=report)
+                       feedback=args.feedback, progress=not args.quiet, report=report,
+                       with_default_corpus=args.with_default_corpus)
     finally:  # list what was skipped, also when training then fails
         for line in report.skipped[:20]:
             print(f"skipped {line}", file=sys.stderr)
         if len(report.skipped) > 20:
             print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"tier-router: warning: {warning}", file=sys.stderr)
     print(summary_table(result))
     return 0
 
