@@ -15,7 +15,9 @@ from classifier_service.settings import DEFAULT_HOST, DEFAULT_PORT
 
 def add_serve(sub: Commands) -> None:
     serve = sub.add_parser("serve", help="start the HTTP service",
-                           description="Start the routing service (FastAPI on uvicorn).")
+                           description="Start the routing service (FastAPI on uvicorn).",
+                           epilog=environment_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", default=None,
                        help=f"address to listen on (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=None,
@@ -39,6 +41,24 @@ def add_serve(sub: Commands) -> None:
     serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
                        help="listen on a non-loopback address without API keys")
     serve.set_defaults(handler=_serve)
+
+
+UNDESCRIBED = {"host": "Address to listen on (--host).", "port": "Port to listen on (--port).",
+               "portfolio": "Portfolio YAML (--portfolio).",
+               "model_dir": "Model folder (--model).",
+               "log_format": "json (default) or text (--log-format)."}
+
+
+def environment_epilog() -> str:
+    """``serve --help``'s list of the TIER_ROUTER_* variables, from the settings themselves
+    (a flag given on the command line wins over its variable)."""
+    from classifier_service.settings import Settings
+
+    lines = ["environment variables (a flag wins over its variable):"]
+    for name, field in Settings.model_fields.items():
+        text = field.description or UNDESCRIBED.get(name, "")
+        lines.append(f"  TIER_ROUTER_{name.upper():<27} {text}")
+    return "\n".join(lines)
 
 
 def _serve(args: argparse.Namespace) -> int:
