@@ -241,3 +241,18 @@ def test_plan_exits_2_and_check_warns_on_does_not_fit(
     assert "coder-7b (on demand) needs" in err[0]
     assert main(["check"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_serve_warns_once_when_the_plan_does_not_fit(tmp_path: Path) -> None:
+    from tests.support.processes import serve, stop
+
+    small = tmp_path / "small.yaml"
+    small.write_text(bundled_portfolio_path().read_text(encoding="utf-8").replace(
+        "memory_gb: 24", "memory_gb: 10"), encoding="utf-8")
+    log = tmp_path / "serve.log"
+    proc, _ = serve("--portfolio", str(small), log=log,
+                    env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    stop(proc)
+    warnings = [line for line in log.read_text(encoding="utf-8").splitlines()
+                if line.startswith("tier-router: warning: gpu0: does_not_fit")]
+    assert len(warnings) == 1 and "(see `tier-router plan`)" in warnings[0]
