@@ -31,6 +31,7 @@ from classifier_service.api.auth import keyring_of, require_key
 from classifier_service.api.body_limit import BodyLimit
 from classifier_service.api.crash_guard import CrashGuard
 from classifier_service.api.deps import error_style_of
+from classifier_service.api.docs import install_docs
 from classifier_service.api.openapi import install as install_openapi
 from classifier_service.errors import AuthError, RequestError
 from classifier_service.feedback import FeedbackLog, OutcomeLog
@@ -134,7 +135,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         description=DESCRIPTION,
         servers=[{"url": settings.server_url, "description": "this tier-router"}],
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # install_docs serves both without a CDN
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.keyring = keyring_of(settings)

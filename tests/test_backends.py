@@ -122,7 +122,8 @@ def test_a_stream_that_breaks_off_ends_cleanly_and_cools_the_endpoint_down(
         again = httpx.post(f"{gw}/v1/chat/completions", timeout=30, json={
             "model": "simple", "messages": [{"role": "user", "content": "hi"}]})
         assert again.json()["tier_router"]["route"][0] == {
-            "endpoint": "first", "tier": "simple", "outcome": "cooling_down", "detail": []}
+            "endpoint": "first", "tier": "simple", "outcome": "cooling_down",
+            "detail": ["sent a broken stream (LineTooLong)"]}
         metrics = httpx.get(f"{gw}/metrics").text
     assert 'tier_router_failovers_total{endpoint="first"} 1.0' in metrics
 

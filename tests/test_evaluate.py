@@ -14,7 +14,7 @@ from classifier_service.portfolio.model import parse_portfolio
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.runtime import Runtime
 from tests.conftest import portfolio_yaml, write_jsonl
-from tier_router_training.calibrate import calibrate, parse_max_share
+from tier_router_training.calibrate import calibrate, calibrated_version, parse_max_share
 from tier_router_training.evaluate import evaluate
 
 ROWS = [
@@ -111,3 +111,53 @@ def test_calibrate_command(tmp_path: Path, model_copy: Path,
                  "--max-share", "complex=0.2"]) == 0
     assert "written to" in capsys.readouterr().out
     assert load_artifact(model_copy).metadata["thresholds"]["max_share"] == {"complex": 0.2}
+
+
+def test_calibrate_keeps_the_threshold_when_already_under_the_cap(
+        tmp_path: Path, model_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    meta_path = model_copy / "metadata.json"
+    before_text = meta_path.read_text(encoding="utf-8")
+    before = load_artifact(model_copy)
+    result = calibrate(model_copy, [data], {"complex": 1.0})  # any share is under 100%
+    assert result.unchanged and result.threshold == before.confidence_threshold > 0.0
+    assert "already under the cap; threshold unchanged" in result.message()
+    assert meta_path.read_text(encoding="utf-8") == before_text  # nothing written
+    assert main(["calibrate", "--model", str(model_copy), "--data", str(data),
+                 "--max-share", "complex=1.0", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "already under the cap; threshold unchanged" in captured.out
+    assert "written to" not in captured.out and captured.err == ""
+
+
+def test_calibrate_gives_a_new_model_version_and_renames_the_metadata_over(
+        tmp_path: Path, model_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    meta_path = model_copy / "metadata.json"
+    old_version = load_artifact(model_copy).model_version
+    old_inode = meta_path.stat().st_ino
+    assert main(["calibrate", "--model", str(model_copy), "--data", str(data),
+                 "--max-share", "complex=0.12"]) == 0
+    captured = capsys.readouterr()
+    assert "prompts scored" in captured.err  # progress on standard error
+    calibrated = load_artifact(model_copy)
+    assert calibrated.model_version.startswith(f"{old_version}-cal-")
+    assert calibrated.model_version in captured.out
+    assert meta_path.stat().st_ino != old_inode  # a new file renamed over, not rewritten
+    assert not list(model_copy.glob(".metadata.json.*"))  # no temporary file left behind
+    # recalibrating replaces the suffix instead of stacking another
+    again = calibrated_version(calibrated.model_version, {"confidence_threshold": 0.9})
+    assert again.count("-cal-") == 1 and again.startswith(f"{old_version}-cal-")
+    assert again != calibrated.model_version
+
+
+def test_evaluate_cv_shows_progress_unless_quiet(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{**r, "prompt": f"{r['prompt']} ({i})"} for i in range(3) for r in ROWS]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    assert main(["evaluate", "--data", str(data), "--cv", "3", "--report-dir",
+                 str(tmp_path / "r")]) == 0
+    assert "3/3 cross-validation folds" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(data), "--cv", "3", "--quiet", "--report-dir",
+                 str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().err == ""

@@ -113,11 +113,15 @@ def test_reading_csv_sniffs_the_delimiter(tmp_path: Path, delimiter: str) -> Non
         read_outcomes([path], TIERS, on_bad_row="stop")
 
 
-def test_a_csv_that_is_not_utf8_stops_with_its_line(tmp_path: Path) -> None:
+def test_a_csv_row_that_is_not_utf8_is_skipped_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "o.csv"
-    path.write_bytes(b"prompt,tier,score\nok,simple,1\n\xe9t\xe9,simple,1\n")
+    path.write_bytes(b"prompt,tier,score\nok,simple,1\n\xe9t\xe9,simple,1\nfine,simple,0\n")
+    records, report = read_outcomes([path], TIERS)
+    assert [r.prompt for r in records] == ["ok", "fine"]
+    assert report.skipped == [f"{path}:line 3: not UTF-8 text (invalid bytes); save the file "
+                              "as UTF-8"]
     with pytest.raises(DataError, match=r"line 3: not UTF-8"):
-        read_outcomes([path], TIERS)
+        read_outcomes([path], TIERS, on_bad_row="stop")
 
 
 def test_reading_a_folder_takes_its_jsonl_and_csv_files_in_order(tmp_path: Path) -> None:

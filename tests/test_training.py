@@ -211,9 +211,14 @@ def test_wrong_encoding_is_reported_with_its_line(tmp_path: Path) -> None:
     load_examples([path], report=report)
     assert report.skipped == [f"{path}:line 2: not UTF-8 text (invalid continuation byte)"]
     csv = tmp_path / "latin1.csv"
-    csv.write_bytes(b"prompt,tier\nok,simple\ncaf\xe9,simple\n")
+    csv.write_bytes(b"prompt,tier\nok,simple\ncaf\xe9,simple\nfine,medium\n")
+    report = LoadReport()
+    kept = load_examples([csv], report=report)  # skipped like the JSONL line, not a stop
+    assert [e.prompt for e in kept] == ["ok", "fine"]
+    assert report.skipped == [f"{csv}:line 3: not UTF-8 text (invalid bytes); save the file "
+                              "as UTF-8"]
     with pytest.raises(DataError, match=r"latin1.csv:line 3: not UTF-8"):
-        load_examples([csv])
+        load_examples([csv], strict=True)
 
 
 def test_feedback_log_becomes_training_rows(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from classifier_service.cli import main
 from classifier_service.fleet.vram import (
     architecture,
     bits_per_weight,
+    context_limit,
     kv_bytes_per_token,
     plan,
     plan_endpoint,
@@ -99,9 +101,11 @@ def test_embedding_models_are_planned_on_the_cpu() -> None:
 
 
 def test_plan_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--gpu-memory", "24GB", "--sessions", "2", "--json"]) == 0
+    # two sessions each: the coder no longer swaps in beside the residents' caches (exit 2)
+    assert main(["plan", "--gpu-memory", "24GB", "--sessions", "2", "--json"]) == 2
     data = json.loads(capsys.readouterr().out)
     gpu = data["gpus"][0]
+    assert gpu["verdict"] == "does_not_fit" and gpu["problems"][0].startswith("coder-7b")
     assert set(gpu) >= {"name", "memory_gb", "alert_threshold", "models", "resident_gb",
                         "free_gb", "kv_cache_gb", "free_after_kv_gb", "verdict",
                         "max_sessions"}
@@ -178,3 +182,77 @@ def test_infinite_or_odd_sizes_are_refused(client: TestClient) -> None:
                                  f"--gpu-memory={size}"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 2 and "not a size" in result.stderr
+
+
+def test_does_not_fit_names_each_model_and_by_how_much() -> None:
+    resident = ('  - {name: a, endpoints: [{name: s, api: ollama, base_url: "http://h:1", '
+                'model: "llama3:8b", params_b: 8, quantization: q4_K_M, gpu: g, '
+                'loading: concurrent}]}\n')
+    big_on_demand = ('  - {name: b, endpoints: [{name: d, api: ollama, base_url: "http://h:1", '
+                     'model: "qwen2.5:14b", params_b: 14, quantization: q8_0, gpu: g, '
+                     'context_length: 4096}]}\n')
+    gpu = one_gpu(20, resident + big_on_demand)
+    models = {m["endpoint"]: m for m in gpu["models"]}  # type: ignore[attr-defined]
+    over = models["s"]["total_gb"] + models["d"]["total_gb"] - 20
+    assert gpu["problems"] == [
+        f"d (on demand) needs {models['d']['total_gb']:.1f} GB; beside the residents' "
+        f"{models['s']['total_gb']:.1f} GB that is {over:.1f} GB over the card's 20.0 GB"]
+    alone = one_gpu(6, resident)
+    line = 6 * 0.9
+    s_total = alone["models"][0]["total_gb"]  # type: ignore[index]
+    assert alone["problems"] == [f"s needs {s_total:.1f} GB, {s_total - line:.1f} GB over "
+                                 f"the alert line of {line:.1f} GB"]
+    assert one_gpu(40, resident + big_on_demand)["problems"] == []
+
+
+def test_max_context_is_capped_at_the_models_own_limit() -> None:
+    assert context_limit("llama2:13b-chat-q4_K_M") == 4096
+    assert context_limit("llama3.1:8b-instruct-q4_K_M") == 131072
+    assert context_limit("llama3:8b") == 8192
+    assert context_limit("Qwen/Qwen2.5-32B-Instruct-AWQ") == 32768
+    assert context_limit("mistral:7b") == 32768
+    assert context_limit("mystery") is None
+    gpu = plan(load_portfolio(bundled_portfolio_path()), memory_gb=80)["gpus"][0]
+    assert gpu["max_context"]["llama2-13b"] == 4096 == gpu["context_limit"]["llama2-13b"]
+    assert gpu["max_context"]["llama3-8b"] <= 131072
+
+
+def test_zero_sessions_are_explained() -> None:
+    gpu = plan(load_portfolio(bundled_portfolio_path()), memory_gb=10, sessions=4)["gpus"][0]
+    assert gpu["max_sessions"]["llama3-8b"] == 0
+    assert gpu["zero_sessions"]["llama3-8b"].startswith(
+        "the resident weights alone (13.7 GB) cross the alert line of 9.0 GB")
+
+
+def test_plan_exits_2_and_check_warns_on_does_not_fit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--gpu-memory", "10"]) == 2
+    out = capsys.readouterr().out
+    assert "-> does_not_fit" in out and "does not fit: coder-7b (on demand) needs" in out
+    assert "why zero: the resident weights alone" in out
+    assert main(["plan", "--gpu-memory", "10", "--json"]) == 2
+    capsys.readouterr()
+    small = tmp_path / "small.yaml"
+    small.write_text(bundled_portfolio_path().read_text(encoding="utf-8").replace(
+        "memory_gb: 24", "memory_gb: 10"), encoding="utf-8")
+    assert main(["check", "--portfolio", str(small)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("tier-router: warning: gpu0: does_not_fit: ")
+    assert "coder-7b (on demand) needs" in err[0]
+    assert main(["check"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_serve_warns_once_when_the_plan_does_not_fit(tmp_path: Path) -> None:
+    from tests.support.processes import serve, stop
+
+    small = tmp_path / "small.yaml"
+    small.write_text(bundled_portfolio_path().read_text(encoding="utf-8").replace(
+        "memory_gb: 24", "memory_gb: 10"), encoding="utf-8")
+    log = tmp_path / "serve.log"
+    proc, _ = serve("--portfolio", str(small), log=log,
+                    env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    stop(proc)
+    warnings = [line for line in log.read_text(encoding="utf-8").splitlines()
+                if line.startswith("tier-router: warning: gpu0: does_not_fit")]
+    assert len(warnings) == 1 and "(see `tier-router plan`)" in warnings[0]

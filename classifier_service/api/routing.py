@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,11 +18,11 @@ from classifier_service.api.responses import (
     merge,
     too_large,
 )
+from classifier_service.api.route_answer import route_one
 from classifier_service.api.schemas import (
     BatchItemError,
     BatchRequest,
     BatchResponse,
-    EndpointRef,
     ItemError,
     RouteRequest,
     RouteResponse,
@@ -47,27 +45,6 @@ BATCH_ERRORS: Responses = merge(
     BAD_BODY, too_large("More items than policy.max_batch."),
     invalid("The body is not an object with an `items` list."), NOT_LOADED,
 )
-
-
-def route_one(runtime: Runtime, body: RouteRequest,
-              resident: Collection[str] | None = None) -> RouteResponse:
-    routed = runtime.route(body.prompt, body.agent, body.min_tier, body.max_tier, resident)
-    decision = routed.decision
-    scores = routed.scores
-    top = scores.top_tier
-    return RouteResponse(
-        request_id=uuid.uuid4().hex,
-        tier=decision.tier,
-        confidence=scores.tiers[top],
-        probabilities=runtime.tier_probabilities(scores),
-        category=scores.top_category,
-        endpoint=EndpointRef.of(decision.endpoint),
-        fallback=[EndpointRef.of(ep) for ep in decision.fallback],
-        reason=decision.reason,
-        adjustments=decision.adjustments,
-        reason_detail=decision.reason_detail,
-        model_version=runtime.model_version,
-    )
 
 
 @router.post(

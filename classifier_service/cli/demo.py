@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from classifier_service.errors import TierRouterError
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,6 +106,8 @@ def start(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
     """Until ``url`` answers 200; a child that exits or a timeout is a :class:`DemoError`."""
+    import httpx  # here, not at the top: every other command would pay for it
+
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:

@@ -9,13 +9,15 @@ import sys
 from typing import Any
 
 from classifier_service.cli.common import Commands, add_portfolio_arg, portfolio_of
+from classifier_service.portfolio.model import Portfolio
 from classifier_service.settings import Settings
 
 
 def add_plan(sub: Commands) -> None:
     plan = sub.add_parser("plan", help="plan VRAM for the portfolio's models",
                           description="Weights and KV cache per model, per GPU: what is "
-                          "resident, what is left, a verdict, and the most sessions that fit.")
+                          "resident, what is left, a verdict, and the most sessions that fit. "
+                          "Exits 2 when a GPU's verdict is does_not_fit.")
     add_portfolio_arg(plan)
     plan.add_argument("--gpu-memory", type=_gigabytes, metavar="SIZE",
                       help="GPU memory, e.g. 24GB or 80 (overrides the portfolio's)")
@@ -65,7 +67,7 @@ def _gigabytes(text: str) -> float:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from classifier_service.fleet.vram import plan, render
+    from classifier_service.fleet.vram import does_not_fit, plan, render
 
     if args.sessions < 1:
         print("tier-router: error: --sessions must be at least 1", file=sys.stderr)
@@ -73,7 +75,15 @@ def _plan(args: argparse.Namespace) -> int:
     portfolio = portfolio_of(args)
     result = plan(portfolio, sessions=args.sessions, memory_gb=args.gpu_memory)
     print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    return 2 if does_not_fit(result) else 0
+
+
+def warn_if_does_not_fit(portfolio: Portfolio) -> None:
+    """One line on standard error per GPU the plan says does not fit (``check``, ``serve``)."""
+    from classifier_service.fleet.vram import does_not_fit, plan
+
+    for line in does_not_fit(plan(portfolio)):
+        print(f"tier-router: warning: {line} (see `tier-router plan`)", file=sys.stderr)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,17 @@ def add_check(sub: Commands) -> None:
     check.set_defaults(handler=_check)
 
 
+FLAGS = {"prompt": "PROMPT", "agent": "--agent", "min_tier": "--min-tier",
+         "max_tier": "--max-tier"}
+"""Request fields as the ``route`` command names them (its flags)."""
+
+
 def _route(args: argparse.Namespace) -> int:
-    from classifier_service.api.routing import route_one
+    from pydantic import ValidationError
+
+    from classifier_service.api.route_answer import route_one
     from classifier_service.api.schemas import RouteRequest
+    from classifier_service.errors import InvalidRequestError
     from classifier_service.runtime import Runtime
 
     settings = settings_of(args)
@@ -54,18 +63,36 @@ def _route(args: argparse.Namespace) -> int:
     try:
         body = RouteRequest(prompt=prompt, agent=args.agent, min_tier=args.min_tier,
                             max_tier=args.max_tier)
-    except ValueError as exc:
-        print(f"tier-router: error: {exc}", file=sys.stderr)
+        answer = route_one(runtime, body)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            print(f"tier-router: error: {cli_words(error['loc'], error['msg'])}",
+                  file=sys.stderr)
         return 2
-    print(json.dumps(route_one(runtime, body).model_dump(mode="json"), indent=2))
+    except InvalidRequestError as exc:
+        print(f"tier-router: error: {cli_words(exc.loc, exc.msg)}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer.model_dump(mode="json"), indent=2))
     return 0
 
 
+def cli_words(loc: Sequence[str | int], msg: str) -> str:
+    """An API error (``body.min_tier: ...``) in the command's words (``--min-tier: ...``)."""
+    field = next((str(p) for p in reversed(loc) if str(p) in FLAGS), None)
+    msg = msg.removeprefix("Value error, ")
+    for name, flag in FLAGS.items():
+        if name != "prompt":
+            msg = msg.replace(name, flag)
+    return f"{FLAGS[field]}: {msg}" if field else msg
+
+
 def _check(args: argparse.Namespace) -> int:
+    from classifier_service.cli.fleet import warn_if_does_not_fit
     from classifier_service.runtime import Runtime
 
     settings = settings_of(args)
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)
+    warn_if_does_not_fit(runtime.portfolio)
     print(f"portfolio {runtime.portfolio_path}: tiers {', '.join(runtime.portfolio.tier_names)}")
     print(f"model {runtime.model_dir}: {runtime.model_version}, "
           f"confidence threshold {runtime.confidence_threshold:.2f}")

@@ -15,7 +15,9 @@ from classifier_service.settings import DEFAULT_HOST, DEFAULT_PORT
 
 def add_serve(sub: Commands) -> None:
     serve = sub.add_parser("serve", help="start the HTTP service",
-                           description="Start the routing service (FastAPI on uvicorn).")
+                           description="Start the routing service (FastAPI on uvicorn).",
+                           epilog=environment_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", default=None,
                        help=f"address to listen on (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=None,
@@ -41,10 +43,29 @@ def add_serve(sub: Commands) -> None:
     serve.set_defaults(handler=_serve)
 
 
+UNDESCRIBED = {"host": "Address to listen on (--host).", "port": "Port to listen on (--port).",
+               "portfolio": "Portfolio YAML (--portfolio).",
+               "model_dir": "Model folder (--model).",
+               "log_format": "json (default) or text (--log-format)."}
+
+
+def environment_epilog() -> str:
+    """``serve --help``'s list of the TIER_ROUTER_* variables, from the settings themselves
+    (a flag given on the command line wins over its variable)."""
+    from classifier_service.settings import Settings
+
+    lines = ["environment variables (a flag wins over its variable):"]
+    for name, field in Settings.model_fields.items():
+        text = field.description or UNDESCRIBED.get(name, "")
+        lines.append(f"  TIER_ROUTER_{name.upper():<27} {text}")
+    return "\n".join(lines)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.cli.fleet import warn_if_does_not_fit
     from classifier_service.logs import log_config
     from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.runtime import Runtime
@@ -52,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     settings.check_exposure()
     runtime = Runtime.load(settings.portfolio_path, settings.model_path)  # fail fast, clearly
+    warn_if_does_not_fit(runtime.portfolio)
     logging_config = log_config(settings.log_format, args.log_level)
     if args.workers > 1:
         # Each worker process builds its own app from the environment; reloads are shared

@@ -23,7 +23,11 @@ def add_train(sub: Commands) -> None:
                            "CSV). Without --data, rebuilds the default model from the "
                            "bundled corpus.")
     train.add_argument("--data", action="append", type=Path, metavar="FILE",
-                       help="labelled data, JSONL or CSV; repeatable (default: bundled corpus)")
+                       help="labelled data, JSONL or CSV, or a folder of them (its *.jsonl "
+                       "and *.csv); repeatable (default: bundled corpus)")
+    train.add_argument("--with-default-corpus", action="store_true",
+                       help="train on the bundled corpus and --data together (default: "
+                       "--data replaces the corpus)")
     train.add_argument("--out", type=Path, default=Path("model"),
                        help="output model folder (default ./model)")
     train.add_argument("--tiers", help="tier order, cheapest first, e.g. simple,medium,complex")
@@ -62,6 +66,8 @@ def add_evaluate(sub: Commands) -> None:
                           help="model folder (default: the bundled default model)")
     evaluate.add_argument("--data", action="append", type=Path, metavar="FILE",
                           help="labelled data, JSONL or CSV; repeatable (or --outcomes)")
+    evaluate.add_argument("--quiet", action="store_true",
+                          help="no progress on standard error (--cv)")
     evaluate.add_argument("--cv", type=int, metavar="K",
                           help="K-fold cross-validation of the model's recipe on the data")
     evaluate.add_argument("--report-dir", type=Path, default=Path("report"),
@@ -92,6 +98,8 @@ def add_calibrate(sub: Commands) -> None:
     calibrate.add_argument("--portfolio", type=Path, metavar="FILE",
                            help="with --outcomes: tier costs from this portfolio (default: "
                            "those the model was trained with)")
+    calibrate.add_argument("--quiet", action="store_true",
+                           help="no progress on standard error")
     calibrate.add_argument("--text-column",
                            help="column with the prompt (default: prompt, else text)")
     calibrate.set_defaults(handler=_calibrate)
@@ -164,12 +172,15 @@ def _train(args: argparse.Namespace) -> int:
                        recipe=Recipe(class_weight=args.class_weight,
                                      kind_weight=args.kind_weight),
                        category_map=_category_map(args),
-                       feedback=args.feedback, progress=not args.quiet, report=report)
+                       feedback=args.feedback, progress=not args.quiet, report=report,
+                       with_default_corpus=args.with_default_corpus)
     finally:  # list what was skipped, also when training then fails
         for line in report.skipped[:20]:
             print(f"skipped {line}", file=sys.stderr)
         if len(report.skipped) > 20:
             print(f"... and {len(report.skipped) - 20} more skipped rows", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"tier-router: warning: {warning}", file=sys.stderr)
     print(summary_table(result))
     return 0
 
@@ -184,7 +195,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.model or bundled_model_dir(), args.data, cv=args.cv,
                       report_dir=args.report_dir, columns=_columns(args),
-                      category_map=_category_map(args), strict=args.on_bad_row == "stop")
+                      category_map=_category_map(args), strict=args.on_bad_row == "stop",
+                      progress=not args.quiet)
     print(summary(report))
     print(f"wrote {args.report_dir}/report.json, confusion_matrix.png, traffic_share.png")
     return 0
@@ -204,9 +216,12 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     tiers = load_artifact(args.model).tier_labels
     caps = parse_max_share(args.max_share, tiers)
-    result = calibrate(args.model, args.data, caps, columns=_columns(args))
+    result = calibrate(args.model, args.data, caps, columns=_columns(args),
+                       progress=not args.quiet)
     shares = ", ".join(f"{t} {result.before[t]:.1%} -> {s:.1%}" for t, s in result.shares.items())
     print(f"{result.rows} reference prompts; traffic {shares}")
-    print(f"confidence threshold {result.threshold:.3f} written to {args.model}/metadata.json "
-          "(applies unless the portfolio sets policy.confidence_threshold)")
+    print(result.message())
+    if not result.unchanged:
+        print(f"written to {args.model}/metadata.json "
+              "(applies unless the portfolio sets policy.confidence_threshold)")
     return 0

@@ -19,6 +19,11 @@ time, and the largest still fits the card), ``does_not_fit`` (the residents cros
 line, or a swapped-in model would overflow the card). A model without ``params_b`` counts as
 0 GB and keeps the verdict from ``fits_concurrently``. Embedding models are
 planned on the CPU, as the guide advises.
+
+A ``does_not_fit`` GPU lists its ``problems``: each model that does not fit and by how much.
+``max_context`` is capped at the model's own context limit (:data:`CONTEXT_LIMITS`, by family;
+``context_limit`` in the plan, None for a model of no known family), and a resident with room
+for no session says why in ``zero_sessions``.
 """
 
 from __future__ import annotations
@@ -60,6 +65,18 @@ FAMILY_PATTERNS = (
     ("llama2", re.compile(r"llama-?2", re.I)),
     ("mistral", re.compile(r"mistral|mixtral|ministral", re.I)),
 )
+# The context each family was trained for (its config's max_position_embeddings): Llama 2
+# 4,096; Llama 3 8,192 and Llama 3.1 and later 131,072; Qwen 2.5 32,768 (128K only with YaRN
+# rope scaling, which Ollama does not turn on); Mistral 7B v0.2 and later 32,768; CodeLlama
+# 16,384. The first pattern that matches the model name wins.
+CONTEXT_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"code-?llama", re.I), 16_384),
+    (re.compile(r"qwen-?2\.5", re.I), 32_768),
+    (re.compile(r"llama-?3\.\d", re.I), 131_072),
+    (re.compile(r"llama-?3", re.I), 8_192),
+    (re.compile(r"llama-?2", re.I), 4_096),
+    (re.compile(r"mistral|mixtral|ministral", re.I), 32_768),
+)
 EMBEDDING = re.compile(r"embed|bge-|e5-|minilm|gte-", re.I)
 
 Verdict = Literal["fits_concurrently", "needs_on_demand", "does_not_fit"]
@@ -94,6 +111,14 @@ def architecture(model: str, params_b: float) -> tuple[int, int, int]:
                 return ARCHITECTURES[(family, nearest)]
     layers = max(16, round(11 * math.sqrt(params_b)))
     return layers, 8, 128
+
+
+def context_limit(model: str) -> int | None:
+    """The longest context the model's family supports, or None when its family is unknown."""
+    for pattern, limit in CONTEXT_LIMITS:
+        if pattern.search(model):
+            return limit
+    return None
 
 
 def kv_bytes_per_token(model: str, params_b: float) -> int:
@@ -132,6 +157,11 @@ class GpuPlan:
     verdict: Verdict
     max_sessions: dict[str, int] = field(default_factory=dict)
     max_context: dict[str, int] = field(default_factory=dict)
+    context_limit: dict[str, int | None] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """For ``does_not_fit``: each model that does not fit, and by how much."""
+    zero_sessions: dict[str, str] = field(default_factory=dict)
+    """Why a resident model has room for no session."""
 
 
 def plan_endpoint(endpoint: Endpoint, sessions: int) -> ModelPlan:
@@ -181,13 +211,22 @@ def plan(portfolio: Portfolio, *, sessions: int = 1,
         budget = alert_line - resident_gb  # what the alert line leaves for KV caches
         max_sessions: dict[str, int] = {}
         max_context: dict[str, int] = {}
+        limits: dict[str, int | None] = {}
+        zero: dict[str, str] = {}
         for m in resident:
             per_session = m.kv_gb_per_1k_tokens * m.context_length / 1000
             others = kv_gb - m.kv_cache_gb
             room = max(0.0, budget - others)
             if per_session > 0:
+                limit = limits[m.endpoint] = context_limit(m.model)
                 max_sessions[m.endpoint] = int(room / per_session)
-                max_context[m.endpoint] = int(room / sessions / m.kv_gb_per_1k_tokens * 1000)
+                context = int(room / sessions / m.kv_gb_per_1k_tokens * 1000)
+                max_context[m.endpoint] = min(context, limit) if limit else context
+                if max_sessions[m.endpoint] == 0:
+                    zero[m.endpoint] = _why_zero(m, resident_gb, others, alert_line,
+                                                 per_session)
+        problems = (_problems(resident, on_demand, resident_total, alert_line, memory)
+                    if verdict == "does_not_fit" else [])
         gpus.append(asdict(GpuPlan(
             name=name, memory_gb=round(memory, 2), alert_threshold=gpu.alert_threshold,
             models=models, resident_gb=round(resident_gb, 2),
@@ -195,9 +234,53 @@ def plan(portfolio: Portfolio, *, sessions: int = 1,
             free_after_kv_gb=round(memory - resident_gb - kv_gb, 2),
             on_demand_gb=round(largest_on_demand, 2), alert_line_gb=round(alert_line, 2),
             verdict=verdict, max_sessions=max_sessions, max_context=max_context,
+            context_limit=limits, problems=problems, zero_sessions=zero,
         )))
     unplaced = [asdict(plan_endpoint(ep, sessions)) for ep in endpoints if ep.gpu is None]
     return {"sessions": sessions, "gpus": gpus, "unplaced": unplaced}
+
+
+def _problems(resident: list[ModelPlan], on_demand: list[ModelPlan], resident_total: float,
+              alert_line: float, memory: float) -> list[str]:
+    """Each model that does not fit, in words: residents over the alert line, on-demand
+    models that would overflow the card when swapped in beside the residents."""
+    problems = []
+    if resident_total > alert_line:
+        over = resident_total - alert_line
+        if len(resident) == 1:
+            m = resident[0]
+            problems.append(f"{m.endpoint} needs {m.total_gb:.1f} GB, {over:.1f} GB over the "
+                            f"alert line of {alert_line:.1f} GB")
+        else:
+            each = ", ".join(f"{m.endpoint} {m.total_gb:.1f} GB" for m in resident)
+            problems.append(f"the resident models need {resident_total:.1f} GB together "
+                            f"({each}), {over:.1f} GB over the alert line of "
+                            f"{alert_line:.1f} GB")
+    for m in on_demand:
+        if resident_total + m.total_gb > memory:
+            over = resident_total + m.total_gb - memory
+            problems.append(f"{m.endpoint} (on demand) needs {m.total_gb:.1f} GB; beside the "
+                            f"residents' {resident_total:.1f} GB that is {over:.1f} GB over "
+                            f"the card's {memory:.1f} GB")
+    return problems
+
+
+def _why_zero(m: ModelPlan, resident_gb: float, others_kv: float, alert_line: float,
+              per_session: float) -> str:
+    if resident_gb >= alert_line:
+        return (f"the resident weights alone ({resident_gb:.1f} GB) cross the alert line of "
+                f"{alert_line:.1f} GB: no room for any KV cache")
+    left = max(0.0, alert_line - resident_gb - others_kv)
+    return (f"one session at its context of {m.context_length} tokens needs "
+            f"{per_session:.2f} GB of KV cache; {left:.2f} GB is left under the alert line "
+            f"after the weights ({resident_gb:.1f} GB) and the other models' caches "
+            f"({others_kv:.1f} GB)")
+
+
+def does_not_fit(result: dict[str, Any]) -> list[str]:
+    """One line per GPU whose verdict is ``does_not_fit``, naming what does not fit."""
+    return [f"{gpu['name']}: does_not_fit: {'; '.join(gpu['problems'])}"
+            for gpu in result["gpus"] if gpu["verdict"] == "does_not_fit"]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -216,9 +299,16 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  resident {gpu['resident_gb']:.1f} GB, free {gpu['free_gb']:.1f} GB, "
                      f"resident KV {gpu['kv_cache_gb']:.1f} GB, free after KV "
                      f"{gpu['free_after_kv_gb']:.1f} GB -> {gpu['verdict']}")
+        for problem in gpu["problems"]:
+            lines.append(f"  does not fit: {problem}")
         for name, n in gpu["max_sessions"].items():
+            limit = gpu["context_limit"].get(name)
+            context = gpu["max_context"][name]
+            capped = " (the model's own limit)" if limit is not None and context == limit else ""
             lines.append(f"  {name}: up to {n} sessions at its context, or a context of "
-                         f"{gpu['max_context'][name]} tokens, under the alert line")
+                         f"{context} tokens{capped}, under the alert line")
+            if name in gpu["zero_sessions"]:
+                lines.append(f"    why zero: {gpu['zero_sessions'][name]}")
     if result["unplaced"]:
         names = ", ".join(m["endpoint"] for m in result["unplaced"])
         lines.append(f"not on a planned GPU (no `gpu` field): {names}")

@@ -231,6 +231,10 @@ def _transport_errors(endpoint: Endpoint, what: str) -> Iterator[None]:
         yield
     except TimeoutError:
         raise BackendError(endpoint.name, "timed out") from None
+    except aiohttp.ClientConnectorError as exc:
+        cause = ("connection refused" if isinstance(exc.os_error, ConnectionRefusedError)
+                 else type(exc).__name__)
+        raise BackendError(endpoint.name, f"unreachable ({cause})") from None
     except aiohttp.ClientError as exc:
         raise BackendError(endpoint.name, f"unreachable ({type(exc).__name__})") from None
     except HttpProcessingError as exc:
@@ -239,11 +243,28 @@ def _transport_errors(endpoint: Endpoint, what: str) -> Iterator[None]:
 
 
 async def _raise_for_status(endpoint: Endpoint, response: aiohttp.ClientResponse) -> None:
-    """5xx and 429 mean "try another endpoint"; other 4xx go back to the client as they are."""
+    """5xx, 429 and 404 mean "try another endpoint"; other 4xx go back to the client as they
+    are. A 404 on the chat path is the server's, not the client's: Ollama answers
+    ``{"error": "model 'x' not found"}`` for a model never pulled, OpenAI-compatible servers a
+    404 for a model they do not serve (or a wrong ``base_url``)."""
     status = response.status
     if status < 400:
         return
     text = (await response.content.read(400)).decode("utf-8", errors="replace")[:200]
+    if status == 404:
+        raise BackendError(endpoint.name, not_found(endpoint, text), status)
     if status >= 500 or status == 429:
         raise BackendError(endpoint.name, f"HTTP {status}: {text}", status)
     raise UpstreamRejected(endpoint.name, status, text)
+
+
+def not_found(endpoint: Endpoint, text: str) -> str:
+    """The failure for a 404: the model and the command that fetches it, when the server says
+    the model is unknown; else the status and its text (a wrong ``base_url``, say)."""
+    lowered = text.lower()
+    if "model" in lowered and ("not found" in lowered or "does not exist" in lowered
+                               or "not_found" in lowered):
+        pull = f"ollama pull {endpoint.model}"
+        hint = f"run `{pull}`" if endpoint.api == "ollama" else f"is it served? (Ollama: `{pull}`)"
+        return f"model {endpoint.model!r} not found on {endpoint.base_url}: {hint}"
+    return f"HTTP 404: {text}"

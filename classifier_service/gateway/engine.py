@@ -162,6 +162,7 @@ class Gateway:
         self.metrics = metrics
         self.log_prompts = log_prompts
         self._cooldown: dict[str, float] = {}
+        self._failure: dict[str, str] = {}  # the last failure of each endpoint, for its steps
         self._sessions: OrderedDict[str, str] = OrderedDict()
         self.hooks: list[AnswerHooks] = []
         """Told of each answer and escalation (judge sampling, check records); never block."""
@@ -237,9 +238,15 @@ class Gateway:
         until = self._cooldown.get(endpoint.name)
         return until is not None and until > time.monotonic()
 
-    def _fail(self, endpoint: Endpoint, cooldown_s: float) -> None:
+    def _fail(self, endpoint: Endpoint, cooldown_s: float, problem: str) -> None:
         self._cooldown[endpoint.name] = time.monotonic() + cooldown_s
+        self._failure[endpoint.name] = problem
         self.metrics.failovers.labels(endpoint.name).inc()
+
+    def _cooling_step(self, endpoint: Endpoint, tier: str) -> Step:
+        """A step for an endpoint skipped while it cools down, with why it failed last."""
+        last = self._failure.get(endpoint.name)
+        return Step(endpoint.name, tier, "cooling_down", [last] if last else [])
 
     async def complete(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
                        ) -> Outcome:
@@ -257,7 +264,7 @@ class Gateway:
             endpoint = chain[index]
             tier = portfolio.tier_of(endpoint)
             if self._cooling(endpoint):
-                steps.append(Step(endpoint.name, tier, "cooling_down"))
+                steps.append(self._cooling_step(endpoint, tier))
                 index += 1
                 continue
             try:
@@ -265,11 +272,12 @@ class Gateway:
                     completion = await self.backends.complete(endpoint, sent,
                                                               policy.backend_timeout_s)
             except BackendError as exc:
-                self._fail(endpoint, policy.failover_cooldown_s)
+                self._fail(endpoint, policy.failover_cooldown_s, exc.problem)
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
                 index += 1
                 continue
             self._cooldown.pop(endpoint.name, None)
+            self._failure.pop(endpoint.name, None)
             mean_logprob = logprobs.avg_logprob(completion.body) if learned else None
             if ask:
                 logprobs.strip(completion.body)
@@ -322,7 +330,7 @@ class Gateway:
         for endpoint in plan.chain:
             tier = portfolio.tier_of(endpoint)
             if self._cooling(endpoint):
-                steps.append(Step(endpoint.name, tier, "cooling_down"))
+                steps.append(self._cooling_step(endpoint, tier))
                 continue
             chunks = self.backends.stream(endpoint, request,
                                           portfolio.policy.backend_timeout_s)
@@ -331,7 +339,7 @@ class Gateway:
             except StopAsyncIteration:
                 first = None
             except BackendError as exc:
-                self._fail(endpoint, portfolio.policy.failover_cooldown_s)
+                self._fail(endpoint, portfolio.policy.failover_cooldown_s, exc.problem)
                 steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
@@ -351,7 +359,7 @@ class Gateway:
                 async for chunk in rest:
                     yield chunk
             except BackendError as exc:
-                self._fail(endpoint, runtime.portfolio.policy.failover_cooldown_s)
+                self._fail(endpoint, runtime.portfolio.policy.failover_cooldown_s, exc.problem)
                 log.warning("stream from %s broke off: %s", endpoint.name, exc.problem,
                             extra={"fields": {"event": "stream_broken",
                                               "endpoint": endpoint.name}})
@@ -400,5 +408,7 @@ def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
 
 
 def _all_down(steps: list[Step]) -> str:
-    tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}" for s in steps)
+    tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}"
+                      + (" (cooling down)" if s.outcome == "cooling_down" and s.detail else "")
+                      for s in steps)
     return f"no endpoint could answer ({tried or 'none available'})"

@@ -38,6 +38,7 @@ from tier_router_training.dataset import (
     sort_key,
 )
 from tier_router_training.pipeline import Recipe, cross_validate, default_to_cheaper
+from tier_router_training.progress import Progress
 
 CURVE_THRESHOLDS = tuple(float(round(x, 2)) for x in np.arange(0.0, 1.001, 0.02))
 
@@ -89,8 +90,10 @@ def evaluate(
     columns: Columns | None = None,
     category_map: Mapping[str, str] | None = None,
     strict: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate and, unless ``report_dir`` is None, write report.json and the PNG plots."""
+    """Evaluate and, unless ``report_dir`` is None, write report.json and the PNG plots;
+    ``progress`` shows the folds of ``cv`` on standard error."""
     artifact = load_artifact(model_dir)
     order = artifact.tier_labels
     load = LoadReport()
@@ -101,7 +104,9 @@ def evaluate(
     if cv:
         examples = sorted(examples, key=sort_key)
         recipe = Recipe(**artifact.metadata.get("recipe", {}))
-        proba = cross_validate(examples, order, folds=cv, recipe=recipe).out_of_fold
+        bar = Progress(cv, "cross-validation folds", enabled=progress)
+        proba = cross_validate(examples, order, folds=cv, recipe=recipe,
+                               on_fold=lambda _: bar.advance()).out_of_fold
     else:
         proba = score_examples(TierClassifier(artifact), examples, order)
     truth = [e.tier for e in examples]

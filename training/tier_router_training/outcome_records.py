@@ -17,8 +17,6 @@ outcomes of the answer check) are kept with their source, for training to weigh 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Literal
 from classifier_service.errors import DataError
 from classifier_service.feedback import OutcomeRecord, split_lines
 from tier_router_training.dataset import LoadReport
+from tier_router_training.tabular import csv_rows, data_files, header_hint, read_bytes
 
 BadRow = Literal["skip", "stop"]
 SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv")
@@ -34,22 +33,7 @@ SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv")
 
 def outcome_files(paths: Iterable[Path | str]) -> list[Path]:
     """The files the paths name: files as given, folders by their ``*.jsonl``/``*.csv``."""
-    files: list[Path] = []
-    for entry in (Path(p) for p in paths):
-        if entry.is_dir():
-            found = sorted(p for p in entry.iterdir()
-                           if p.is_file() and p.suffix.lower() in (".jsonl", ".csv"))
-            if not found:
-                raise DataError(f"{entry}: no *.jsonl or *.csv outcome files in this folder")
-            files.extend(found)
-        elif not entry.exists():
-            raise DataError(f"{entry}: file not found")
-        elif entry.suffix.lower() not in SUFFIXES:
-            raise DataError(f"{entry}: unsupported file type {entry.suffix!r} "
-                            "(use .jsonl or .csv, or a folder of them)")
-        else:
-            files.append(entry)
-    return files
+    return data_files(paths, SUFFIXES, "outcomes")
 
 
 def read_outcomes(
@@ -84,17 +68,9 @@ def read_outcomes(
     return records, report
 
 
-def _read(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-
-
 def _rows(path: Path, report: LoadReport) -> Iterator[tuple[str, object]]:
     """``(where, row)`` pairs; a row that cannot be read is a ``ValueError`` in its place."""
-    raw = _read(path)
+    raw = read_bytes(path)
     if path.suffix.lower() in (".csv", ".tsv"):
         yield from _csv_rows(path, raw)
         return
@@ -110,27 +86,8 @@ def _rows(path: Path, report: LoadReport) -> Iterator[tuple[str, object]]:
 
 
 def _csv_rows(path: Path, raw: bytes) -> Iterator[tuple[str, object]]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad_line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:line {bad_line}: not UTF-8 text ({exc.reason}); "
-                        "save the file as UTF-8") from None
-    header = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=header.count) if path.suffix.lower() != ".tsv" \
-        else "\t"
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if reader.fieldnames is None or "prompt" not in reader.fieldnames:
+    fieldnames, rows = csv_rows(path, raw)
+    if "prompt" not in fieldnames:
         raise DataError(f"{path}:line 1: a CSV of outcomes needs a header with prompt, tier "
-                        f"and score columns (found {reader.fieldnames})")
-    try:
-        for record in reader:
-            if None in record:  # more cells than the header names
-                yield f"line {reader.line_num}", ValueError(
-                    "more cells than the header has columns")
-                continue
-            yield f"line {reader.line_num}", {k: v for k, v in record.items()
-                                              if v is not None}
-    except csv.Error as exc:
-        raise DataError(f"{path}:line {reader.line_num}: malformed CSV: {exc}") from None
-
+                        f"and score columns (found {fieldnames}){header_hint(fieldnames)}")
+    yield from rows

@@ -20,12 +20,19 @@ def _pyplot() -> Any:
 def plot_confusion(report: dict[str, Any], path: Path) -> None:
     """Rows: true tier; columns: predicted; cells: count and share of the true tier."""
     plt = _pyplot()
+    fig = confusion_figure(report)
+    fig.savefig(path, format="png", dpi=120)
+    plt.close(fig)
+
+
+def confusion_figure(report: dict[str, Any]) -> Any:
+    """The confusion matrix as a figure whose labels all lie inside it (drawn, laid out)."""
+    plt = _pyplot()
     labels = report["confusion_matrix"]["labels"]
     counts = np.array(report["confusion_matrix"]["matrix"], dtype=float)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2.5, 1.4 * len(labels) + 2),
-                           layout="constrained")
+    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 3, 1.4 * len(labels) + 2))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -38,13 +45,24 @@ def plot_confusion(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("true tier")
     ax.set_title(f"{report['model_version']}: accuracy {report['accuracy']:.3f}, "
                  f"macro-F1 {report['macro_f1']:.3f}", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true tier")
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true tier")
+    # tight_layout, not layout="constrained": with the colorbar, constrained layout left the
+    # y label and the longer tick labels outside the figure
+    fig.tight_layout(pad=0.8)
+    fig.canvas.draw()
+    return fig
 
 
 def plot_traffic(report: dict[str, Any], path: Path) -> None:
     """Share of traffic routed to each tier as the confidence threshold moves."""
+    plt = _pyplot()
+    fig = traffic_figure(report)
+    fig.savefig(path, format="png", dpi=120)
+    plt.close(fig)
+
+
+def traffic_figure(report: dict[str, Any]) -> Any:
+    """The traffic curve as a figure whose labels all lie inside it (drawn, laid out)."""
     plt = _pyplot()
     curve = report["threshold_curve"]
     xs = [point["threshold"] for point in curve]
@@ -65,5 +83,5 @@ def plot_traffic(report: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(title="tier")
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)
+    fig.canvas.draw()
+    return fig

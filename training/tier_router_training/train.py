@@ -18,6 +18,7 @@ from tier_router_training.dataset import (
     bundled_corpus_files,
     data_hash,
     load_examples,
+    recommendations,
 )
 from tier_router_training.feedback import load_feedback_examples
 from tier_router_training.pipeline import (
@@ -40,6 +41,8 @@ class TrainResult:
     report: LoadReport
     tier_counts: dict[str, int]
     feedback_rows: int = 0
+    warnings: tuple[str, ...] = ()
+    """Tiers with fewer rows than recommended (:func:`~.dataset.recommendations`)."""
 
 
 def resolve_tier_order(examples: Sequence[Example], tier_order: Sequence[str] | None) -> list[str]:
@@ -74,13 +77,17 @@ def train(
     feedback: Sequence[Path | str] = (),
     progress: bool = False,
     report: LoadReport | None = None,
+    with_default_corpus: bool = False,
 ) -> TrainResult:
-    """Train on ``data`` (default: the bundled corpus) plus feedback logs; write ``out_dir``.
+    """Train on ``data`` (default: the bundled corpus; with ``with_default_corpus``, the
+    bundled corpus and ``data``) plus feedback logs; write ``out_dir``.
 
     ``report``, when given, collects what loading skipped even if training then fails.
     """
     recipe = recipe or Recipe()
-    paths = list(data) if data else bundled_corpus_files()
+    paths: list[Path | str] = list(data) if data else []
+    if with_default_corpus or not paths:
+        paths = [*bundled_corpus_files(), *paths]
     report = report if report is not None else LoadReport()
     allowed = set(tier_order) if tier_order is not None else None
     examples = load_examples(paths, columns, strict=strict, report=report, tiers=allowed,
@@ -137,7 +144,7 @@ def train(
     }
     artifact = save_artifact(Path(out_dir), bundle, metadata)
     return TrainResult(artifact=artifact, report=report, tier_counts=dict(counts),
-                       feedback_rows=feedback_rows)
+                       feedback_rows=feedback_rows, warnings=tuple(recommendations(examples)))
 
 
 def summary_table(result: TrainResult) -> str:
