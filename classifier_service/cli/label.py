@@ -25,7 +25,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from classifier_service.cli.common import Commands
@@ -36,10 +36,11 @@ from classifier_service.feedback import (
     read_records,
     writable_problem,
 )
-from classifier_service.gateway.backends import Backends
-from classifier_service.gateway.verdicts import JudgeFailed, judge_pair
 from classifier_service.portfolio.judge import JudgeSettings
 from classifier_service.portfolio.model import Endpoint, Portfolio, load_portfolio
+
+if TYPE_CHECKING:  # the gateway's client (aiohttp) loads only when a label run starts
+    from classifier_service.gateway.backends import Backends
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -207,6 +208,8 @@ class Run:
         return {t.name: t.endpoints[0] for t in self.portfolio.tiers if t.name in tiers}
 
     async def label(self, backends: Backends, prompt: str) -> None:
+        from classifier_service.gateway.verdicts import JudgeFailed, judge_pair
+
         endpoints = self.endpoints()
         request = {"messages": [{"role": "user", "content": prompt}], "stream": False}
         timeout = self.portfolio.policy.backend_timeout_s
@@ -245,6 +248,8 @@ async def label_all(run: Run, prompts: list[str], concurrency: int, quiet: bool)
     queue: asyncio.Queue[str] = asyncio.Queue()
     for prompt in prompts:
         queue.put_nowait(prompt)
+    from classifier_service.gateway.backends import Backends
+
     backends = Backends.open(run.portfolio.policy.backend_timeout_s)
 
     async def worker() -> None:
