@@ -28,6 +28,7 @@ from classifier_service.api import (
 )
 from classifier_service.api.auth import keyring_of, require_key
 from classifier_service.api.body_limit import BodyLimit
+from classifier_service.api.body_policy import BodyPolicy
 from classifier_service.api.crash_guard import CrashGuard
 from classifier_service.api.deps import error_style_of
 from classifier_service.api.openapi import install as install_openapi
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                            allow_headers=["authorization", "content-type",
                                           *[h["name"] for h in responses.ROUTE_HEADERS]],
                            expose_headers=ANSWER_HEADERS)
+    app.add_middleware(BodyPolicy)  # inside BodyLimit: sees the whole, bounded body
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
     app.add_middleware(CrashGuard)  # added last: the outermost of ours
