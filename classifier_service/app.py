@@ -89,6 +89,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             log.warning("no API keys configured (TIER_ROUTER_API_KEYS): every endpoint is "
                         "open to whoever reaches %s; `tier-router serve` listens on loopback "
                         "only unless --allow-unauthenticated", settings.host)
+        if not app.state.keyring.admin_keys:
+            log.warning("admin endpoints (/v1/admin/*: reload, load, unload, models) are off "
+                        "over HTTP: set TIER_ROUTER_ADMIN_KEYS to turn them on; SIGHUP still "
+                        "reloads")
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
         # control plane (residency, scheduler, preloads): httpx; data plane: Backends
         client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))

@@ -18,6 +18,7 @@ import httpx
 import psutil
 
 from classifier_service.routing.artifact import load_artifact
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.processes import serve, stop, wait_for
 
 
@@ -63,7 +64,9 @@ def test_two_workers_answer_and_a_killed_one_returns_with_the_reloaded_model(
     tmp_path: Path, other_model: Path
 ) -> None:
     log = tmp_path / "serve.log"
-    proc, url = serve("--workers", "2", "--feedback-log", str(tmp_path / "f.jsonl"), log=log)
+    proc, url = serve("--workers", "2", "--feedback-log", str(tmp_path / "f.jsonl"), log=log,
+                      env={"TIER_ROUTER_ADMIN_KEYS": ADMIN_KEY,
+                           "TIER_ROUTER_MODELS_DIR": str(other_model.parent)})
     port = int(url.rsplit(":", 1)[1])
     try:
         assert wait_for(lambda: log.read_text().count("tier-router ready") == 2)
@@ -78,7 +81,7 @@ def test_two_workers_answer_and_a_killed_one_returns_with_the_reloaded_model(
         # reload through one worker; the other follows
         expected = load_artifact(other_model).model_version
         response = httpx.post(f"{url}/v1/admin/reload", json={"model_dir": str(other_model)},
-                              timeout=30)
+                              headers=ADMIN, timeout=30)
         assert response.status_code == 200, response.text
         assert wait_for(lambda: set.union(*answers_by_worker(url, pids, 12).values())
                         == {expected})
