@@ -72,10 +72,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if getattr(app.state, "runtime", None) is None:
             # A worker started after a reload takes the reloaded paths; one that raced a
             # reload sees a newer generation in its watcher and follows.
+            # A worker restarted after a crash loads the current generation's snapshot, which
+            # does not depend on what the folders on disk hold now.
             shared = read_state(settings.state_file)
-            portfolio = shared.portfolio if shared else settings.portfolio_path
-            model_dir = shared.model_dir if shared else settings.model_path
-            app.state.runtime = Runtime.load(portfolio, model_dir)
+            app.state.runtime = (shared.load() if shared else
+                                 Runtime.load(settings.portfolio_path, settings.model_path))
             generation = shared.generation if shared else 0
         reloader = Reloader(app.state, settings.state_file, generation)
         app.state.reloader = reloader

@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     from classifier_service.app import create_app
     from classifier_service.logs import log_config
     from classifier_service.metrics import MULTIPROC_ENV
+    from classifier_service.reloading import publish_initial
     from classifier_service.runtime import Runtime
 
     settings = settings_of(args)
@@ -64,6 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_OUTCOMES_DIR"] = str(settings.outcomes_dir.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        # generation 0: every worker, restarted ones too, loads this snapshot
+        publish_initial(Path(state_dir) / "reload.json", settings.portfolio_path.resolve(),
+                        settings.model_path.resolve())
         os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
         os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
         # every worker writes its metrics here; /metrics on any worker sums them
