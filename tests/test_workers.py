@@ -186,3 +186,34 @@ def test_workers_converge_although_the_folder_changes_after_the_reload(
         assert set(seen) == {expected}, {v: seen.count(v) for v in set(seen)}
     finally:
         stop(proc)
+
+
+def test_a_replacement_that_cannot_start_leaves_the_rest_serving(tmp_path: Path) -> None:
+    """Issue 15: with the snapshots gone too, the replacement fails to start; the parent goes
+    on with the other worker, says so, and tries again until the files load."""
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), model)
+    served = tmp_path / "portfolio.yaml"
+    served.write_text(portfolio_yaml(), encoding="utf-8")
+    log = tmp_path / "serve.log"
+    proc, url = serve("--workers", "2", "--model", str(model), "--portfolio", str(served),
+                      "--feedback-log", str(tmp_path / "f.jsonl"), log=log)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        assert wait_for(lambda: log.read_text().count("tier-router ready") == 2)
+        pids = workers(proc.pid, port)
+        state = Path(psutil.Process(min(pids)).environ()["TIER_ROUTER_STATE_FILE"])
+        shutil.rmtree(state.parent / "snapshots")
+        good = (model / "model.joblib").read_bytes()
+        (model / "model.joblib").write_bytes(b"garbage")
+        os.kill(min(pids), signal.SIGKILL)
+        assert wait_for(lambda: "serving with 1 of 2 workers" in log.read_text(), timeout=60)
+        assert proc.poll() is None
+        for _ in range(20):
+            routed = httpx.post(f"{url}/v1/route", json={"prompt": "hello"}, timeout=10)
+            assert routed.status_code == 200
+        (model / "model.joblib").write_bytes(good)
+        assert wait_for(lambda: log.read_text().count("tier-router ready") == 3, timeout=60)
+        assert wait_for(lambda: len(workers(proc.pid, port)) == 2, timeout=30)
+    finally:
+        stop(proc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -45,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from classifier_service.app import create_app
+    from classifier_service.cli.workers import run_workers
     from classifier_service.logs import log_config
     from classifier_service.metrics import MULTIPROC_ENV
     from classifier_service.reloading import publish_initial
@@ -74,23 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_dir = Path(state_dir) / "metrics"
         metrics_dir.mkdir()
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
-        from uvicorn.supervisors.multiprocess import Multiprocess
-
-        class ReloadInPlace(Multiprocess):
-            """SIGHUP reloads every worker in place instead of restarting it: a restart
-            closes connections that a stopping worker accepted but had not read yet."""
-
-            def handle_hup(self) -> None:
-                for process in self.processes:
-                    if process.pid is not None:
-                        os.kill(process.pid, signal.SIGHUP)
-
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
                                 log_level=args.log_level, log_config=logging_config,
                     limit_concurrency=settings.limit_concurrency)
         try:
-            ReloadInPlace(config, sockets=[config.bind_socket()]).run()
+            # SIGHUP reloads in place; a replacement that cannot start leaves the rest serving
+            run_workers(config, [config.bind_socket()])
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:
