@@ -8,6 +8,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from classifier_service.app import create_app
+from classifier_service.runtime import Runtime
+from classifier_service.settings import Settings
+from tests.support.admin import ADMIN, ADMIN_KEY
+
 JSON = {"content-type": "application/json"}
 NAN_CASES = [
     ("/v1/route", '{"prompt": NaN}', ["body", "prompt"]),
@@ -102,3 +107,23 @@ def test_a_huge_integer_is_400(client: TestClient) -> None:
 def test_ordinary_bodies_pass(client: TestClient) -> None:
     assert client.post("/v1/route", json={"prompt": "Summarise this: ✓ 😀"}).status_code == 200
     assert client.post("/v1/route", content="not json", headers=JSON).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_non_ascii_tier_headers_are_422_not_500(client: TestClient, path: str) -> None:
+    """Header values arrive as latin-1 (no surrogate can reach a tier), but bytes that would
+    be one in UTF-8 must still be a clean 422 in the gateway's shape."""
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    answer = client.post(path, json=body,
+                         headers=[(b"x-tier-router-min-tier", b"\xed\xa0\x80")])
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert "min_tier" in (error["message"] if path.startswith("/v1/") else error)
+
+
+def test_a_percent_encoded_surrogate_in_a_path_is_422(runtime: Runtime) -> None:
+    app = create_app(Settings(admin_keys=ADMIN_KEY), runtime=runtime)
+    with TestClient(app, headers=ADMIN) as c:
+        answer = c.post("/v1/admin/models/%ED%A0%80/load")
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["path", "endpoint"]
