@@ -29,6 +29,7 @@ from classifier_service.api import (
 )
 from classifier_service.api.auth import keyring_of, require_key
 from classifier_service.api.body_limit import BodyLimit
+from classifier_service.api.body_policy import BodyPolicy
 from classifier_service.api.crash_guard import CrashGuard
 from classifier_service.api.deps import error_style_of
 from classifier_service.api.docs import install_docs
@@ -76,10 +77,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if getattr(app.state, "runtime", None) is None:
             # A worker started after a reload takes the reloaded paths; one that raced a
             # reload sees a newer generation in its watcher and follows.
+            # A worker restarted after a crash loads the current generation's snapshot, which
+            # does not depend on what the folders on disk hold now.
             shared = read_state(settings.state_file)
-            portfolio = shared.portfolio if shared else settings.portfolio_path
-            model_dir = shared.model_dir if shared else settings.model_path
-            app.state.runtime = Runtime.load(portfolio, model_dir)
+            app.state.runtime = (shared.load() if shared else
+                                 Runtime.load(settings.portfolio_path, settings.model_path))
             generation = shared.generation if shared else 0
         reloader = Reloader(app.state, settings.state_file, generation)
         app.state.reloader = reloader
@@ -93,6 +95,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             log.warning("no API keys configured (TIER_ROUTER_API_KEYS): every endpoint is "
                         "open to whoever reaches %s; `tier-router serve` listens on loopback "
                         "only unless --allow-unauthenticated", settings.host)
+        if not app.state.keyring.admin_keys:
+            log.warning("admin endpoints (/v1/admin/*: reload, load, unload, models) are off "
+                        "over HTTP: set TIER_ROUTER_ADMIN_KEYS to turn them on; SIGHUP still "
+                        "reloads")
         timeout = app.state.runtime.portfolio.policy.backend_timeout_s
         # control plane (residency, scheduler, preloads): httpx; data plane: Backends
         client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
@@ -174,6 +180,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                            allow_headers=["authorization", "content-type",
                                           *[h["name"] for h in responses.ROUTE_HEADERS]],
                            expose_headers=ANSWER_HEADERS)
+    app.add_middleware(BodyPolicy)  # inside BodyLimit: sees the whole, bounded body
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
     app.add_middleware(CrashGuard)  # added last: the outermost of ours

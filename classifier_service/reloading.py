@@ -9,7 +9,12 @@ Triggers: ``POST /v1/admin/reload`` and SIGHUP. With several worker processes, t
 reloads writes the new paths and a generation number to a shared state file; every other
 worker checks that file once a second and follows, and a worker (re)started later reads it at
 start-up. SIGHUP sent to the ``tier-router serve`` parent is passed on to every worker, which
-reloads its current paths in place (no process restarts, no dropped connections).
+reloads its current paths in place (no process restarts, no dropped connections) and publishes
+the result, so that the workers end on one generation.
+
+With a state file, what is loaded is first copied into a snapshot next to it
+(:mod:`classifier_service.snapshots`) and the state file names the snapshot: followers and
+restarted workers load those verified bytes, whatever the folder on disk holds by then.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from classifier_service import snapshots
 from classifier_service.routing.artifact import atomic_write
 from classifier_service.runtime import Runtime
+from classifier_service.snapshots import Snapshot
 
 log = logging.getLogger("tier_router")
 WATCH_INTERVAL_S = 1.0
@@ -37,6 +44,17 @@ class SharedState:
     generation: int
     model_dir: Path
     portfolio: Path
+    snapshot: Snapshot | None = None
+
+    def load(self) -> Runtime:
+        """The snapshot when there is one and it loads, else the source paths."""
+        if self.snapshot is not None:
+            try:
+                return snapshots.load(self.snapshot, self.portfolio, self.model_dir)
+            except Exception as exc:
+                log.error("snapshot of generation %d does not load (%s); trying %s and %s",
+                          self.generation, exc, self.model_dir, self.portfolio)
+        return Runtime.load(self.portfolio, self.model_dir)
 
 
 def read_state(path: Path | None) -> SharedState | None:
@@ -44,13 +62,32 @@ def read_state(path: Path | None) -> SharedState | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        snapshot = (Snapshot(Path(data["snapshot_model_dir"]), Path(data["snapshot_portfolio"]))
+                    if data.get("snapshot_model_dir") else None)
         return SharedState(int(data["generation"]), Path(data["model_dir"]),
-                           Path(data["portfolio"]))
+                           Path(data["portfolio"]), snapshot)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable reload state %s: %s", path, exc)
         return None
+
+
+def write_state(path: Path, state: SharedState) -> None:
+    text = json.dumps({"generation": state.generation, "model_dir": str(state.model_dir),
+                       "portfolio": str(state.portfolio),
+                       "snapshot_model_dir": str(state.snapshot.model_dir)
+                       if state.snapshot else None,
+                       "snapshot_portfolio": str(state.snapshot.portfolio)
+                       if state.snapshot else None})
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def publish_initial(state_file: Path, portfolio: Path, model_dir: Path) -> None:
+    """Generation 0 for the workers ``serve`` is about to start: a snapshot of the start-up
+    paths, so that a worker restarted later loads them whatever is on disk by then."""
+    snapshot = snapshots.take(portfolio, model_dir, state_file.parent / "snapshots")
+    write_state(state_file, SharedState(0, model_dir, portfolio, snapshot))
 
 
 class RuntimeHolder(Protocol):
@@ -69,6 +106,7 @@ class Reloader:
         self._state_file = state_file
         self._lock = threading.Lock()
         self.generation = generation
+        self._snapshots = state_file.parent / "snapshots" if state_file is not None else None
 
     @property
     def runtime(self) -> Runtime:
@@ -84,16 +122,21 @@ class Reloader:
         """
         with self._lock:
             current = self.runtime
+            sources = (Path(portfolio or current.portfolio_path),
+                       Path(model_dir or current.model_dir))
+            snapshot = None
             try:
-                new = Runtime.load(Path(portfolio or current.portfolio_path),
-                                   Path(model_dir or current.model_dir))
+                if self._snapshots is not None:
+                    new, snapshot = snapshots.take_and_load(*sources, self._snapshots)
+                else:
+                    new = Runtime.load(*sources)
             except Exception:
                 self._count("refused")
                 raise
             self._state.runtime = new
             self._count("ok")
             if self._state_file is not None and publish:
-                self._publish(new)
+                self._publish(new, snapshot)
             elif self._state_file is None:
                 self.generation += 1
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
@@ -109,7 +152,7 @@ class Reloader:
             if shared.generation <= self.generation:  # a reload of ours got there first
                 return
             try:
-                new = Runtime.load(shared.portfolio, shared.model_dir)
+                new = shared.load()
             except Exception as exc:
                 log.error("could not follow reload generation %d: %s", shared.generation, exc)
                 self.generation = shared.generation  # don't retry a broken generation forever
@@ -124,7 +167,7 @@ class Reloader:
         if metrics is not None:
             metrics.reloads.labels(outcome).inc()
 
-    def _publish(self, runtime: Runtime) -> None:
+    def _publish(self, runtime: Runtime, snapshot: Snapshot | None) -> None:
         """Write the next generation; an flock keeps two workers' reloads in one order."""
         assert self._state_file is not None
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -135,11 +178,10 @@ class Reloader:
                 shared = read_state(self._state_file)
                 self.generation = max(self.generation + 1,
                                       (shared.generation + 1) if shared else 1)
-                text = json.dumps({"generation": self.generation,
-                                   "model_dir": str(runtime.model_dir),
-                                   "portfolio": str(runtime.portfolio_path)})
-                atomic_write(self._state_file,
-                             lambda tmp: tmp.write_text(text, encoding="utf-8"))
+                write_state(self._state_file, SharedState(
+                    self.generation, runtime.model_dir, runtime.portfolio_path, snapshot))
+                if snapshot is not None and self._snapshots is not None:
+                    snapshots.prune(self._snapshots, snapshot)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -169,6 +211,6 @@ class Reloader:
 
     def _reload_logged(self) -> None:
         try:
-            self.reload(publish=False)
+            self.reload()  # published: the workers end on the last worker's snapshot
         except Exception as exc:
             log.error("SIGHUP reload refused, the previous model keeps serving: %s", exc)

@@ -100,7 +100,16 @@ class Settings(BaseSettings):
         default=None, description="Comma-separated bearer keys for the API (unset: open)."
     )
     admin_keys: str | None = Field(
-        default=None, description="Comma-separated keys for /v1/admin (unset: loopback only)."
+        default=None, description="Comma-separated keys for /v1/admin (unset: admin is off "
+        "over HTTP; SIGHUP still reloads)."
+    )
+    models_dir: Path | None = Field(
+        default=None, description="POST /v1/admin/reload takes model folders under this folder "
+        "(besides the bundled model and the one given at start); unset: only those two."
+    )
+    portfolios_dir: Path | None = Field(
+        default=None, description="POST /v1/admin/reload takes portfolios under this folder "
+        "(besides the bundled one and the one given at start); unset: only those two."
     )
     allow_unauthenticated: bool = Field(
         default=False, description="Listen on a non-loopback address without API keys."
@@ -134,8 +143,8 @@ class Settings(BaseSettings):
 
     @property
     def keyed(self) -> bool:
-        """Whether any key (API or admin) is configured."""
-        return bool(parse_keys(self.api_keys) | parse_keys(self.admin_keys))
+        """Whether API keys are configured (admin keys alone leave the API open)."""
+        return bool(parse_keys(self.api_keys))
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback address without API keys unless explicitly allowed."""

@@ -16,6 +16,7 @@ from classifier_service.portfolio.model import bundled_portfolio_path
 from classifier_service.routing.artifact import bundled_model_dir
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
+from tests.support.admin import ADMIN_KEY
 from tests.support.gateway import Stack, portfolio
 from tests.support.rows import small_rows
 
@@ -86,7 +87,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         fake_o.url, fake_a.url = o_url, a_url
         path = tmp_path / "portfolio.yaml"
         path.write_text(portfolio(o_url, a_url, "http://127.0.0.1:9"), encoding="utf-8")
-        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                                  admin_keys=ADMIN_KEY, portfolios_dir=tmp_path))
         with running(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
                                                 max_retries=0) as client:
             yield Stack(url, fake_o, fake_a, client)

@@ -128,13 +128,20 @@ def gateway_portfolio(servers: LlamaServers, extra: RunningLlama | None = None) 
             + "policy: {failover_cooldown_s: 60, backend_timeout_s: 120}\n")
 
 
+def reloads_dir(folder: Path) -> Path:
+    """Where a gateway started in ``folder`` may reload portfolios from."""
+    return folder / "reloads"
+
+
 def start_gateway(folder: Path, text: str) -> tuple[subprocess.Popen[str], str]:
     """``tier-router serve`` on ``text``, with an API key and an admin key."""
     path = folder / "portfolio.yaml"
     path.write_text(text, encoding="utf-8")
     return serve("--portfolio", str(path), "--feedback-log", str(folder / "feedback.jsonl"),
                  log=folder / "serve.log",
-                 env={"TIER_ROUTER_API_KEYS": CLIENT_KEY, "TIER_ROUTER_ADMIN_KEYS": ADMIN_KEY})
+                 env={"TIER_ROUTER_API_KEYS": CLIENT_KEY, "TIER_ROUTER_ADMIN_KEYS": ADMIN_KEY,
+                      # reloads take portfolios from here only
+                      "TIER_ROUTER_PORTFOLIOS_DIR": str(reloads_dir(folder))})
 
 
 @dataclass

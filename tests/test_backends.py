@@ -20,6 +20,7 @@ from classifier_service.gateway.backends import Backends
 from classifier_service.portfolio.model import Endpoint
 from classifier_service.settings import Settings
 from tests.doubles import running
+from tests.support.admin import ADMIN, ADMIN_KEY
 
 CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
          "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
@@ -88,7 +89,8 @@ def server() -> Iterator[tuple[FastAPI, str]]:
 def gateway(tmp_path: Path, url: str, model: str, timeout: float = 10) -> FastAPI:
     path = tmp_path / "p.yaml"
     path.write_text(PORTFOLIO.format(url=url, model=model, timeout=timeout), encoding="utf-8")
-    return create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+    return create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                               admin_keys=ADMIN_KEY, portfolios_dir=tmp_path))
 
 
 def ask(url: str, **body: Any) -> httpx.Response:
@@ -151,7 +153,7 @@ def test_the_timeout_follows_a_reload(server: tuple[FastAPI, str], tmp_path: Pat
         short = tmp_path / "short.yaml"
         short.write_text(PORTFOLIO.format(url=url, model="slow", timeout=0.5), encoding="utf-8")
         assert httpx.post(f"{gw}/v1/admin/reload", json={"portfolio": str(short)},
-                          timeout=30).status_code == 200
+                          headers=ADMIN, timeout=30).status_code == 200
         r = ask(gw)
     first = r.json()["tier_router"]["route"][0]  # then the next endpoint answered
     assert first["endpoint"] == "first" and first["detail"] == ["timed out"]

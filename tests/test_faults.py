@@ -25,6 +25,7 @@ from classifier_service.settings import Settings
 from tests.backend_process import BackendProcess, backend_process
 from tests.conftest import portfolio_yaml
 from tests.doubles import Double, Script, fake_ollama, running
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.processes import fresh_versions, serve, stop, wait_for
 
 SIMPLE = "Is this review positive or negative? 'Great phone.'"
@@ -187,7 +188,8 @@ def test_reload_faults_keep_the_old_model_serving_in_every_worker(tmp_path: Path
     served.write_text(good_portfolio, encoding="utf-8")
     log = tmp_path / "serve.log"
     proc, url = serve("--workers", "2", "--model", str(model), "--portfolio", str(served),
-                      "--feedback-log", str(tmp_path / "f.jsonl"), log=log)
+                      "--feedback-log", str(tmp_path / "f.jsonl"), log=log,
+                      env={"TIER_ROUTER_ADMIN_KEYS": ADMIN_KEY})
 
     def refusals() -> int:
         return log.read_text().count("SIGHUP reload refused, the previous model keeps serving")
@@ -204,7 +206,7 @@ def test_reload_faults_keep_the_old_model_serving_in_every_worker(tmp_path: Path
 
         # 1. the model file replaced with garbage, in place
         (model / "model.joblib").write_bytes(b"garbage")
-        refused = httpx.post(f"{url}/v1/admin/reload", timeout=30)
+        refused = httpx.post(f"{url}/v1/admin/reload", headers=ADMIN, timeout=30)
         assert refused.status_code == 422
         assert "checksum mismatch" in refused.json()["detail"][0]["msg"]
         os.kill(proc.pid, signal.SIGHUP)  # the parent passes it on to both workers
@@ -215,17 +217,19 @@ def test_reload_faults_keep_the_old_model_serving_in_every_worker(tmp_path: Path
         (model / "model.joblib").write_bytes(good_model)
         served.write_text(good_portfolio.replace("{endpoint: coder-7b}", "{endpoint: nope}"),
                           encoding="utf-8")
-        refused = httpx.post(f"{url}/v1/admin/reload", timeout=30)
+        refused = httpx.post(f"{url}/v1/admin/reload", headers=ADMIN, timeout=30)
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["loc"] == ["body", "portfolio"]
-        assert "unknown endpoint 'nope'" in refused.json()["detail"][0]["msg"]
+        assert "not a valid portfolio" in refused.json()["detail"][0]["msg"]
+        assert "nope" not in refused.text  # the file's contents are not quoted
+        assert "unknown endpoint 'nope'" in log.read_text()  # the log says where
         os.kill(proc.pid, signal.SIGHUP)
         assert wait_for(lambda: refusals() >= 4)
         still_serving(before)
 
         # 3. fixed files reload fine
         served.write_text(good_portfolio, encoding="utf-8")
-        assert httpx.post(f"{url}/v1/admin/reload", timeout=30).status_code == 200
+        assert httpx.post(f"{url}/v1/admin/reload", headers=ADMIN, timeout=30).status_code == 200
         still_serving(before)
     finally:
         stop(proc)

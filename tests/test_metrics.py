@@ -12,6 +12,7 @@ from classifier_service.app import create_app
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.doubles import Script
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.gateway import Stack, ask
 from tests.support.metrics import samples, value
 from tests.support.processes import serve, stop
@@ -56,8 +57,9 @@ def test_quality_checks_and_escalations_per_signal(client: TestClient) -> None:
 
 
 def test_reloads_counted_by_outcome(runtime: Runtime, tmp_path: Path) -> None:
-    app = create_app(Settings(feedback_log=tmp_path / "f.jsonl"), runtime=runtime)
-    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+    app = create_app(Settings(feedback_log=tmp_path / "f.jsonl", admin_keys=ADMIN_KEY,
+                              models_dir=tmp_path), runtime=runtime)
+    with TestClient(app, client=("127.0.0.1", 50000), headers=ADMIN) as client:
         _reload_twice(client, tmp_path)
 
 

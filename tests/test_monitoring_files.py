@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from classifier_service.app import create_app
 from classifier_service.settings import Settings
 from tests.doubles import FakeNvidiaSmi, Script, fake_ollama, fake_openai, running
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.gateway import portfolio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,8 @@ def live_metrics(tmp_path: Path, fake_smi: FakeNvidiaSmi) -> Iterator[str]:
         path = tmp_path / "portfolio.yaml"
         path.write_text(portfolio(o_url, a_url, "http://127.0.0.1:9"), encoding="utf-8")
         app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
-                                  gpu_source="nvidia-smi", gpu_poll_s=0.1))
+                                  gpu_source="nvidia-smi", gpu_poll_s=0.1,
+                                  admin_keys=ADMIN_KEY))
         fake_o.scripts["small-a"] = Script(status=500)  # a failover
         fake_o.scripts["small-b"] = Script(content="I'm not sure, maybe positive?")  # fallback
         fake_o.scripts["mid"] = Script(content="Positive")
@@ -81,7 +83,7 @@ def live_metrics(tmp_path: Path, fake_smi: FakeNvidiaSmi) -> Iterator[str]:
             assert reply.json()["tier_router"]["endpoint"] == "mid"
             assert client.post("/api/chat", json={"model": "mid", "stream": False, "messages": [
                 {"role": "user", "content": "x"}]}).is_success
-            assert client.post("/v1/admin/reload", json={}).is_success
+            assert client.post("/v1/admin/reload", json={}, headers=ADMIN).is_success
             deadline = time.monotonic() + 10
             text = client.get("/metrics").text
             while 'tier_router_gpu_monitor_up{source="nvidia-smi"} 1.0' not in text \

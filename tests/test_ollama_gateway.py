@@ -11,6 +11,7 @@ import ollama
 import pytest
 
 from tests.doubles import Script
+from tests.support.admin import ADMIN
 from tests.support.gateway import ESSAY, Stack, portfolio
 
 
@@ -130,8 +131,8 @@ def test_policy_buffer_streams_checks_plain_streaming_clients(
     path = tmp_path / "buffering.yaml"
     path.write_text(portfolio(stack.ollama.url, stack.openai.url, "http://127.0.0.1:9").replace(
         "policy: {", "policy: {buffer_streams: true, "), encoding="utf-8")
-    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)}
-                      ).status_code == 200
+    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)},
+                      headers=ADMIN).status_code == 200
     stack.ollama.scripts["small-a"] = Script(content="I don't know.")
     stack.ollama.scripts["mid"] = Script(content="Positive")
     ask = [{"role": "user", "content": "positive or negative: 'ok'"}]

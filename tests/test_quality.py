@@ -297,3 +297,28 @@ def test_quoted_phrases_are_not_the_answers_own_voice() -> None:
     assert reasons('"I don\'t know" in French is "je ne sais pas".') == []
     assert reasons("In German you say \u201ckeine Ahnung\u201d when you have no clue.") == []
     assert "uncertain" in reasons("I don't know, but \"maybe\" is a word.")
+
+
+# -- degenerate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["z" * 70_000, "z" * 16, "z zz zzz " * 20, "-.-." * 40,
+                                  "ab" * 5_000])
+def test_degenerate_answers_escalate_on_their_own(text: str) -> None:
+    result = check(text, POLICY)
+    assert "degenerate" in result.reasons
+    assert result.escalate and result.score <= 0.0
+
+
+@pytest.mark.parametrize("text", ["42", "1000000", "yes", "positive", GOOD_ESSAY,
+                                  "0.5 * 2 = 1", "😀" * 3])
+def test_real_answers_are_not_degenerate(text: str) -> None:
+    assert "degenerate" not in reasons(text)
+
+
+def test_quality_endpoint_flags_seventy_thousand_z(client: TestClient) -> None:
+    answer = client.post("/v1/quality", json={"prompt": "Write a poem about the sea.",
+                                              "response": "z" * 70_000})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["escalate"] is True and "degenerate" in body["reasons"]

@@ -32,6 +32,7 @@ from tests.llama import (
     LlamaStack,
     Victim,
     gateway_portfolio,
+    reloads_dir,
     start_gateway,
 )
 from tests.support.processes import stop
@@ -236,9 +237,10 @@ def test_hot_reload_while_requests_flow(stack: LlamaStack, tmp_path: Path) -> No
         assert wait(lambda: len(answered) >= 2)
         renamed = stack.portfolio.read_text(encoding="utf-8").replace("name: small,",
                                                                       "name: small-v2,")
-        reload_to(stack, tmp_path / "renamed.yaml", renamed)
+        reload_to(stack, reloads_dir(stack.portfolio.parent) / "renamed.yaml", renamed)
         assert wait(lambda: answered[-1:] == ["small-v2"])
-        reload_to(stack, tmp_path / "back.yaml", stack.portfolio.read_text(encoding="utf-8"))
+        reload_to(stack, reloads_dir(stack.portfolio.parent) / "back.yaml",
+                  stack.portfolio.read_text(encoding="utf-8"))
         assert wait(lambda: answered[-1:] == ["small"])
     finally:
         stop_flag.set()
@@ -248,6 +250,7 @@ def test_hot_reload_while_requests_flow(stack: LlamaStack, tmp_path: Path) -> No
 
 
 def reload_to(stack: LlamaStack, path: Path, text: str) -> None:
+    path.parent.mkdir(exist_ok=True)
     path.write_text(text, encoding="utf-8")
     r = httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)}, timeout=30,
                    headers={"authorization": "Bearer admin-key"})

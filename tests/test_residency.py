@@ -15,6 +15,7 @@ from classifier_service.app import create_app
 from classifier_service.cli import main
 from classifier_service.settings import Settings
 from tests.doubles import Double, fake_ollama, running
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.gateway import portfolio
 
 
@@ -38,8 +39,9 @@ def test_the_double_speaks_ollamas_ps(setup: tuple[Double, Path]) -> None:
 
 def test_admin_status_load_unload(setup: tuple[Double, Path], tmp_path: Path) -> None:
     double, path = setup
-    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
-    with TestClient(app, client=("127.0.0.1", 5000)) as client:
+    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                              admin_keys=ADMIN_KEY))
+    with TestClient(app, client=("127.0.0.1", 5000), headers=ADMIN) as client:
         models = client.get("/v1/admin/models").json()["models"]
         states = {m["endpoint"]: m["state"] for m in models}
         assert states == {"small-a": "not_loaded", "small-b": "not_loaded", "mid": "not_loaded",
@@ -100,8 +102,9 @@ tiers:
   - name: complex
     endpoints: [{{name: c, api: ollama, base_url: "{url}", model: other}}]
 """, encoding="utf-8")
-        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
-        with TestClient(app, client=("127.0.0.1", 5000)) as client:
+        app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                              admin_keys=ADMIN_KEY))
+        with TestClient(app, client=("127.0.0.1", 5000), headers=ADMIN) as client:
             states = {m["endpoint"]: m["state"]
                       for m in client.get("/v1/admin/models").json()["models"]}
     assert states == {"a": "loaded", "b": "not_loaded", "c": "not_loaded"}
@@ -114,7 +117,8 @@ def test_residency_aware_routing_is_opt_in(setup: tuple[Double, Path], tmp_path:
         "policy: {", "policy: {prefer_resident: true, residency_refresh_s: 0.1, "
         "confidence_threshold: 1.0, ")
     path.write_text(text, encoding="utf-8")
-    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
+    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                              admin_keys=ADMIN_KEY))
     with TestClient(app) as client:
         deadline = clock.monotonic() + 10
         while clock.monotonic() < deadline and "mid" not in app.state.residency.loaded:

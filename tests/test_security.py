@@ -96,13 +96,15 @@ def test_admin_endpoints_need_an_admin_key(keyed: TestClient) -> None:
     assert ok.status_code == 200, ok.text
 
 
-def test_without_any_key_admin_answers_on_loopback_only(runtime: Runtime) -> None:
+def test_without_an_admin_key_admin_is_off_even_on_loopback(runtime: Runtime) -> None:
     app = create_app(Settings(), runtime=runtime)
-    with TestClient(app, client=("10.1.2.3", 5000)) as remote:
-        r = remote.post("/v1/admin/reload", json={})
-        assert r.status_code == 403 and "loopback" in r.json()["detail"]
-    with TestClient(app, client=("127.0.0.1", 5000)) as local:
-        assert local.post("/v1/admin/reload", json={}).status_code == 200
+    for client in (("10.1.2.3", 5000), ("127.0.0.1", 5000)):
+        with TestClient(app, client=client) as c:
+            for method, path in (("post", "/v1/admin/reload"), ("get", "/v1/admin/models"),
+                                 ("post", "/v1/admin/models/llama3-8b/load")):
+                r = c.request(method, path, json={})
+                assert r.status_code == 403, (client, path)
+                assert "set TIER_ROUTER_ADMIN_KEYS to turn them on" in r.json()["detail"]
 
 
 def test_api_keys_without_admin_keys_turn_admin_off(runtime: Runtime) -> None:

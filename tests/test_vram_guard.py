@@ -19,6 +19,7 @@ from classifier_service.fleet.vram_guard import decide
 from classifier_service.portfolio.model import load_portfolio
 from classifier_service.settings import Settings
 from tests.doubles import Double, FakeNvidiaSmi, fake_ollama, running
+from tests.support.admin import ADMIN, ADMIN_KEY
 
 MIB = 1024 * 1024
 TOTAL_MIB = 24576  # 25.8 GB; the alert line at 0.9 is 23.2 GB
@@ -94,8 +95,9 @@ def test_admin_load_refused_over_the_threshold(setup: tuple[Double, Path], tmp_p
     double, path = setup
     estimate = mid_estimate_gb(path)
     fake_smi.gpus((0, "NVIDIA L4", 12000, TOTAL_MIB))  # 12.6 + 11.7 > 23.2
-    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl"))
-    with TestClient(app, client=("127.0.0.1", 5000)) as client:
+    app = create_app(Settings(portfolio=path, feedback_log=tmp_path / "f.jsonl",
+                              admin_keys=ADMIN_KEY))
+    with TestClient(app, client=("127.0.0.1", 5000), headers=ADMIN) as client:
         refused = client.post("/v1/admin/models/mid/load")
         assert refused.status_code == 409
         detail = refused.json()["detail"]

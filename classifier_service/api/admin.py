@@ -1,20 +1,21 @@
 """``/v1/admin/*``: operations on the running service.
 
-They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they answer on
-loopback only (see :mod:`classifier_service.api.auth`).
+They need an admin key (``TIER_ROUTER_ADMIN_KEYS``); with none configured they are off over
+HTTP (see :mod:`classifier_service.api.auth`). Which paths a reload may load:
+:mod:`classifier_service.api.reload_paths`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from classifier_service.api import reload_paths
 from classifier_service.api.auth import require_admin
-from classifier_service.api.deps import RuntimeDep, get_reloader, state
+from classifier_service.api.deps import RuntimeDep, SettingsDep, get_reloader, state
 from classifier_service.api.responses import (
     BAD_BODY,
     NOT_LOADED,
@@ -26,8 +27,6 @@ from classifier_service.api.responses import (
 )
 from classifier_service.errors import (
     ConfigError,
-    InvalidRequestError,
-    ModelArtifactError,
     ResidencyError,
 )
 from classifier_service.fleet import residency, vram_guard
@@ -46,7 +45,8 @@ class ReloadRequest(BaseModel):
 
 
 ADMIN_KEY: Responses = {401: detail("A missing or unknown admin key."),
-                        403: detail("Not an admin key, or not from loopback.")}
+                        403: detail("Not an admin key, or no admin key is configured "
+                                            "(admin is off over HTTP).")}
 
 
 class ReloadResponse(BaseModel):
@@ -71,18 +71,16 @@ class ReloadResponse(BaseModel):
                     invalid("Refused; the previous model keeps serving.")),
 )
 def reload(
-    reloader: Annotated[Reloader, Depends(get_reloader)], body: ReloadRequest | None = None
+    reloader: Annotated[Reloader, Depends(get_reloader)], settings: SettingsDep,
+    body: ReloadRequest | None = None
 ) -> ReloadResponse:
     body = body or ReloadRequest()
+    model_dir = reload_paths.model_dir(settings, body.model_dir) if body.model_dir else None
+    portfolio = reload_paths.portfolio(settings, body.portfolio) if body.portfolio else None
     try:
-        runtime = reloader.reload(
-            model_dir=_path(body.model_dir), portfolio=_path(body.portfolio)
-        )
+        runtime = reloader.reload(model_dir=model_dir, portfolio=portfolio)
     except ConfigError as exc:
-        field = "model_dir" if isinstance(exc, ModelArtifactError) else "portfolio"
-        raise InvalidRequestError(
-            ("body", field), f"{exc}; the previous model keeps serving", str(exc.path)
-        ) from None
+        raise reload_paths.refusal(exc) from None
     return ReloadResponse(
         model_version=runtime.model_version,
         model_dir=str(runtime.model_dir),
@@ -90,10 +88,6 @@ def reload(
         tiers=runtime.portfolio.tier_names,
         generation=reloader.generation,
     )
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
 
 
 def _client(request: Request) -> httpx.AsyncClient:

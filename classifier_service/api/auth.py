@@ -3,10 +3,12 @@
 - With no key configured, every endpoint is open and ``serve`` listens on loopback only
   (a non-loopback address then needs ``--allow-unauthenticated``).
 - With API keys, every endpoint but ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI
-  document needs ``Authorization: Bearer <key>``; an admin key is accepted there too.
-- Admin endpoints (``/v1/admin/*``) need an admin key when admin keys are configured. With
-  no key configured at all they answer on loopback only; with API keys but no admin key they
-  are off (403), so that turning keys on never leaves them open to local callers.
+  document needs ``Authorization: Bearer <key>``; an admin key is accepted there too. Admin
+  keys alone leave the API as open as no key does.
+- Admin endpoints (``/v1/admin/*``) need an admin key, always. With no admin key configured
+  they are off over HTTP (403 saying how to turn them on): a reload can load code (a model
+  folder is a pickle), so "only local callers" is not a boundary on a shared machine.
+  SIGHUP still reloads.
 
 Keys are compared with :func:`hmac.compare_digest` against every configured key, so the time
 taken does not depend on how much of a key matched or which key it was. A missing or wrong key
@@ -25,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from classifier_service.api.deps import state
 from classifier_service.errors import ErrorStyle, Forbidden, Unauthorized
-from classifier_service.settings import Settings, is_loopback, parse_keys
+from classifier_service.settings import Settings, parse_keys
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from TIER_ROUTER_API_KEYS.")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -42,11 +44,14 @@ def _matches(token: str, keys: Iterable[str]) -> bool:
 class KeyRing:
     def __init__(self, api_keys: Iterable[str] = (), admin_keys: Iterable[str] = ()) -> None:
         self.admin_keys = frozenset(admin_keys)
-        self.api_keys = frozenset(api_keys) | self.admin_keys
+        self._own_api_keys = frozenset(api_keys)
+        self.api_keys = self._own_api_keys | self.admin_keys
 
     @property
     def enabled(self) -> bool:
-        return bool(self.api_keys)
+        """Whether the API needs a key: API keys are configured (admin keys alone turn on
+        the admin operations only)."""
+        return bool(self._own_api_keys)
 
     def is_api_key(self, token: str) -> bool:
         return _matches(token, self.api_keys)
@@ -84,23 +89,19 @@ def require_key(style: ErrorStyle = "detail") -> Callable[..., Awaitable[None]]:
     return check
 
 
+ADMIN_OFF = ("admin endpoints are off: no admin key is configured; set TIER_ROUTER_ADMIN_KEYS "
+             "to turn them on (SIGHUP to the service still reloads its current paths)")
+
+
 async def require_admin(request: Request, credentials: Bearer) -> None:
-    """Admin endpoints: an admin key when admin keys exist; with no key configured at all,
-    clients on loopback only; with API keys but no admin keys, nobody."""
+    """Admin endpoints: an admin key, always; with none configured, nobody over HTTP."""
     ring = keyring(request)
-    if ring.enabled and not ring.admin_keys:
-        raise Forbidden("admin endpoints are off: API keys are set but no admin key; set "
-                        "TIER_ROUTER_ADMIN_KEYS to use them")
-    if ring.admin_keys:
-        token = _token(credentials)
-        if token is None:
-            raise Unauthorized("an admin key is required: send 'Authorization: Bearer <key>'")
-        if not ring.is_admin_key(token):
-            if ring.is_api_key(token):
-                raise Forbidden("this key is not an admin key (TIER_ROUTER_ADMIN_KEYS)")
-            raise Unauthorized("the admin key is not valid")
-        return
-    host = request.client.host if request.client else ""
-    if not is_loopback(host):
-        raise Forbidden("admin endpoints answer on loopback only while "
-                        "TIER_ROUTER_ADMIN_KEYS is not set")
+    if not ring.admin_keys:
+        raise Forbidden(ADMIN_OFF)
+    token = _token(credentials)
+    if token is None:
+        raise Unauthorized("an admin key is required: send 'Authorization: Bearer <key>'")
+    if not ring.is_admin_key(token):
+        if ring.is_api_key(token):
+            raise Forbidden("this key is not an admin key (TIER_ROUTER_ADMIN_KEYS)")
+        raise Unauthorized("the admin key is not valid")

@@ -7,6 +7,12 @@ request open by sending its body a byte at a time. The limits are
 ``TIER_ROUTER_MAX_BODY_BYTES`` (default 8 MiB: long conversations fit, a runaway upload does
 not) and ``TIER_ROUTER_BODY_TIMEOUT_S`` (default 30 s).
 
+A 413 is sent while the client is still sending: the whole answer goes out at once, then the
+rest of the body is read and dropped (for up to ``TIER_ROUTER_BODY_TIMEOUT_S``, or until
+:data:`DRAIN_MAX_BYTES`) before the connection closes. Closing with unread data would make the
+kernel reset the connection, and a client still writing its body would then see the reset
+instead of the answer.
+
 Slow *headers* are not covered here (the server has parsed them before the app is called):
 uvicorn caps connections (``TIER_ROUTER_LIMIT_CONCURRENCY``) and closes idle ones; a reverse
 proxy in front should time out slow headers.
@@ -22,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from classifier_service.settings import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+DRAIN_MAX_BYTES = 1 << 30
+"""Most of a refused body read and dropped after a 413 (then the connection just closes)."""
 
 
 class BodyLimit:
@@ -39,7 +47,7 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await _refuse(send, 413, self._too_large)
+            await self._refuse_and_drain(receive, send)
             return
         body = bytearray()
         try:
@@ -50,7 +58,9 @@ class BodyLimit:
                         return  # nobody is left to answer
                     body += message.get("body", b"")
                     if len(body) > self.max_bytes:
-                        await _refuse(send, 413, self._too_large)
+                        more = message.get("more_body", False)
+                        del body[:]
+                        await self._refuse_and_drain(receive, send, more=more)
                         return
                     if not message.get("more_body", False):
                         break
@@ -62,13 +72,32 @@ class BodyLimit:
         await self.app(scope, _replay(whole, receive), send)
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+    async def _refuse_and_drain(self, receive: Receive, send: Send, more: bool = True) -> None:
+        """The 413 in full, then the rest of the body read and dropped, then the end."""
+        await _refuse(send, 413, self._too_large, end=False)
+        drained = 0
+        if more:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    while drained < DRAIN_MAX_BYTES:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            break
+                        drained += len(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            break
+            except TimeoutError:
+                pass
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _refuse(send: Send, status: int, detail: str, end: bool = True) -> None:
     payload = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": payload, "more_body": not end})
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -85,8 +85,9 @@ def invalid(description: str) -> Responses:
     return {422: {"model": Invalid, "description": description}}
 
 
-# FastAPI's own answer to a body it cannot parse at all (not UTF-8).
-BAD_BODY: Responses = {400: detail("The body cannot be parsed (not UTF-8 text).")}
+# A body refused before any handler (api/body_policy.py) or that FastAPI cannot parse at all.
+BAD_BODY: Responses = {400: detail("The body cannot be parsed: not UTF-8 text, nested deeper "
+                                   "than 100 levels, or an integer with too many digits.")}
 NOT_LOADED: Responses = {503: detail("The model and the portfolio are not loaded yet.")}
 API_KEY: Responses = {401: detail("A missing or unknown API key.")}
 

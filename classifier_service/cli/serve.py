@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -66,8 +65,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from classifier_service.app import create_app
     from classifier_service.cli.fleet import warn_if_does_not_fit
+    from classifier_service.cli.workers import run_workers
     from classifier_service.logs import log_config
     from classifier_service.metrics import MULTIPROC_ENV
+    from classifier_service.reloading import publish_initial
     from classifier_service.runtime import Runtime
 
     settings = settings_of(args)
@@ -86,29 +87,22 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["TIER_ROUTER_FEEDBACK_LOG"] = str(settings.feedback_log.resolve())
         os.environ["TIER_ROUTER_OUTCOMES_DIR"] = str(settings.outcomes_dir.resolve())
         os.environ["TIER_ROUTER_STATE_FILE"] = str(Path(state_dir) / "reload.json")
+        # generation 0: every worker, restarted ones too, loads this snapshot
+        publish_initial(Path(state_dir) / "reload.json", settings.portfolio_path.resolve(),
+                        settings.model_path.resolve())
         os.environ["TIER_ROUTER_LOG_FORMAT"] = settings.log_format
         os.environ["TIER_ROUTER_ALLOW_UNAUTHENTICATED"] = str(settings.allow_unauthenticated)
         # every worker writes its metrics here; /metrics on any worker sums them
         metrics_dir = Path(state_dir) / "metrics"
         metrics_dir.mkdir()
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
-        from uvicorn.supervisors.multiprocess import Multiprocess
-
-        class ReloadInPlace(Multiprocess):
-            """SIGHUP reloads every worker in place instead of restarting it: a restart
-            closes connections that a stopping worker accepted but had not read yet."""
-
-            def handle_hup(self) -> None:
-                for process in self.processes:
-                    if process.pid is not None:
-                        os.kill(process.pid, signal.SIGHUP)
-
         config = uvicorn.Config("classifier_service.app:app_from_env", factory=True,
                                 host=settings.host, port=settings.port, workers=args.workers,
                                 log_level=args.log_level, log_config=logging_config,
                     limit_concurrency=settings.limit_concurrency)
         try:
-            ReloadInPlace(config, sockets=[config.bind_socket()]).run()
+            # SIGHUP reloads in place; a replacement that cannot start leaves the rest serving
+            run_workers(config, [config.bind_socket()])
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
     else:

@@ -56,6 +56,7 @@ DEFAULT_MIN_CHARS: dict[str, int] = {
 DEFAULT_WEIGHTS: dict[str, float] = {
     "empty": 1.0, "too_short": 0.5, "truncated": 0.6, "unclosed_code": 0.6, "uncertain": 0.5,
     "refusal": 0.8, "low_logprob": 0.5, "repetition": 0.6,
+    "degenerate": 1.0,
 }
 
 class QualityPolicy(BaseModel):

@@ -10,7 +10,10 @@ Signals, each named in the result's ``reasons``:
 - ``unclosed_code``: an odd number of code fences;
 - ``uncertain`` / ``refusal``: marker phrases (English, German, French, Spanish by default);
 - ``low_logprob``: the mean token log-probability, when given, is below a threshold;
-- ``repetition``: a degenerate loop (the same line again and again, or few distinct 4-grams).
+- ``repetition``: a degenerate loop (the same line again and again, or few distinct 4-grams);
+- ``degenerate``: no words at all, only one character repeated (``zzzz...``, 16 or more) or a
+  long answer (64 or more visible characters) made of at most three distinct characters
+  (``z zz zzz``, ``-.-.-.``); its weight (1.0) escalates on its own.
 
 Each signal costs a weight; ``score = max(0, 1 - sum of weights)``, and the answer escalates
 when the score falls below ``escalate_below``. Weights, thresholds and marker lists live in the
@@ -28,7 +31,7 @@ from typing import Literal
 from classifier_service.portfolio.quality import DEFAULT_WEIGHTS, QualityPolicy
 
 Signal = Literal["empty", "too_short", "truncated", "unclosed_code", "uncertain", "refusal",
-                 "low_logprob", "repetition"]
+                 "low_logprob", "repetition", "degenerate"]
 
 CONNECTIVES = frozenset({
     "and", "or", "but", "the", "a", "an", "of", "to", "with", "for", "in", "on", "at", "by",
@@ -86,6 +89,8 @@ def check(
         reasons.append("low_logprob")
     if _repetitive(lowered, policy):
         reasons.append("repetition")
+    if _degenerate(text):
+        reasons.append("degenerate")
     penalty = sum(policy.weights.get(r, DEFAULT_WEIGHTS[r]) for r in reasons)
     score = round(max(0.0, 1.0 - penalty), 4)
     return QualityResult(reasons=reasons, score=score, escalate=score < policy.escalate_below)
@@ -140,3 +145,16 @@ def _repetitive(lowered: str, policy: QualityPolicy) -> bool:
     # distinct 4-grams / all 4-grams, without building the list of all of them
     distinct = len(set(zip(words, words[1:], words[2:], words[3:], strict=False)))
     return distinct / (len(words) - 3) < policy.repetition_max_ratio
+
+
+DEGENERATE_ONE_CHAR = 16
+DEGENERATE_FEW_CHARS = 64
+
+
+def _degenerate(text: str) -> bool:
+    """One character over and over, or a long answer of at most three distinct characters."""
+    visible = "".join(text.split())
+    if len(visible) < DEGENERATE_ONE_CHAR:
+        return False
+    distinct = len(set(visible))
+    return distinct == 1 or (len(visible) >= DEGENERATE_FEW_CHARS and distinct <= 3)
