@@ -21,11 +21,17 @@ streaming code and gets checked answers, at the price of the first token arrivin
 
 A conversation (OpenAI's ``user`` field, or the ``x-tier-router-session`` header) keeps the
 tier it was first routed to, or escalated to, for later turns with ``model: auto``. This is
-per process and best effort: an in-memory map of the 10,000 most recent sessions.
+per process and best effort: an in-memory map of the 10,000 most recent sessions, keyed by the
+id when it is at most 64 ASCII characters, else by its digest (at most about 2 MB in all).
+
+Limits count the whole conversation: every message's text against ``policy.max_prompt_chars``
+(413) and, for ``model: auto``, against the endpoints' ``context_length``; the last user
+message alone is classified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -42,6 +48,7 @@ from classifier_service.routing.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
+SESSION_ID_CHARS = 64
 NO_OPTIONS = RouteOptions()
 
 log = logging.getLogger("tier_router.gateway")
@@ -65,6 +72,8 @@ class Step:
     tier: str
     outcome: str  # "answered", "escalated", "failed", "cooling_down"
     detail: list[str] = field(default_factory=list)
+    quote: str | None = None
+    """A failed endpoint's own error text (may quote the prompt: not logged by default)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "tier": self.tier, "outcome": self.outcome,
@@ -139,6 +148,40 @@ def last_user_text(messages: Any) -> str:
     return ""
 
 
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def conversation_chars(messages: Any) -> int:
+    """Characters of the whole conversation, as the size limit and the context estimate count
+    them: every message's text (system, user, assistant, tool; content parts joined) and the
+    arguments of its tool calls."""
+    if not isinstance(messages, list):
+        return 0
+    total = 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        total += len(_text(message.get("content")))
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                total += len(str(function.get("arguments") or ""))
+    return total
+
+
+def session_key(session: str) -> str:
+    """The session map's key: the id itself up to :data:`SESSION_ID_CHARS` ASCII characters,
+    else its BLAKE2b digest (32 hex characters), so each entry is small whatever the id."""
+    if len(session) <= SESSION_ID_CHARS and session.isascii():
+        return session
+    digest = hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"#{digest.hexdigest()}"
+
+
 class Gateway:
     def __init__(self, backends: Backends, metrics: Metrics, *, log_prompts: bool = False
                  ) -> None:
@@ -167,14 +210,15 @@ class Gateway:
               session: str | None, resident: Collection[str] | None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
-        runtime.check_length(prompt)
+        chars = conversation_chars(messages)
+        runtime.check_chars(chars, "the conversation")
         max_tier = options.max_tier
         if model in AUTO:
-            sticky = self._sessions.get(session) if session else None
+            sticky = self._sessions.get(session_key(session)) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
                 floor = _sticky_floor(portfolio, sticky, options.min_tier, max_tier)
                 options = replace(options, min_tier=floor)
-            routed = runtime.route_checked(prompt or " ", options, resident)
+            routed = runtime.route_checked(prompt or " ", options, resident, chars)
             decision = routed.decision
             reason = "session" if sticky is not None else decision.reason
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,
@@ -192,8 +236,9 @@ class Gateway:
     def remember(self, session: str | None, tier: str) -> None:
         if not session:
             return
-        self._sessions[session] = tier
-        self._sessions.move_to_end(session)
+        key = session_key(session)
+        self._sessions[key] = tier
+        self._sessions.move_to_end(key)
         while len(self._sessions) > SESSION_LIMIT:
             self._sessions.popitem(last=False)
 
@@ -241,7 +286,7 @@ class Gateway:
                                                               policy.backend_timeout_s)
             except BackendError as exc:
                 self._fail(endpoint, policy.failover_cooldown_s)
-                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem], exc.quote))
                 index += 1
                 continue
             self._cooldown.pop(endpoint.name, None)
@@ -268,9 +313,9 @@ class Gateway:
 
     def _all_down(self, steps: list[Step]) -> NoBackendError:
         """The 503 when no endpoint of the chain could answer, logged with every reason."""
-        error = NoBackendError(_all_down(steps))
-        log.warning("%s", error, extra={"fields": {"event": "all_down",
-                                                   "route": route_header(steps)}})
+        error = NoBackendError(_all_down(steps, quotes=True))
+        log.warning("%s", _all_down(steps, quotes=self.log_prompts),
+                    extra={"fields": {"event": "all_down", "route": route_header(steps)}})
         return error
 
     async def open_stream(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
@@ -286,26 +331,27 @@ class Gateway:
             chunks = self.backends.stream(endpoint, request,
                                           portfolio.policy.backend_timeout_s)
             try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = None
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:  # data: [DONE] before any chunk: not an answer
+                    raise BackendError(endpoint.name, "ended its stream before any chunk"
+                                       ) from None
             except BackendError as exc:
                 self._fail(endpoint, portfolio.policy.failover_cooldown_s)
-                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem], exc.quote))
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
             self._log(plan, steps, request, None)
             return endpoint, steps, self._relay(first, chunks, runtime, endpoint)
         raise self._all_down(steps)
 
-    async def _relay(self, first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]],
+    async def _relay(self, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]],
                      runtime: Runtime, endpoint: Endpoint) -> AsyncIterator[dict[str, Any]]:
         """The first chunk, then the rest; the endpoint counts as busy until the stream ends.
         A stream that breaks off after it started fails the endpoint like any other error
         (cooldown, failover metric, a log line); the client gets an error event."""
         with runtime.balancer.busy(endpoint.name):
-            if first is not None:
-                yield first
+            yield first
             try:
                 async for chunk in rest:
                     yield chunk
@@ -358,6 +404,9 @@ def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
     return floor
 
 
-def _all_down(steps: list[Step]) -> str:
-    tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}" for s in steps)
+def _all_down(steps: list[Step], *, quotes: bool) -> str:
+    """Each endpoint tried and why it failed; with ``quotes``, the servers' own error text
+    (for the client, and for the log only with prompt logging on)."""
+    tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}"
+                      + (f": {s.quote}" if quotes and s.quote else "") for s in steps)
     return f"no endpoint could answer ({tried or 'none available'})"
