@@ -17,11 +17,15 @@ module speaks each server's protocol:
 One pooled ``aiohttp`` session serves all endpoints: this is the hot path of every gateway
 request, and aiohttp costs about half of httpx's time per call here (0.39 against 0.77 ms
 for a loopback round trip, measured). Control-plane calls (model residency, the scheduler)
-keep using httpx. Connection errors, timeouts and 5xx answers raise :class:`BackendError`,
-which the gateway treats as "try the next endpoint". ``policy.backend_timeout_s`` (read at
-each call, so a reload changes it) bounds the wait for each read (a stream may run longer while
-it keeps sending); connecting, 5 s. The session ignores proxy variables and ``~/.netrc``: the
-LLM servers are the portfolio's own, and looking those up costs two thread-pool jobs per call.
+keep using httpx. Connection errors, timeouts, 5xx answers and answers that fail validation
+(:mod:`classifier_service.gateway.validate`: strict JSON, the wire format's shape) raise
+:class:`BackendError`, which the gateway treats as "try the next endpoint".
+``policy.backend_timeout_s`` (read at each call, so a reload changes it) bounds the whole
+call: connecting (at most 5 s of it), the headers and the whole body of an answer; for a
+stream, until the first chunk, then each gap between chunks. Non-streamed answers are capped
+at :data:`MAX_ANSWER_BYTES`, counted as they arrive. The session ignores proxy variables
+and ``~/.netrc``: the LLM servers are the portfolio's own, and looking those up costs two
+thread-pool jobs per call.
 """
 
 from __future__ import annotations
