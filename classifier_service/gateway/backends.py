@@ -139,9 +139,12 @@ class Backends:
                         yield chunk
                     return
                 chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
+                finished = False  # Ollama's done line came: read on to the end (keep-alive)
                 while True:
                     async with asyncio.timeout_at(deadline):
                         raw = await _read_line(endpoint, response)
+                    if finished and (not raw or raw.strip()):
+                        return  # the end, or something after the done line: ignored
                     if not raw:
                         raise BackendError(endpoint.name, "ended its stream without "
                                            + ("data: [DONE]" if endpoint.api == "openai"
@@ -159,8 +162,7 @@ class Backends:
                     else:
                         data = _valid(endpoint, line, validate.ollama_answer, IN_STREAM)
                         yield ollama_to_chunk(data, chunk_id, model)
-                        if data.get("done"):
-                            return
+                        finished = data.get("done") is True
                     deadline = loop.time() + timeout  # idle: counted from the last chunk
             finally:
                 response.release()
