@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from classifier_service.gateway.engine import SESSION_LIMIT, conversation_chars
+from classifier_service.gateway.engine import SESSION_LIMIT
+from classifier_service.gateway.limits import conversation_chars
 from classifier_service.runtime import Runtime
 
 SHORT = "Is this review positive or negative? 'Great phone.'"

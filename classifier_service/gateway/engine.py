@@ -31,7 +31,6 @@ message alone is classified.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -41,6 +40,7 @@ from typing import Any
 
 from classifier_service.errors import BackendError, NoBackendError, UnknownModelError
 from classifier_service.gateway.backends import Backends, Completion
+from classifier_service.gateway.limits import conversation_chars, session_key
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint, Portfolio
 from classifier_service.routing.policy import RouteOptions, escalation_chain
@@ -48,7 +48,6 @@ from classifier_service.routing.quality import check
 from classifier_service.runtime import Runtime
 
 SESSION_LIMIT = 10_000
-SESSION_ID_CHARS = 64
 NO_OPTIONS = RouteOptions()
 
 log = logging.getLogger("tier_router.gateway")
@@ -146,40 +145,6 @@ def last_user_text(messages: Any) -> str:
                 return " ".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
             return str(content or "")
     return ""
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return " ".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
-    return str(content or "")
-
-
-def conversation_chars(messages: Any) -> int:
-    """Characters of the whole conversation, as the size limit and the context estimate count
-    them: every message's text (system, user, assistant, tool; content parts joined) and the
-    arguments of its tool calls."""
-    if not isinstance(messages, list):
-        return 0
-    total = 0
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        total += len(_text(message.get("content")))
-        calls = message.get("tool_calls")
-        for call in calls if isinstance(calls, list) else []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                total += len(str(function.get("arguments") or ""))
-    return total
-
-
-def session_key(session: str) -> str:
-    """The session map's key: the id itself up to :data:`SESSION_ID_CHARS` ASCII characters,
-    else its BLAKE2b digest (32 hex characters), so each entry is small whatever the id."""
-    if len(session) <= SESSION_ID_CHARS and session.isascii():
-        return session
-    digest = hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=16)
-    return f"#{digest.hexdigest()}"
 
 
 class Gateway:
