@@ -83,11 +83,15 @@ class ResidencyError(TierRouterError):
 class BackendError(TierRouterError):
     """An endpoint could not answer: unreachable, too slow, or a server error (fail over)."""
 
-    def __init__(self, endpoint: str, problem: str, status: int | None = None) -> None:
+    def __init__(self, endpoint: str, problem: str, status: int | None = None,
+                 quote: str | None = None) -> None:
         self.endpoint = endpoint
         self.problem = problem
         self.status = status
-        super().__init__(f"{endpoint}: {problem}")
+        self.quote = quote
+        """The server's own error text: it may quote the prompt, so it goes to the client
+        (``str(error)``) but into logs only with prompt logging on."""
+        super().__init__(f"{endpoint}: {problem}" + (f": {quote}" if quote else ""))
 
 
 class RequestError(TierRouterError):

@@ -121,10 +121,14 @@ class Runtime:
 
     def check_length(self, prompt: str) -> None:
         """413 for a prompt over ``policy.max_prompt_chars``, before any work is spent on it."""
+        self.check_chars(len(prompt))
+
+    def check_chars(self, chars: int, what: str = "the prompt") -> None:
+        """:meth:`check_length` for ``chars`` characters of ``what`` (e.g. a conversation)."""
         limit = self.portfolio.policy.max_prompt_chars
-        if len(prompt) > limit:
+        if chars > limit:
             raise TooLargeError(
-                f"the prompt has {len(prompt)} characters; the limit "
+                f"{what} has {chars} characters; the limit "
                 f"(policy.max_prompt_chars) is {limit}"
             )
 
@@ -141,8 +145,11 @@ class Runtime:
                                                         max_tier), resident)
 
     def route_checked(self, prompt: str, options: RouteOptions,
-                      resident: Collection[str] | None = None) -> Routed:
-        """:meth:`route` for a prompt whose length and options are already checked."""
+                      resident: Collection[str] | None = None,
+                      prompt_chars: int | None = None) -> Routed:
+        """:meth:`route` for a prompt whose length and options are already checked;
+        ``prompt_chars``: what the context must hold, when more than ``prompt`` (a whole
+        conversation, of which ``prompt`` is the classified last user message)."""
         scores = self.classifier.score(prompt)
         choose: Chooser | None = None
         if self.outcome is not None:
@@ -156,7 +163,7 @@ class Runtime:
             self.portfolio,
             scores,
             options,
-            prompt_chars=len(prompt),
+            prompt_chars=len(prompt) if prompt_chars is None else prompt_chars,
             threshold=self.confidence_threshold,
             order=self.balancer.snapshot(),
             resident=resident if self.portfolio.policy.prefer_resident else None,

@@ -141,7 +141,7 @@ def test_a_stream_without_done_is_broken_not_an_empty_answer(
     with running(gateway(tmp_path, url, "no-done")) as gw:  # cut after a chunk: an error event
         r = ask(gw, stream=True)
         events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
-        assert "ended its stream without [DONE]" in json.loads(events[1])["error"]["message"]
+        assert "ended its stream without data: [DONE]" in json.loads(events[1])["error"]["message"]
         assert events[-1] == "[DONE]"
 
 

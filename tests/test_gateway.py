@@ -17,6 +17,7 @@ import pytest
 from classifier_service.app import create_app
 from classifier_service.settings import Settings
 from tests.doubles import Script, running
+from tests.support.admin import ADMIN
 from tests.support.gateway import ESSAY, Stack, ask, portfolio, route_of
 
 
@@ -235,8 +236,8 @@ def test_the_user_field_is_no_session_unless_the_portfolio_says(stack: Stack,
     path = tmp_path / "by-user.yaml"
     path.write_text(portfolio(stack.ollama.url, stack.openai.url, "http://127.0.0.1:9").replace(
         "policy: {", "policy: {session_from: user, "), encoding="utf-8")
-    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)}
-                      ).status_code == 200
+    assert httpx.post(f"{stack.url}/v1/admin/reload", json={"portfolio": str(path)},
+                      headers=ADMIN).status_code == 200
     ask(stack, "Write a sonnet about a lighthouse keeper", user="u2")
     pinned = ask(stack, "is it positive? yes or no", user="u2")
     assert route_of(pinned)["tier"] == "complex" and route_of(pinned)["reason"] == "session"

@@ -169,7 +169,7 @@ def test_ps_lists_what_is_loaded(stack: Stack, client: ollama.Client) -> None:
     before = {m.model: m for m in client.ps().models}
     assert "small-a" not in before
     assert before["big"].size == 0  # an OpenAI-compatible server: loaded, size unknown
-    assert httpx.post(f"{stack.url}/v1/admin/models/small-a/load").status_code == 200
+    assert httpx.post(f"{stack.url}/v1/admin/models/small-a/load", headers=ADMIN).status_code == 200
     after = {m.model: m for m in client.ps().models}
     assert after["small-a"].size_vram == 4_900_000_000  # what its Ollama server reports
     assert after["small-a"].context_length == 2048

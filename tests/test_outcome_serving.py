@@ -23,6 +23,7 @@ from classifier_service.routing.outcome_model import OutcomeModel
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.doubles import Double, Script, fake_ollama, fake_openai, running
+from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.gateway import portfolio as gateway_portfolio
 
 TIERS = ("simple", "medium", "complex")
@@ -141,8 +142,9 @@ def test_tiers_must_match_the_portfolio(model_dir: Path, tmp_path: Path) -> None
 def test_readyz_portfolio_and_reload_of_an_outcome_model(
         model_dir: Path, portfolio_file: Path, tmp_path: Path) -> None:
     app = create_app(Settings(portfolio=portfolio_file, feedback_log=tmp_path / "f.jsonl",
-                              outcomes_dir=tmp_path / "outcomes"))
-    with TestClient(app, client=LOOPBACK) as client:
+                              outcomes_dir=tmp_path / "outcomes", admin_keys=ADMIN_KEY,
+                              models_dir=model_dir.parent, portfolios_dir=tmp_path))
+    with TestClient(app, client=LOOPBACK, headers=ADMIN) as client:
         assert client.get("/readyz").json()["model_kind"] == "classifier"
         r = client.post("/v1/admin/reload", json={"model_dir": str(model_dir)})
         assert r.status_code == 200, r.text
@@ -160,7 +162,7 @@ def test_readyz_portfolio_and_reload_of_an_outcome_model(
         assert [item["reason"] for item in batch["results"]] == ["outcome", "outcome"]
 
         # a tampered classifier copy is refused; the outcome model keeps serving
-        broken = tmp_path / "broken"
+        broken = model_dir.parent / "broken"  # under the models folder reload may read
         shutil.copytree(model_dir, broken)
         with (broken / "classifier" / "model.joblib").open("ab") as fh:
             fh.write(b"x")
@@ -170,7 +172,8 @@ def test_readyz_portfolio_and_reload_of_an_outcome_model(
         del meta["files"]
         (broken / "metadata.json").write_text(json.dumps(meta))
         r = client.post("/v1/admin/reload", json={"model_dir": str(broken)})
-        assert r.status_code == 422 and "lists no checksummed files" in r.text, r.text
+        # named, not quoted: the detail goes to the log (issue 15)
+        assert r.status_code == 422 and "broken/metadata.json: not a valid model" in r.text, r.text
         two = tmp_path / "two.yaml"
         two.write_text(portfolio_text(("simple", "medium")), encoding="utf-8")
         r = client.post("/v1/admin/reload", json={"portfolio": str(two)})

@@ -155,14 +155,19 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
         relay = ChatLines(openai_request, chars_per_token, model, started_ns)
 
         async def lines() -> AsyncIterator[bytes]:
+            """Ollama's NDJSON; the last line always has ``done: true``, with an ``error``
+            field when the backend broke off mid-stream."""
             try:
                 async for chunk in chunks:
                     for line in relay.feed(chunk):
                         yield (json.dumps(shape(line)) + "\n").encode()
                 for line in relay.end():
                     yield (json.dumps(shape(line)) + "\n").encode()
-            except (RequestError, BackendError) as exc:  # broke off mid-stream
-                yield (json.dumps({"error": str(exc)}) + "\n").encode()
+            except Exception as exc:  # broke off mid-stream: always terminated
+                message = str(exc) if isinstance(exc, RequestError | BackendError) else (
+                    f"the stream broke off ({type(exc).__name__})")
+                yield (json.dumps(_final(shape, model, "error") | {"error": message})
+                       + "\n").encode()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson",
                                  headers={"x-tier-router-endpoint": endpoint.name,
@@ -186,3 +191,11 @@ async def _serve(request: Request, runtime: Runtime, schema: type[OllamaRequest]
     answer = shape(completion_to_chat(outcome.completion.body, model))
     answer["tier_router"] = outcome.summary(plan)
     return JSONResponse(content=answer, headers=headers)
+
+
+def _final(shape: Callable[[dict[str, Any]], dict[str, Any]], model: str, reason: str
+           ) -> dict[str, Any]:
+    """A stream's closing line: ``done: true`` with an empty message."""
+    return shape({"model": model, "created_at": now_iso(),
+                  "message": {"role": "assistant", "content": ""}, "done": True,
+                  "done_reason": reason})

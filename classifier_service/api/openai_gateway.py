@@ -174,8 +174,10 @@ async def _stream(gateway: Gateway, runtime: Runtime, plan: Plan, body: dict[str
                     yield f"data: {json.dumps(out)}\n\n".encode()
             for out in relay.end():
                 yield f"data: {json.dumps(out)}\n\n".encode()
-        except (RequestError, BackendError) as exc:  # the backend broke off mid-stream
-            error = {"error": {"message": str(exc), "type": "api_error", "param": None,
+        except Exception as exc:  # broke off mid-stream: always terminated
+            message = str(exc) if isinstance(exc, RequestError | BackendError) else (
+                f"the stream broke off ({type(exc).__name__})")
+            error = {"error": {"message": message, "type": "api_error", "param": None,
                                "code": None}, "id": f"chatcmpl-{uuid.uuid4().hex}"}
             yield f"data: {json.dumps(error)}\n\n".encode()
         yield b"data: [DONE]\n\n"

@@ -17,17 +17,23 @@ module speaks each server's protocol:
 One pooled ``aiohttp`` session serves all endpoints: this is the hot path of every gateway
 request, and aiohttp costs about half of httpx's time per call here (0.39 against 0.77 ms
 for a loopback round trip, measured). Control-plane calls (model residency, the scheduler)
-keep using httpx. Connection errors, timeouts and 5xx answers raise :class:`BackendError`,
-which the gateway treats as "try the next endpoint". ``policy.backend_timeout_s`` (read at
-each call, so a reload changes it) bounds the wait for each read (a stream may run longer while
-it keeps sending); connecting, 5 s. The session ignores proxy variables and ``~/.netrc``: the
-LLM servers are the portfolio's own, and looking those up costs two thread-pool jobs per call.
+keep using httpx. Connection errors, timeouts, 5xx answers and answers that fail validation
+(:mod:`classifier_service.gateway.validate`: strict JSON, the wire format's shape) raise
+:class:`BackendError`, which the gateway treats as "try the next endpoint".
+``policy.backend_timeout_s`` (read at each call, so a reload changes it) bounds the whole
+call: connecting (at most 5 s of it), the headers and the whole body of an answer; for a
+stream, until the first chunk, then each gap between chunks. Non-streamed answers are capped
+at :data:`MAX_ANSWER_BYTES`, counted as they arrive. The session ignores proxy variables
+and ``~/.netrc``: the LLM servers are the portfolio's own, and looking those up costs two
+thread-pool jobs per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +42,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
 from classifier_service.errors import BackendError, MissingKeyError, UpstreamRejected
+from classifier_service.gateway import validate
 from classifier_service.gateway.ollama_wire import (
     OllamaChunks,
     ollama_request,
@@ -67,88 +74,125 @@ class Completion:
 
 
 class Backends:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, timeout_s: float = 30.0) -> None:
         self.session = session
+        self.timeout_s = timeout_s
 
     @classmethod
     def open(cls, timeout_s: float, max_connections: int = 256) -> Backends:
         """A pooled session; call from a running event loop, and :meth:`close` it."""
-        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
-                                        sock_read=timeout_s)
         connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
-        return cls(aiohttp.ClientSession(timeout=timeout, connector=connector,
+        return cls(aiohttp.ClientSession(timeout=_NO_TIMEOUT, connector=connector,
                                          read_bufsize=READ_BUFSIZE, raise_for_status=False,
-                                         auto_decompress=True, trust_env=False))
+                                         auto_decompress=True, trust_env=False), timeout_s)
 
     async def close(self) -> None:
         await self.session.close()
 
     async def complete(self, endpoint: Endpoint, request: dict[str, Any],
                        timeout_s: float | None = None) -> Completion:
+        """One answer, validated; ``timeout_s`` bounds the whole call (connect and reads)."""
         if endpoint.api == "openai":
             body = openai_body(endpoint, request, stream=False)
-            data = await self._post_json(endpoint, f"{endpoint.base_url}/chat/completions", body,
-                                         timeout_s)
-            return _checked(endpoint, Completion(data))
-        data = await self._post_json(endpoint, f"{endpoint.base_url}/api/chat",
-                                     ollama_request(endpoint, request, stream=False), timeout_s)
-        if not isinstance(data.get("message"), dict):
-            raise BackendError(endpoint.name, "answered without a message")
+            raw = await self._post(endpoint, f"{endpoint.base_url}/chat/completions", body,
+                                   timeout_s or self.timeout_s)
+            return Completion(_valid(endpoint, raw, validate.openai_answer))
+        raw = await self._post(endpoint, f"{endpoint.base_url}/api/chat",
+                               ollama_request(endpoint, request, stream=False),
+                               timeout_s or self.timeout_s)
+        data = _valid(endpoint, raw, validate.ollama_answer)
         return Completion(ollama_to_completion(data, request.get("model") or endpoint.model))
 
     async def stream(self, endpoint: Endpoint, request: dict[str, Any],
                      timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
-        """OpenAI ``chat.completion.chunk`` objects; errors before the first one raise."""
+        """OpenAI ``chat.completion.chunk`` objects, each validated; errors raise
+        :class:`BackendError`, also after the first chunk. The first chunk must come within
+        ``timeout_s`` of the call (connect included), each later one within ``timeout_s`` of
+        the one before; a stream must end with ``data: [DONE]`` (OpenAI) or a ``done: true``
+        line (Ollama). A plain JSON answer to a stream request (a server that ignores
+        ``stream: true``) is validated and passed on as chunks; HTML is a failure."""
+        timeout = timeout_s or self.timeout_s
         if endpoint.api == "openai":
             body = openai_body(endpoint, request, stream=True)
             url = f"{endpoint.base_url}/chat/completions"
         else:
             body = ollama_request(endpoint, request, stream=True)
             url = f"{endpoint.base_url}/api/chat"
-        headers = _headers(endpoint)
+        model = request.get("model") or endpoint.model
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         with _transport_errors(endpoint, "stream"):
-            async with self.session.post(url, data=_encode(body), headers=headers,
-                                         timeout=_timeout(timeout_s)) as response:
-                await _raise_for_status(endpoint, response)
-                if endpoint.api == "openai":
-                    async for raw in response.content:
-                        line = _text(endpoint, raw)
-                        if line.startswith("data:"):
-                            payload = line[5:].strip()
-                            if payload == "[DONE]":
-                                return
-                            yield _json_object(endpoint, payload, IN_STREAM)
-                    # llama-cpp-python ends a stream that way when the prompt overflows its
-                    # context (a 200, then nothing): broken, not an empty answer
-                    raise BackendError(endpoint.name, "ended its stream without [DONE]")
-                else:
-                    chunks = OllamaChunks(request.get("model") or endpoint.model)
-                    async for raw in response.content:
-                        line = _text(endpoint, raw)
-                        if line.strip():
-                            for chunk in chunks.feed(_json_object(endpoint, line, IN_STREAM)):
-                                yield chunk
+            async with asyncio.timeout_at(deadline):
+                response = await self.session.post(url, data=_encode(body),
+                                                   headers=_headers(endpoint),
+                                                   timeout=_connect_timeout(timeout))
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await _raise_for_status(endpoint, response)
+                kind = response.content_type
+                if kind == "text/html":
+                    raise BackendError(endpoint.name, "answered a stream request with HTML")
+                if endpoint.api == "openai" and kind == "application/json":
+                    async with asyncio.timeout_at(deadline):
+                        raw = await _read_capped(endpoint, response)
+                    for chunk in _as_chunks(_valid(endpoint, raw, validate.openai_answer)):
+                        yield chunk
+                    return
+                chunks = OllamaChunks(model)
+                finished = False  # Ollama's done line came: read on to the end (keep-alive)
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        raw = await _read_line(endpoint, response)
+                    if finished and (not raw or raw.strip()):
+                        return  # the end, or something after the done line: ignored
+                    if not raw:
+                        raise BackendError(endpoint.name, "ended its stream without "
+                                           + ("data: [DONE]" if endpoint.api == "openai"
+                                              else "a done line"))
+                    line = raw.strip()
+                    if not line:
+                        continue
+                    if endpoint.api == "openai":
+                        payload = _sse_data(endpoint, line)
+                        if payload is None:
+                            continue
+                        if payload == b"[DONE]":
+                            return
+                        yield _valid(endpoint, payload, validate.openai_chunk, IN_STREAM)
+                    else:
+                        data = _valid(endpoint, line, validate.ollama_answer, IN_STREAM)
+                        for chunk in chunks.feed(data):
+                            yield chunk
+                        finished = data.get("done") is True
+                    deadline = loop.time() + timeout  # idle: counted from the last chunk
+            finally:
+                response.release()
 
-    async def _post_json(self, endpoint: Endpoint, url: str, body: dict[str, Any],
-                         timeout_s: float | None) -> dict[str, Any]:
-        headers = _headers(endpoint)
+    async def _post(self, endpoint: Endpoint, url: str, body: dict[str, Any],
+                    timeout_s: float) -> bytes:
+        """The raw answer; ``timeout_s`` bounds connecting, the headers and the whole body."""
         with _transport_errors(endpoint, "answer"):
-            async with self.session.post(url, data=_encode(body), headers=headers,
-                                         timeout=_timeout(timeout_s)) as response:
-                await _raise_for_status(endpoint, response)
-                if (response.content_length or 0) > MAX_ANSWER_BYTES:
-                    raise BackendError(endpoint.name, f"answered with more than "
-                                       f"{MAX_ANSWER_BYTES} bytes")
-                raw = await response.read()
-        return _json_object(endpoint, raw, IN_ANSWER)
+            async with asyncio.timeout(timeout_s):
+                async with self.session.post(url, data=_encode(body),
+                                             headers=_headers(endpoint),
+                                             timeout=_connect_timeout(timeout_s)) as response:
+                    await _raise_for_status(endpoint, response)
+                    if response.content_type == "text/html":
+                        raise BackendError(endpoint.name, "answered with HTML")
+                    return await _read_capped(endpoint, response)
 
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-"""A non-streamed answer that says it is larger is refused (a broken server, not a reply)."""
+"""The most bytes a non-streamed answer may have (counted as it arrives, with or without
+Content-Length); over it, the answer is a broken server's, not a reply: fail over."""
 READ_BUFSIZE = 1 << 20
 """Longest stream line read at once (an SSE event or an NDJSON line)."""
 _JSON = {"content-type": "application/json"}
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None)
+IN_ANSWER = ""
+IN_STREAM = " in its stream"
+_SSE_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
 
 def openai_body(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
@@ -171,31 +215,78 @@ def openai_body(endpoint: Endpoint, request: dict[str, Any], *, stream: bool
     return body
 
 
-def _timeout(timeout_s: float | None) -> aiohttp.ClientTimeout | None:
-    """The current policy's read timeout (None: the session's, from start-up)."""
-    if timeout_s is None:
+def _connect_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """aiohttp's own timeout covers only connecting; the whole call is bounded by the
+    callers' ``asyncio.timeout`` (a server trickling one byte a second is cut off too)."""
+    return aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT_S, timeout_s),
+                                 sock_read=None)
+
+
+def _valid(endpoint: Endpoint, raw: bytes, shape: Callable[[Any], dict[str, Any]],
+           where: str = IN_ANSWER) -> dict[str, Any]:
+    """``raw`` as strict JSON of the right shape (:mod:`~classifier_service.gateway.validate`),
+    else a :class:`BackendError` (fail over); ``where`` says if it was in a stream."""
+    try:
+        return shape(validate.strict_json(raw))
+    except validate.Malformed as exc:
+        raise BackendError(endpoint.name, exc.problem + where, quote=exc.quote) from None
+
+
+def _sse_data(endpoint: Endpoint, line: bytes) -> bytes | None:
+    """The payload of an SSE ``data:`` line; None for the other SSE fields and comments;
+    anything else (HTML, garbage) is a broken stream."""
+    if line.startswith(b"data:"):
+        return line[5:].strip()
+    if line.startswith(_SSE_FIELDS):
         return None
-    return aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=timeout_s)
+    raise BackendError(endpoint.name, "sent a line that is not server-sent events")
 
 
-def _checked(endpoint: Endpoint, completion: Completion) -> Completion:
-    """An answer must have a first choice with a message, else it is the server's failure."""
-    choices = completion.body.get("choices")
-    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)
-            and isinstance(choices[0].get("message") or {}, dict)):
-        raise BackendError(endpoint.name, "answered without choices")
-    return completion
+async def _read_line(endpoint: Endpoint, response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.content.readline()
+    except ValueError:  # aiohttp: a line longer than its buffer
+        raise BackendError(endpoint.name, f"sent a stream line over {READ_BUFSIZE} bytes"
+                           ) from None
+
+
+async def _read_capped(endpoint: Endpoint, response: aiohttp.ClientResponse) -> bytes:
+    """The body, counted as it arrives: over :data:`MAX_ANSWER_BYTES` (declared or not) is a
+    failure, and reading stops there."""
+    limit = MAX_ANSWER_BYTES
+    if (response.content_length or 0) > limit:
+        raise BackendError(endpoint.name, f"answered with more than {limit} bytes")
+    body = bytearray()
+    async for piece in response.content.iter_any():
+        body += piece
+        if len(body) > limit:
+            raise BackendError(endpoint.name, f"answered with more than {limit} bytes")
+    if not body:
+        raise BackendError(endpoint.name, "answered with an empty body")
+    return bytes(body)
+
+
+def _as_chunks(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plain ``chat.completion`` (sent to a stream request) as stream chunks: per choice
+    its message as the delta, with its finish reason; the usage on the last chunk."""
+    base = {"id": answer.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk", "created": answer.get("created") or 0,
+            "model": answer.get("model") or ""}
+    chunks = []
+    for i, choice in enumerate(answer["choices"]):
+        delta = {k: v for k, v in choice["message"].items() if v is not None}
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [{**c, "index": n} for n, c in enumerate(delta["tool_calls"])]
+        chunks.append({**base, "choices": [{"index": choice.get("index", i), "delta": delta,
+                                            "finish_reason": choice.get("finish_reason")
+                                            or "stop"}]})
+    if answer.get("usage") is not None:
+        chunks[-1]["usage"] = answer["usage"]
+    return chunks
 
 
 def _encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
-
-
-def _text(endpoint: Endpoint, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BackendError(endpoint.name, "sent a stream that is not UTF-8") from None
 
 
 def _headers(endpoint: Endpoint) -> dict[str, str]:
@@ -203,23 +294,6 @@ def _headers(endpoint: Endpoint) -> dict[str, str]:
         return {**_JSON, **endpoint.auth_headers()}
     except MissingKeyError as exc:
         raise BackendError(endpoint.name, str(exc)) from None
-
-
-IN_ANSWER = ("answered with invalid JSON", "answered with an unexpected shape")
-IN_STREAM = ("sent invalid JSON in its stream", "sent an unexpected shape in its stream")
-
-
-def _json_object(endpoint: Endpoint, raw: str | bytes, problems: tuple[str, str]
-                 ) -> dict[str, Any]:
-    """A JSON object from a server; ``problems`` names what is wrong (not JSON, not an object)
-    in the words of where it came from (an answer, a stream line)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BackendError(endpoint.name, problems[0]) from None
-    if not isinstance(data, dict):
-        raise BackendError(endpoint.name, problems[1])
-    return data
 
 
 @contextmanager
@@ -246,7 +320,8 @@ async def _raise_for_status(endpoint: Endpoint, response: aiohttp.ClientResponse
     """5xx, 429 and 404 mean "try another endpoint"; other 4xx go back to the client as they
     are. A 404 on the chat path is the server's, not the client's: Ollama answers
     ``{"error": "model 'x' not found"}`` for a model never pulled, OpenAI-compatible servers a
-    404 for a model they do not serve (or a wrong ``base_url``)."""
+    404 for a model they do not serve (or a wrong ``base_url``). The server's text is kept
+    apart (``quote``): it may quote the prompt, and is logged only with prompt logging on."""
     status = response.status
     if status < 400:
         return
@@ -254,7 +329,7 @@ async def _raise_for_status(endpoint: Endpoint, response: aiohttp.ClientResponse
     if status == 404:
         raise BackendError(endpoint.name, not_found(endpoint, text), status)
     if status >= 500 or status == 429:
-        raise BackendError(endpoint.name, f"HTTP {status}: {text}", status)
+        raise BackendError(endpoint.name, f"HTTP {status}", status, quote=text)
     raise UpstreamRejected(endpoint.name, status, text)
 
 

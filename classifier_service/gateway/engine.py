@@ -21,8 +21,13 @@ streaming code and gets checked answers, at the price of the first token arrivin
 
 A conversation (the ``x-tier-router-session`` header; OpenAI's ``user`` field only with
 ``policy.session_from: user``) keeps the tier it was first routed to, or escalated to, for
-later turns with ``model: auto``. This is
-per process and best effort: an in-memory map of the 10,000 most recent sessions.
+later turns with ``model: auto``. This is per process and best effort: an in-memory map of the
+10,000 most recent sessions, keyed by the id when it is at most 64 ASCII characters, else by
+its digest (about 1 MB of ids at most).
+
+Limits count the whole conversation: every message's text against ``policy.max_prompt_chars``
+(413) and, for ``model: auto``, against the endpoints' ``context_length``; the last user
+message alone is classified.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from classifier_service.errors import BackendError, NoBackendError, UnknownModel
 from classifier_service.gateway import logprobs
 from classifier_service.gateway.backends import Backends, Completion
 from classifier_service.gateway.hooks import AnswerHooks
+from classifier_service.gateway.limits import conversation_chars, session_key
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint, Portfolio
 from classifier_service.routing.answer_check import judge
@@ -74,6 +80,8 @@ class Step:
     tier: str
     outcome: str  # "answered", "escalated", "failed", "cooling_down"
     detail: list[str] = field(default_factory=list)
+    quote: str | None = None
+    """A failed endpoint's own error text (may quote the prompt: not logged by default)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "tier": self.tier, "outcome": self.outcome,
@@ -186,14 +194,15 @@ class Gateway:
               session: str | None, resident: Collection[str] | None) -> Plan:
         portfolio = runtime.portfolio
         prompt = last_user_text(messages)
-        runtime.check_length(prompt)
+        chars = conversation_chars(messages)
+        runtime.check_chars(chars, "the conversation")
         max_tier = options.max_tier
         if model in AUTO:
-            sticky = self._sessions.get(session) if session else None
+            sticky = self._sessions.get(session_key(session)) if session else None
             if sticky is not None and portfolio.has_tier(sticky):
                 floor = _sticky_floor(portfolio, sticky, options.min_tier, max_tier)
                 options = replace(options, min_tier=floor)
-            routed = runtime.route_checked(prompt or " ", options, resident)
+            routed = runtime.route_checked(prompt or " ", options, resident, chars)
             decision = routed.decision
             reason = "session" if sticky is not None else decision.reason
             return Plan([decision.endpoint, *decision.fallback], decision.tier, reason,
@@ -214,8 +223,9 @@ class Gateway:
     def remember(self, session: str | None, tier: str) -> None:
         if not session:
             return
-        self._sessions[session] = tier
-        self._sessions.move_to_end(session)
+        key = session_key(session)
+        self._sessions[key] = tier
+        self._sessions.move_to_end(key)
         while len(self._sessions) > SESSION_LIMIT:
             self._sessions.popitem(last=False)
 
@@ -273,7 +283,7 @@ class Gateway:
                                                               policy.backend_timeout_s)
             except BackendError as exc:
                 self._fail(endpoint, policy.failover_cooldown_s, exc.problem)
-                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem], exc.quote))
                 index += 1
                 continue
             self._cooldown.pop(endpoint.name, None)
@@ -317,9 +327,9 @@ class Gateway:
 
     def _all_down(self, steps: list[Step]) -> NoBackendError:
         """The 503 when no endpoint of the chain could answer, logged with every reason."""
-        error = NoBackendError(_all_down(steps))
-        log.warning("%s", error, extra={"fields": {"event": "all_down",
-                                                   "route": route_header(steps)}})
+        error = NoBackendError(_all_down(steps, quotes=True))
+        log.warning("%s", _all_down(steps, quotes=self.log_prompts),
+                    extra={"fields": {"event": "all_down", "route": route_header(steps)}})
         return error
 
     async def open_stream(self, runtime: Runtime, plan: Plan, request: dict[str, Any]
@@ -335,26 +345,27 @@ class Gateway:
             chunks = self.backends.stream(endpoint, request,
                                           portfolio.policy.backend_timeout_s)
             try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = None
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:  # data: [DONE] before any chunk: not an answer
+                    raise BackendError(endpoint.name, "ended its stream before any chunk"
+                                       ) from None
             except BackendError as exc:
                 self._fail(endpoint, portfolio.policy.failover_cooldown_s, exc.problem)
-                steps.append(Step(endpoint.name, tier, "failed", [exc.problem]))
+                steps.append(Step(endpoint.name, tier, "failed", [exc.problem], exc.quote))
                 continue
             steps.append(Step(endpoint.name, tier, "answered"))
             self._log(plan, steps, request, None)
             return endpoint, steps, self._relay(first, chunks, runtime, endpoint)
         raise self._all_down(steps)
 
-    async def _relay(self, first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]],
+    async def _relay(self, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]],
                      runtime: Runtime, endpoint: Endpoint) -> AsyncIterator[dict[str, Any]]:
         """The first chunk, then the rest; the endpoint counts as busy until the stream ends.
         A stream that breaks off after it started fails the endpoint like any other error
         (cooldown, failover metric, a log line); the client gets an error event."""
         with runtime.balancer.busy(endpoint.name):
-            if first is not None:
-                yield first
+            yield first
             try:
                 async for chunk in rest:
                     yield chunk
@@ -407,8 +418,10 @@ def _sticky_floor(portfolio: Portfolio, sticky: str, min_tier: str | None,
     return floor
 
 
-def _all_down(steps: list[Step]) -> str:
+def _all_down(steps: list[Step], *, quotes: bool) -> str:
+    """Each endpoint tried and why it failed; with ``quotes``, the servers' own error text
+    (for the client, and for the log only with prompt logging on)."""
     tried = "; ".join(f"{s.endpoint}: {', '.join(s.detail) or s.outcome}"
                       + (" (cooling down)" if s.outcome == "cooling_down" and s.detail else "")
-                      for s in steps)
+                      + (f": {s.quote}" if quotes and s.quote else "") for s in steps)
     return f"no endpoint could answer ({tried or 'none available'})"
