@@ -95,7 +95,11 @@ def _children(folder: Path) -> list[Path]:
 _PLAIN = ("file not found", "not a regular file", "larger than", "model folder not found",
           "metadata file not found", "metadata is not a regular file", "metadata must be",
           "metadata lacks", "model file not found", "checksum mismatch", "the model was",
-          "labels.tier", "thresholds.", "expected a mapping", "format_version")
+          "labels.tier", "thresholds.", "expected a mapping", "format_version",
+          # the service's own sentences about a model that does not fit the portfolio
+          "the model predicts tiers", "the outcome model's tiers", "the portfolio ",
+          "the outcome model orders", "this outcome model holds no", "lists no checksummed",
+          "missing (metadata.json lists it)", "trained with features version", "not a tier-")
 
 
 def refusal(exc: ConfigError) -> InvalidRequestError:
