@@ -10,7 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from classifier_service.routing.artifact import library_versions
-from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
+from tier_router_training.outcomes.calibrate import (
+    MARGIN,
+    MODES,
+    choose,
+    operating_points,
+    router_scores,
+)
 from tier_router_training.outcomes.fit import FitResult, fit
 from tier_router_training.outcomes.model import ClassifierScores, OutcomeModel, save_model
 from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
@@ -21,11 +27,13 @@ FloatArray = npt.NDArray[np.float64]
 def calibrate_fit(result: FitResult, costs: Mapping[str, float],
                   max_share: Mapping[str, float] | None = None,
                   match_tier: str | None = None,
-                  min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+                  min_share: Mapping[str, float] | None = None, *,
+                  objective: str = "share", margin: float = MARGIN) -> dict[str, Any]:
     """Choose the operating point on the fit's out-of-fold predictions of its own records.
 
     Both router modes are tried; the one whose chosen point does best on these out-of-fold
-    predictions (target met, then quality for ``max_share``, cost for ``match_tier``) is kept.
+    predictions (target met, then quality for ``max_share``; for ``match_tier`` the cheapest
+    tier's share or the cost, as ``objective`` says) is kept. See :func:`.calibrate.choose`.
     """
     tiers = result.table.tiers
     rows = result.table.complete_rows()
@@ -39,11 +47,17 @@ def calibrate_fit(result: FitResult, costs: Mapping[str, float],
     for mode in MODES:
         g = router_scores(result.p_good[rows], learned, mode)
         points = operating_points(scores, g, result.p_bad[rows], cost, fallback)
-        point = choose(points, tiers, scores, max_share, match_tier, min_share)
+        point = choose(points, tiers, scores, max_share, match_tier, min_share,
+                       objective=objective, margin=margin)
         point["router_mode"] = mode
         q, c = point["expected_quality"], point["cost"]
-        key = (float(point["target_met"]), -c, q) if match_tier else (
-            float(point["target_met"]), q, -c)
+        cheap = round(point["shares"][tiers[0]], 9)
+        if match_tier and objective == "share":
+            key: tuple[float, ...] = (float(point["target_met"]), cheap, -c, q)
+        elif match_tier:
+            key = (float(point["target_met"]), -c, q)
+        else:
+            key = (float(point["target_met"]), q, -c)
         if best is None or key > best[0] + tuple(1e-9 for _ in key):
             best = (key, point)
     assert best is not None
@@ -58,12 +72,13 @@ def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
                 classifier: Callable[[str], ClassifierScores] | None = None, *,
                 max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
                 min_share: Mapping[str, float] | None = None, seed: int = 0,
+                objective: str = "share", margin: float = MARGIN,
                 **fit_options: Any) -> tuple[OutcomeModel, FitResult]:
     """Fit, calibrate on out-of-fold predictions, and (with ``out_dir``) save atomically."""
     result = fit(records, tiers, classifier, seed=seed, **fit_options)
     meta = dict(result.metadata)
     meta["operating_point"] = calibrate_fit(result, costs, max_share, match_tier,
-                                             min_share)
+                                             min_share, objective=objective, margin=margin)
     meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
     meta["libraries"] = library_versions()
     meta["seed"] = seed
