@@ -56,6 +56,7 @@ class FitResult:
     metadata: dict[str, Any]
     p_good: FloatArray  # (prompts, tiers) out-of-fold; fallback tiers: 1 accept / 0 not
     p_bad: FloatArray  # (prompts, tiers) out-of-fold; NaN where no answer or no check
+    p_bad_fit: FloatArray | None = None  # the same cells, as the final check scores them
 
 
 def _weighted(x: Any, scores: FloatArray, good_label: int) -> tuple[Any, Any, Any]:
@@ -202,20 +203,21 @@ def fit(records: Iterable[OutcomeRecord], tiers: Sequence[str],
         "check": None,
     }
     p_bad = np.full((n, nt), np.nan)
+    p_bad_fit: FloatArray | None = None
     if use_check:
         check = _fit_check(table, top_kind, oof_logit, fold, check_c, seed, check_features)
         if check is not None:
             arrays.update(check[0])
             metadata["check"] = check[1]
-            p_bad = check[2]
+            p_bad, p_bad_fit = check[2], check[3]
     metadata["training_seconds"] = round(time.perf_counter() - started, 2)
-    return FitResult(table, arrays, vocab, metadata, p_good, p_bad)
+    return FitResult(table, arrays, vocab, metadata, p_good, p_bad, p_bad_fit)
 
 
 def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: FloatArray,
                fold: npt.NDArray[np.intp], grid: Sequence[float], seed: int,
                allowed: Sequence[str] | None = None
-               ) -> tuple[dict[str, Any], dict[str, Any], FloatArray] | None:
+               ) -> tuple[dict[str, Any], dict[str, Any], FloatArray, FloatArray] | None:
     tiers = table.tiers
     cells = [(i, t) for i in range(len(table)) for t in range(len(tiers))
              if table.answers[i][t] is not None and not math.isnan(table.scores[i, t])]
@@ -250,8 +252,11 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
     c, oof, model = _cv_fit(z, bad, cell_fold, grid, seed)
     w, b = _coef(model)
     p_bad = np.full((len(table), len(tiers)), np.nan)
-    for (i, t), v in zip(cells, oof, strict=True):
+    p_fit = np.full((len(table), len(tiers)), np.nan)
+    full = z @ w + b
+    for (i, t), v, u in zip(cells, oof, full, strict=True):
         p_bad[i, t] = 1 / (1 + math.exp(-v))
+        p_fit[i, t] = 1 / (1 + math.exp(-u))
     weights = sorted(zip(names, w.tolist(), strict=True), key=lambda kv: -abs(kv[1]))
     meta = {"C": c, "answers": len(cells), "features": names,
             "weighed": [n for n, u in zip(names, use, strict=True) if u],
@@ -259,4 +264,4 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
             "default_loglen": default_loglen,
             "strongest_weights": [[k, round(v, 4)] for k, v in weights[:8]]}
     arrays = {"check_w": w, "check_b": np.array(b), "check_mean": mean, "check_std": std}
-    return arrays, meta, p_bad
+    return arrays, meta, p_bad, p_fit

@@ -62,9 +62,38 @@ def calibrate_fit(result: FitResult, costs: Mapping[str, float],
             best = (key, point)
     assert best is not None
     point = best[1]
+    if result.p_bad_fit is not None:
+        point["check_thresholds"] = carry_check_thresholds(
+            point["check_thresholds"], tiers, result.p_bad[rows], result.p_bad_fit[rows])
     point["reference_prompts"] = len(rows)
     point["costs"] = {t: float(costs[t]) for t in tiers}
     return point
+
+
+def carry_check_thresholds(thresholds: Mapping[str, float], tiers: Sequence[str],
+                           oof: FloatArray, final: FloatArray) -> dict[str, float]:
+    """Check thresholds chosen on out-of-fold p_bad, moved to the final check's scale.
+
+    The models of the folds and the final one (fitted on every record) do not score on the same
+    scale, so a p_bad threshold chosen on the folds' predictions escalates a different share of
+    answers under the final check. Each threshold becomes the final check's p_bad that escalates
+    the same share of these answers as the chosen threshold did out of fold.
+    """
+    out = dict(thresholds)
+    for t, tier in enumerate(tiers):
+        th = float(thresholds[tier])
+        col, fin = oof[:, t], final[:, t]
+        ok = ~np.isnan(col) & ~np.isnan(fin)
+        if th >= 1.0 or not ok.any():
+            continue
+        rate = float(np.mean(col[ok] > th))
+        if rate >= 1.0:
+            out[tier] = round(float(fin[ok].min()) - 1e-9, 9)
+        elif rate > 0.0:
+            out[tier] = round(float(np.quantile(fin[ok], 1.0 - rate)), 9)
+        else:
+            out[tier] = round(float(fin[ok].max()), 9)
+    return out
 
 
 def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
