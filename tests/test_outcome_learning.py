@@ -14,7 +14,7 @@ from tier_router_training.outcomes.calibrate import ALWAYS, NEVER, choose, repla
 from tier_router_training.outcomes.model import OutcomeModel, OutcomeModelError
 from tier_router_training.outcomes.records import OutcomeRecord, OutcomeTable
 from tier_router_training.outcomes.report import evaluate_model
-from tier_router_training.outcomes.train import train_model
+from tier_router_training.outcomes.train import carry_check_thresholds, train_model
 
 WORDS = ["apple", "river", "garden", "window", "music", "table", "letter", "summer", "market",
          "bridge", "pencil", "cloud", "doctor", "island", "number", "yellow", "engine", "forest",
@@ -268,3 +268,14 @@ def test_cascade_escalates_from_the_middle_tier_too() -> None:
     bad, _ = model.check(p, "No.", "medium")
     good, _ = model.check(p, " ".join(WORDS * 3) + ".", "medium")
     assert model.escalate(bad, "medium") and not model.escalate(good, "medium")
+
+
+def test_check_thresholds_carry_the_escalation_rate_to_the_final_check() -> None:
+    oof = np.array([[0.1, np.nan], [0.2, np.nan], [0.3, np.nan], [0.4, np.nan]])
+    final = np.array([[0.5, np.nan], [0.6, np.nan], [0.7, np.nan], [0.8, np.nan]])
+    # 0.25 escalates half the answers out of fold; under the final check, 0.65 does.
+    out = carry_check_thresholds({"small": 0.25, "large": 1.0}, TWO, oof, final)
+    assert out["large"] == 1.0 and int((final[:, 0] > out["small"]).sum()) == 2
+    every = carry_check_thresholds({"small": 0.0}, TWO, oof, final)["small"]
+    none = carry_check_thresholds({"small": 0.5}, TWO, oof, final)["small"]
+    assert (final[:, 0] > every).all() and not (final[:, 0] > none).any()

@@ -81,6 +81,8 @@ def carry_check_thresholds(thresholds: Mapping[str, float], tiers: Sequence[str]
     """
     out = dict(thresholds)
     for t, tier in enumerate(tiers):
+        if tier not in thresholds:
+            continue
         th = float(thresholds[tier])
         col, fin = oof[:, t], final[:, t]
         ok = ~np.isnan(col) & ~np.isnan(fin)
