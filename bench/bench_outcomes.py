@@ -1,6 +1,6 @@
 """Learning from outcomes, measured on the development outcome sets in ../shared/data/outcomes.
 
-    python bench/bench_outcomes.py [--splits 5] [--sets mmlu,gsm8k,alpaca] [--data DIR]
+    python bench/bench_outcomes.py [--splits 20] [--sets mmlu,gsm8k,alpaca] [--data DIR]
 
 Each set is split in halves by prompt, ``--splits`` times at random. The outcome model is trained
 and calibrated on one half (hyperparameters by cross-validation inside it; thresholds on its
@@ -31,11 +31,12 @@ import numpy as np
 from classifier_service.feedback import OutcomeRecord
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.routing.classifier import TierClassifier
-from classifier_service.routing.outcome_model import ClassifierScores
+from classifier_service.routing.outcome_model import ClassifierScores, OutcomeModel
 from tier_router_training.outcomes.calibrate import choose, operating_points, point_arrays, replay
+from tier_router_training.outcomes.fit import FitResult, fit
 from tier_router_training.outcomes.records import OutcomeTable
 from tier_router_training.outcomes.report import evaluate
-from tier_router_training.outcomes.train import predict, train_model
+from tier_router_training.outcomes.train import calibrate_fit, predict, train_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "outcomes"
 SIZES = {"7b": "simple", "13b": "medium", "70b": "complex"}
@@ -120,9 +121,20 @@ def by_length(table: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n, nt)), b  # every prompt starts at the cheapest tier
 
 
+def calibrated(result: FitResult, costs: dict[str, float], target: Target) -> OutcomeModel:
+    """The fitted model with the operating point ``target`` asks for (as train_model does)."""
+    meta = dict(result.metadata)
+    meta["operating_point"] = calibrate_fit(result, costs, **target)
+    meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in result.arrays.items()}
+    return OutcomeModel(meta, arrays, result.vocabulary)
+
+
 def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: dict[str, float],
-              target: Target, seed: int, clf: Callable[[str], ClassifierScores],
-              cf: dict[tuple[str, str], tuple[bool, float]] | None) -> dict[str, dict[str, float]]:
+              targets: list[Target], seed: int, clf: Callable[[str], ClassifierScores],
+              cf: dict[tuple[str, str], tuple[bool, float]] | None
+              ) -> list[dict[str, dict[str, float]]]:
+    """One random half split: per target, each method's figures on the held-out half."""
     order = np.random.default_rng(seed).permutation(len(groups))
     half = len(groups) // 2
     train_recs = [r for i in order[:half] for r in groups[i]]
@@ -130,42 +142,48 @@ def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: 
     train = OutcomeTable.build(train_recs, tiers)
     test = OutcomeTable.build(test_recs, tiers)
     train, test = train.subset(train.complete_rows()), test.subset(test.complete_rows())
-    res: dict[str, dict[str, float]] = {}
-    model, _ = train_model(train_recs, tiers, costs, classifier=clf, seed=seed, **target)
-    g, b = predict(model, test, clf)
-    res["outcome model"] = replay_on(test, g, b, costs, model.metadata["operating_point"])
-    if len(tiers) == 2:
-        rep = evaluate(test.scores, g, b, tiers, costs, None, [False, False])
-        res["outcome model"].update({f"pgr@{k}": v - float(k) for k, v in rep["pgr"].items()})
-        res["outcome model"]["apgr"] = rep["apgr"]
-    base, _ = train_model(train_recs, tiers, costs, seed=seed, router_c=(1.0,),
-                          use_check=False, **target)
-    g, b = predict(base, test)
-    res["tf-idf logistic"] = replay_on(test, g, b, costs, base.metadata["operating_point"])
-    res["by length"] = heuristic(train, test, costs, target, by_length)
-    if cf is not None:
-        def cf_make(passed: bool) -> Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]:
-            def make(t: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
-                b = np.array([[(0.0 if cf[(p, tier)][0] else 1.0) if passed else cf[(p, tier)][1]
-                               for tier in tiers] for p in t.prompts])
-                return np.zeros(b.shape), b
-            return make
-        g, b = cf_make(True)(test)
-        shipped = {"router_thresholds": dict.fromkeys(tiers, 0.0),
-                   "check_thresholds": dict.fromkeys(tiers, 0.5)}
-        res["cascadeflow as shipped"] = replay_on(test, g, b, costs, shipped)
-        res["cascadeflow thresholded"] = heuristic(train, test, costs, target, cf_make(False))
-    return res
+    fitted = fit(train_recs, tiers, clf, seed=seed)
+    base_fit = fit(train_recs, tiers, None, seed=seed, router_c=(1.0,), use_check=False)
+    out = []
+    for target in targets:
+        res: dict[str, dict[str, float]] = {}
+        model = calibrated(fitted, costs, target)
+        g, b = predict(model, test, clf)
+        res["outcome model"] = replay_on(test, g, b, costs, model.metadata["operating_point"])
+        if len(tiers) == 2:
+            rep = evaluate(test.scores, g, b, tiers, costs, None, [False, False])
+            res["outcome model"].update({f"pgr@{k}": v - float(k) for k, v in rep["pgr"].items()})
+            res["outcome model"]["apgr"] = rep["apgr"]
+        base = calibrated(base_fit, costs, target)
+        g, b = predict(base, test)
+        res["tf-idf logistic"] = replay_on(test, g, b, costs, base.metadata["operating_point"])
+        res["by length"] = heuristic(train, test, costs, target, by_length)
+        if cf is not None:
+            def cf_make(passed: bool) -> Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]:
+                def make(t: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
+                    b = np.array([[(0.0 if cf[(p, tier)][0] else 1.0) if passed
+                                   else cf[(p, tier)][1] for tier in tiers] for p in t.prompts])
+                    return np.zeros(b.shape), b
+                return make
+            g, b = cf_make(True)(test)
+            shipped = {"router_thresholds": dict.fromkeys(tiers, 0.0),
+                       "check_thresholds": dict.fromkeys(tiers, 0.5)}
+            res["cascadeflow as shipped"] = replay_on(test, g, b, costs, shipped)
+            res["cascadeflow thresholded"] = heuristic(train, test, costs, target,
+                                                       cf_make(False))
+        out.append(res)
+    return out
 
 
 def summarise(name: str, runs: list[dict[str, dict[str, float]]], keys: list[str]) -> None:
-    print(f"\n== {name}: {len(runs)} splits, held-out halves: mean [min, max]")
+    print(f"\n== {name}: {len(runs)} splits, held-out halves: mean (sd) [min, max]")
     for method in runs[0]:
         cells = []
         for k in keys:
             vals = [r[method][k] for r in runs if k in r[method]]
             if vals:
-                cells.append(f"{k} {statistics.mean(vals):+.3f} "
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                cells.append(f"{k} {statistics.mean(vals):+.3f} ({sd:.3f}) "
                              f"[{min(vals):+.3f}, {max(vals):+.3f}]")
         print(f"  {method:<24} " + "; ".join(cells))
 
@@ -209,7 +227,7 @@ def timings(mmlu: list[dict[str, Any]], alpaca: list[dict[str, Any]],
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--sets", default="mmlu,gsm8k,alpaca")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--no-timing", action="store_true")
@@ -225,7 +243,7 @@ def main() -> None:
         if name in sets:
             groups = two_tier_records(mmlu if name == "mmlu" else read_rows(a.data / file))
             runs = [one_split(groups, ("weak", "strong"), TWO_COSTS,
-                              {"max_share": {"strong": 0.3}}, s, clf, None)
+                              [{"max_share": {"strong": 0.3}}], s, clf, None)[0]
                     for s in range(a.splits)]
             summarise(f"{name} --max-share strong=0.3 (target PGR - random >= +{target})",
                       runs, pgr_keys)
@@ -236,17 +254,24 @@ def main() -> None:
             print("cascadeflow not installed")
             cf = None
         targets: list[tuple[str, Target]] = [
-            ("--match-tier medium", {"match_tier": "medium"}),
+            ("--match-tier medium (most on 7B, quality >= always-13B by 1 SE)",
+             {"match_tier": "medium"}),
+            ("--match-tier medium --objective cost (cheapest by params_b cost)",
+             {"match_tier": "medium", "objective": "cost"}),
+            ("--min-share simple=0.65 (best quality with >= 65% on 7B)",
+             {"min_share": {"simple": 0.65}}),
             ("--match-tier medium --min-share simple=0.65",
              {"match_tier": "medium", "min_share": {"simple": 0.65}})]
-        for label, alpaca_target in targets:
-            runs = [one_split(alpaca_records(alpaca), tuple(THREE_COSTS), THREE_COSTS,
-                              alpaca_target, s, clf, cf) for s in range(a.splits)]
+        groups = alpaca_records(alpaca)
+        per_split = [one_split(groups, tuple(THREE_COSTS), THREE_COSTS,
+                               [t for _, t in targets], s, clf, cf) for s in range(a.splits)]
+        for k, (label, _) in enumerate(targets):
+            runs = [split[k] for split in per_split]
             for r in runs:
                 for m in r.values():
                     m["vs_always13B"] = m["quality"] - m["always_medium"]
-            summarise(f"alpaca {label} (target vs_always13B >= +0.02 with cheap_share >= 0.65; "
-                      "delta_random >= +0.05)", runs,
+            summarise(f"alpaca {label}; targets vs_always13B >= +0.02 with cheap_share >= 0.65, "
+                      "delta_random >= +0.05", runs,
                       ["quality", "vs_always13B", "cheap_share", "delta_random", "cost"])
     if not a.no_timing:
         import tempfile

@@ -12,10 +12,10 @@ import pytest
 
 from classifier_service.feedback import OutcomeRecord
 from classifier_service.routing.outcome_model import OutcomeModel, OutcomeModelError
-from tier_router_training.outcomes.calibrate import replay
+from tier_router_training.outcomes.calibrate import ALWAYS, NEVER, choose, replay
 from tier_router_training.outcomes.records import OutcomeTable
 from tier_router_training.outcomes.report import evaluate_model
-from tier_router_training.outcomes.train import train_model
+from tier_router_training.outcomes.train import carry_check_thresholds, train_model
 
 WORDS = ["apple", "river", "garden", "window", "music", "table", "letter", "summer", "market",
          "bridge", "pencil", "cloud", "doctor", "island", "number", "yellow", "engine", "forest",
@@ -198,3 +198,85 @@ def test_bad_records_are_refused() -> None:
         OutcomeTable.build([OutcomeRecord("p", "small", 1.5)], TWO)
     with pytest.raises(ValueError, match="tier 'tiny'"):
         OutcomeTable.build([OutcomeRecord("p", "tiny", 1.0)], TWO)
+
+
+THREE = ("simple", "medium", "complex")
+
+
+def three_tier_records(n: int = 200) -> list[OutcomeRecord]:
+    """Short answers fail at both lower tiers. Half the simple answers are short; 17 medium
+    answers are, on prompts whose simple answer is short too; the complex tier never fails."""
+    rng = random.Random(11)
+    out = []
+    for i in range(n):
+        p = prompt(rng, topic=False)
+        long_answer = " ".join(rng.choices(WORDS, k=60)) + "."
+        short_small, short_medium = i % 2 == 0, i % 12 == 0
+        out.append(OutcomeRecord(p, "simple", 0.0 if short_small else 1.0,
+                                 answer="Yes." if short_small else long_answer))
+        out.append(OutcomeRecord(p, "medium", 0.0 if short_medium else 1.0,
+                                 answer="No." if short_medium else long_answer))
+        out.append(OutcomeRecord(p, "complex", 1.0, answer=long_answer))
+    return out
+
+
+THREE_COSTS = {"simple": 1.0, "medium": 1.1, "complex": 10.0}
+
+
+def test_match_tier_objectives_share_and_cost_and_the_margin() -> None:
+    records = three_tier_records()
+    goal = sum(r.score for r in records if r.tier == "medium") / 200
+    assert 0.9 < goal < 1.0
+    # Default objective: the most traffic on the cheapest tier at always-medium's quality.
+    share, _ = train_model(records, THREE, THREE_COSTS, match_tier="medium")
+    point = share.metadata["operating_point"]
+    assert point["target_met"] and point["family"] == "cascade"
+    assert point["target"]["objective"] == "share" and point["target"]["margin"] == 1.0
+    assert point["shares"]["simple"] == pytest.approx(0.5, abs=0.05)
+    assert point["expected_quality"] >= goal
+    assert share.decide("Please tell me about the river.")[0] == "simple"
+    # Objective cost: always-medium (1.1 a call) is cheaper than any cascade from simple.
+    cheap, _ = train_model(records, THREE, THREE_COSTS, match_tier="medium", objective="cost")
+    point = cheap.metadata["operating_point"]
+    assert point["target_met"] and point["cost"] < 1.2 and point["shares"]["simple"] < 0.1
+    with pytest.raises(ValueError, match="objective 'fast'"):
+        train_model(records, THREE, THREE_COSTS, match_tier="medium", objective="fast")
+
+
+def test_match_margin_refuses_a_lead_within_the_noise() -> None:
+    scores = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])  # always-large 0.75
+    lucky = {"family": "router", "router": [ALWAYS, 0.0], "check": [1.0, 1.0], "quality": 0.8,
+             "cost": 5.0, "shares": [0.6, 0.4], "calls": [0.6, 0.4], "se": [0.2, 0.1]}
+    large = {"family": "router", "router": [NEVER, 0.0], "check": [1.0, 1.0], "quality": 0.75,
+             "cost": 10.0, "shares": [0.0, 1.0], "calls": [0.0, 1.0], "se": [0.25, 0.0]}
+    # 0.80 - 1 SE (0.1) is below 0.75: with the default margin, always-large is what matches.
+    assert choose([lucky, large], TWO, scores, match_tier="large")["shares"]["large"] == 1.0
+    loose = choose([lucky, large], TWO, scores, match_tier="large", margin=0.0)
+    assert loose["shares"]["small"] == 0.6 and loose["target"]["quality_to_match"] == 0.75
+    with pytest.raises(ValueError, match="margin -1"):
+        choose([lucky, large], TWO, scores, match_tier="large", margin=-1)
+
+
+def test_cascade_escalates_from_the_middle_tier_too() -> None:
+    model, _ = train_model(three_tier_records(), THREE, THREE_COSTS,
+                           min_share={"simple": 0.45})
+    point = model.metadata["operating_point"]
+    # Best quality with at least 45% on simple: short answers go up at both stages.
+    assert point["target_met"] and point["expected_quality"] >= 0.999
+    assert point["calls"]["simple"] == pytest.approx(1.0)
+    assert 0.0 < point["shares"]["complex"] < 0.2
+    p = "Please describe the garden."
+    bad, _ = model.check(p, "No.", "medium")
+    good, _ = model.check(p, " ".join(WORDS * 3) + ".", "medium")
+    assert model.escalate(bad, "medium") and not model.escalate(good, "medium")
+
+
+def test_check_thresholds_carry_the_escalation_rate_to_the_final_check() -> None:
+    oof = np.array([[0.1, np.nan], [0.2, np.nan], [0.3, np.nan], [0.4, np.nan]])
+    final = np.array([[0.5, np.nan], [0.6, np.nan], [0.7, np.nan], [0.8, np.nan]])
+    # 0.25 escalates half the answers out of fold; under the final check, 0.65 does.
+    out = carry_check_thresholds({"small": 0.25, "large": 1.0}, TWO, oof, final)
+    assert out["large"] == 1.0 and int((final[:, 0] > out["small"]).sum()) == 2
+    every = carry_check_thresholds({"small": 0.0}, TWO, oof, final)["small"]
+    none = carry_check_thresholds({"small": 0.5}, TWO, oof, final)["small"]
+    assert (final[:, 0] > every).all() and not (final[:, 0] > none).any()

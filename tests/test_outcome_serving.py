@@ -110,8 +110,16 @@ def test_the_folder_carries_its_classifier_and_routes_by_outcomes(
     assert "outcome model: P(good) simple" in easy.reason_detail
     assert "threshold" in easy.reason_detail
     hard = runtime.route(HARD.format("Hodge")).decision
-    assert hard.reason == "outcome" and hard.tier in ("medium", "complex")
-    assert "simple" in hard.reason_detail and "< threshold" in hard.reason_detail
+    assert hard.reason == "outcome" and "P(good) simple 0.0" in hard.reason_detail
+    # The records make the cascade the best point (the check also escalates medium's bad
+    # answers), so a hard prompt starts at simple and its answer is sent up by the check.
+    assert hard.tier == "simple" and model.check_thresholds
+    outcome = runtime.outcome
+    assert outcome is not None
+    p_bad, _ = outcome.check(HARD.format("Hodge"), "idk", "simple", avg_logprob=-2.5)
+    assert outcome.escalate(p_bad, "simple")
+    p_ok, _ = outcome.check(EASY.format("table"), LONG, "simple", avg_logprob=-0.2)
+    assert not outcome.escalate(p_ok, "simple")
     floor = runtime.route(EASY.format("table"), min_tier="complex").decision
     assert (floor.tier, floor.reason, floor.adjustments) == ("complex", "outcome", [])
     capped = runtime.route(HARD.format("Hodge"), max_tier="simple").decision

@@ -7,9 +7,18 @@ expected quality (mean score of the answers kept), a cost (mean over prompts of 
 relative cost of every call made: a cascade that calls 7B and then 13B pays both) and shares
 (the fraction of prompts answered by each tier; ``calls`` counts every call).
 
-Targets: ``max_share`` caps tiers' answered shares; ``match_tier`` asks for the cheapest point
-whose quality is at least that of sending everything to that tier; with neither, the point of
-highest quality within the caps. Ties go to the cheaper point.
+Few free thresholds, so that a few hundred reference prompts choose them without fitting their
+noise: with a check, the grid holds two families, the router alone (check off) and the cascade
+alone (every prompt starts at the cheapest tier; one check threshold per tier), never both at
+once. Without a check only the router family exists.
+
+Targets: ``max_share`` caps and ``min_share`` floors tiers' answered shares; ``match_tier`` asks
+for a point whose quality is at least that of sending everything to that tier, by a margin of
+``margin`` standard errors of the per-prompt paired difference (so that a point that matches
+only on the luck of the reference prompts is not taken). Among those, objective ``share`` (the
+default) takes the point with the most traffic answered by the cheapest tier, cost breaking ties;
+objective ``cost`` the cheapest point. With no ``match_tier``, the point of highest quality
+within the caps and floors. Remaining ties go to the cheaper point.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ MAX_POINTS = 20000
 NEVER = 1.01  # a router threshold no score reaches; a check threshold of 1.0 never fires
 ALWAYS = -1.01  # a router threshold every score reaches
 MODES = ("level", "gain")
+OBJECTIVES = ("share", "cost")
+MARGIN = 1.0
 
 
 def router_scores(p_good: FloatArray, learned: Sequence[bool], mode: str) -> FloatArray:
@@ -62,6 +73,7 @@ class Replay:
     cost: float
     shares: FloatArray  # (tiers,) answered
     calls: FloatArray  # (tiers,) called, per prompt
+    kept: FloatArray | None = None  # (prompts,) the score of the answer each prompt keeps
 
 
 def replay(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray, costs: FloatArray,
@@ -80,7 +92,17 @@ def replay(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray, costs: Flo
     called[np.arange(n), cur] = True
     shares = np.bincount(cur, minlength=nt) / n
     calls = called.mean(axis=0)
-    return Replay(float(scores[np.arange(n), cur].mean()), float(calls @ costs), shares, calls)
+    kept = scores[np.arange(n), cur]
+    return Replay(float(kept.mean()), float(calls @ costs), shares, calls, kept)
+
+
+def paired_se(kept: FloatArray, scores: FloatArray) -> list[float]:
+    """Per tier, the standard error of the mean of (kept score - that tier's score)."""
+    n = len(kept)
+    if n < 2:
+        return [0.0] * scores.shape[1]
+    d = kept[:, None] - scores
+    return [float(v) for v in d.std(axis=0, ddof=1) / math.sqrt(n)]
 
 
 def _candidates(values: FloatArray, k: int, never: float) -> list[float]:
@@ -93,37 +115,57 @@ def _candidates(values: FloatArray, k: int, never: float) -> list[float]:
 
 def operating_points(scores: FloatArray, p_good: FloatArray, p_bad: FloatArray,
                      costs: FloatArray, fallback: Sequence[bool]) -> list[dict[str, Any]]:
-    """Every point of a grid over the thresholds (quantiles of the predictions), replayed.
+    """The router family and (with a check) the cascade family over quantile grids, replayed.
 
-    ``p_good`` here is the router's score (:func:`router_scores`).
+    ``p_good`` here is the router's score (:func:`router_scores`). Each point carries its
+    family, thresholds, quality, cost, shares, calls and ``se``: per tier, the standard error of
+    its paired difference to always-that-tier on these prompts.
     """
     nt = scores.shape[1]
     has_check = [not np.isnan(p_bad[:, t]).all() for t in range(nt - 1)]
-    dims = sum(not f for f in fallback[: nt - 1]) + sum(has_check)
-    k = max(3, min(51, int(MAX_POINTS ** (1 / max(dims, 1)))))
+    families: list[tuple[str, list[list[float]], list[list[float]]]] = []
+    router_dims = sum(not f for f in fallback[: nt - 1])
+    k = max(3, min(51, int(MAX_POINTS ** (1 / max(router_dims, 1)))))
     router_axes = [[0.5] if fallback[t] else [ALWAYS, *_candidates(p_good[:, t], k, NEVER)]
                    for t in range(nt - 1)]
-    check_axes = [_candidates(p_bad[:, t], k, 1.0) if has_check[t] else [1.0]
-                  for t in range(nt - 1)]
+    families.append(("router", router_axes, [[1.0]] * (nt - 1)))
+    if any(has_check):
+        k = max(3, min(51, int(MAX_POINTS ** (1 / max(sum(has_check), 1)))))
+        check_axes = [_candidates(p_bad[:, t], k, 1.0) if has_check[t] else [1.0]
+                      for t in range(nt - 1)]
+        # Start at the cheapest tier (a fallback tier keeps the classifier's say).
+        start = [[0.5] if fallback[t] else [ALWAYS if t == 0 else NEVER] for t in range(nt - 1)]
+        families.append(("cascade", start, check_axes))
     points = []
-    for combo in itertools.product(*router_axes, *check_axes):
-        rt = [*combo[: nt - 1], 0.0]
-        ct = [*combo[nt - 1:], 1.0]
-        r = replay(scores, p_good, p_bad, costs, rt, ct)
-        points.append({"router": rt, "check": ct, "quality": r.quality, "cost": r.cost,
-                       "shares": r.shares.tolist(), "calls": r.calls.tolist()})
+    for family, r_axes, c_axes in families:
+        for combo in itertools.product(*r_axes, *c_axes):
+            rt = [*combo[: nt - 1], 0.0]
+            ct = [*combo[nt - 1:], 1.0]
+            r = replay(scores, p_good, p_bad, costs, rt, ct)
+            assert r.kept is not None
+            points.append({"family": family, "router": rt, "check": ct, "quality": r.quality,
+                           "cost": r.cost, "shares": r.shares.tolist(),
+                           "calls": r.calls.tolist(), "se": paired_se(r.kept, scores)})
     return points
 
 
 def choose(points: list[dict[str, Any]], tiers: Sequence[str], scores: FloatArray,
            max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
-           min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+           min_share: Mapping[str, float] | None = None, *, objective: str = "share",
+           margin: float = MARGIN) -> dict[str, Any]:
     """The operating point a target asks for, described for metadata and the CLI.
 
     ``min_share`` (a floor on tiers' answered shares, e.g. "at least 65% on the small model")
     filters like ``max_share``; when no point meets the shares, all points are considered and
-    ``target_met`` is false.
+    ``target_met`` is false. With ``match_tier``, a point qualifies when its quality minus
+    ``margin`` standard errors of its paired difference reaches always-``match_tier``'s; of
+    those, ``objective`` picks (see the module's docstring); when none qualifies, the point of
+    highest quality, and ``target_met`` is false.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
+    if margin < 0:
+        raise ValueError(f"margin {margin!r} is negative")
     caps = dict(max_share or {})
     floors = dict(min_share or {})
     for t in [*caps, *floors, *([match_tier] if match_tier else [])]:
@@ -136,10 +178,14 @@ def choose(points: list[dict[str, Any]], tiers: Sequence[str], scores: FloatArra
     pool = ok or points
     target: dict[str, Any] = {"max_share": caps, "min_share": floors, "match_tier": match_tier}
     if match_tier is not None:
-        goal = float(scores[:, tiers.index(match_tier)].mean())
-        target["quality_to_match"] = round(goal, 4)
-        good = [p for p in pool if p["quality"] >= goal - 1e-12]
-        if good:
+        m = tiers.index(match_tier)
+        goal = float(scores[:, m].mean())
+        target.update(quality_to_match=round(goal, 4), objective=objective, margin=margin)
+        good = [p for p in pool
+                if p["quality"] - margin * p.get("se", [0.0] * len(tiers))[m] >= goal - 1e-12]
+        if good and objective == "share":
+            best = max(good, key=lambda p: (round(p["shares"][0], 9), -p["cost"], p["quality"]))
+        elif good:
             best = min(good, key=lambda p: (p["cost"], -p["quality"]))
         else:
             met = False
@@ -157,6 +203,7 @@ def describe(point: dict[str, Any], tiers: Sequence[str], target: dict[str, Any]
         "expected_quality": _r(point["quality"]), "cost": _r(point["cost"]),
         "shares": {t: _r(point["shares"][i]) for i, t in enumerate(tiers)},
         "calls": {t: _r(point["calls"][i]) for i, t in enumerate(tiers)},
+        "family": point.get("family", "router"),
         "target": target or {}, "target_met": met,
     }
 

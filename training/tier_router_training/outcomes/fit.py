@@ -37,6 +37,13 @@ MIN_RECORDS = 50
 MIN_EACH = 10
 ROUTER_C = (0.3, 1.0, 3.0, 10.0)
 CHECK_C = (0.03, 0.1, 0.3, 1.0)
+# What the check weighs by default: few features, so that a few hundred judged answers fit it
+# without learning their noise. Left out (weight 0): the log ratios to the task kind's typical
+# and minimum length (log length minus a per-kind constant: nearly collinear with log length)
+# and the router's logit (what the prompt says is already the router's job). On AlpacaEval this
+# set does better on held-out halves than all features (see README, "Outcome models").
+CHECK_FEATURES = ("log_chars", "log_ratio_prompt", "list_lines", "code_fences", "paragraphs",
+                  "headings", "signal:", "finish_length", "has_logprob", "avg_logprob", "tier:")
 FOLDS = 4
 
 
@@ -50,6 +57,7 @@ class FitResult:
     metadata: dict[str, Any]
     p_good: FloatArray  # (prompts, tiers) out-of-fold; fallback tiers: 1 accept / 0 not
     p_bad: FloatArray  # (prompts, tiers) out-of-fold; NaN where no answer or no check
+    p_bad_fit: FloatArray | None = None  # the same cells, as the final check scores them
 
 
 def _weighted(x: Any, scores: FloatArray, good_label: int) -> tuple[Any, Any, Any]:
@@ -113,10 +121,15 @@ def fit(records: Iterable[OutcomeRecord], tiers: Sequence[str],
         classifier: Callable[[str], ClassifierScores] | None = None, *, seed: int = 0,
         folds: int = FOLDS, router_c: Sequence[float] = ROUTER_C,
         check_c: Sequence[float] = CHECK_C, use_check: bool = True,
-        source_weights: Mapping[str, float] | None = None) -> FitResult:
+        source_weights: Mapping[str, float] | None = None,
+        check_features: Sequence[str] | None = CHECK_FEATURES) -> FitResult:
     """Fit routers per tier and the check; ``tiers`` in cost order, cheapest first.
 
-    ``source_weights`` weigh records by their ``source`` (:meth:`OutcomeTable.build`)."""
+    ``source_weights`` weigh records by their ``source`` (:meth:`OutcomeTable.build`).
+    ``check_features``: the names (of :func:`.answer_features.feature_names`, or a prefix
+    ending in ``:`` such as ``tier:``) the check may weigh; the others get weight 0; ``None``:
+    all of them.
+    """
     started = time.perf_counter()
     tiers = tuple(tiers)
     table = OutcomeTable.build(records, tiers, source_weights)
@@ -193,19 +206,21 @@ def fit(records: Iterable[OutcomeRecord], tiers: Sequence[str],
         "check": None,
     }
     p_bad = np.full((n, nt), np.nan)
+    p_bad_fit: FloatArray | None = None
     if use_check:
-        check = _fit_check(table, top_kind, oof_logit, fold, check_c, seed)
+        check = _fit_check(table, top_kind, oof_logit, fold, check_c, seed, check_features)
         if check is not None:
             arrays.update(check[0])
             metadata["check"] = check[1]
-            p_bad = check[2]
+            p_bad, p_bad_fit = check[2], check[3]
     metadata["training_seconds"] = round(time.perf_counter() - started, 2)
-    return FitResult(table, arrays, vocab, metadata, p_good, p_bad)
+    return FitResult(table, arrays, vocab, metadata, p_good, p_bad, p_bad_fit)
 
 
 def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: FloatArray,
-               fold: npt.NDArray[np.intp], grid: Sequence[float], seed: int
-               ) -> tuple[dict[str, Any], dict[str, Any], FloatArray] | None:
+               fold: npt.NDArray[np.intp], grid: Sequence[float], seed: int,
+               allowed: Sequence[str] | None = None
+               ) -> tuple[dict[str, Any], dict[str, Any], FloatArray, FloatArray] | None:
     tiers = table.tiers
     cells = [(i, t) for i in range(len(table)) for t in range(len(tiers))
              if table.answers[i][t] is not None and not math.isnan(table.scores[i, t])]
@@ -229,17 +244,27 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
     std = x.std(axis=0)
     std[std < 1e-9] = 1.0
     z = (x - mean) / std
+    names = feature_names(tiers)
+    use = np.ones(len(names), dtype=bool)
+    if allowed is not None:
+        use = np.array([any(n == a or (a.endswith(":") and n.startswith(a)) for a in allowed)
+                        for n in names])
+        z[:, ~use] = 0.0  # a constant column: the regularised fit gives it weight 0
     bad = np.array([1.0 - table.scores[i, t] for i, t in cells])
     cell_fold = np.array([fold[i] for i, _ in cells], dtype=np.intp)
     c, oof, model = _cv_fit(z, bad, cell_fold, grid, seed)
     w, b = _coef(model)
     p_bad = np.full((len(table), len(tiers)), np.nan)
-    for (i, t), v in zip(cells, oof, strict=True):
+    p_fit = np.full((len(table), len(tiers)), np.nan)
+    full = z @ w + b
+    for (i, t), v, u in zip(cells, oof, full, strict=True):
         p_bad[i, t] = 1 / (1 + math.exp(-v))
-    names = feature_names(tiers)
+        p_fit[i, t] = 1 / (1 + math.exp(-u))
     weights = sorted(zip(names, w.tolist(), strict=True), key=lambda kv: -abs(kv[1]))
-    meta = {"C": c, "answers": len(cells), "features": names, "kind_loglen": kind_loglen,
+    meta = {"C": c, "answers": len(cells), "features": names,
+            "weighed": [n for n, u in zip(names, use, strict=True) if u],
+            "kind_loglen": kind_loglen,
             "default_loglen": default_loglen,
             "strongest_weights": [[k, round(v, 4)] for k, v in weights[:8]]}
     arrays = {"check_w": w, "check_b": np.array(b), "check_mean": mean, "check_std": std}
-    return arrays, meta, p_bad
+    return arrays, meta, p_bad, p_fit

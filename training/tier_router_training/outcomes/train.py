@@ -20,7 +20,13 @@ from classifier_service.routing.outcome_model import (
     model_version,
     save_model,
 )
-from tier_router_training.outcomes.calibrate import MODES, choose, operating_points, router_scores
+from tier_router_training.outcomes.calibrate import (
+    MARGIN,
+    MODES,
+    choose,
+    operating_points,
+    router_scores,
+)
 from tier_router_training.outcomes.fit import FitResult, fit
 from tier_router_training.outcomes.records import OutcomeTable
 
@@ -30,11 +36,13 @@ FloatArray = npt.NDArray[np.float64]
 def calibrate_fit(result: FitResult, costs: Mapping[str, float],
                   max_share: Mapping[str, float] | None = None,
                   match_tier: str | None = None,
-                  min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+                  min_share: Mapping[str, float] | None = None, *,
+                  objective: str = "share", margin: float = MARGIN) -> dict[str, Any]:
     """Choose the operating point on the fit's out-of-fold predictions of its own records.
 
     Both router modes are tried; the one whose chosen point does best on these out-of-fold
-    predictions (target met, then quality for ``max_share``, cost for ``match_tier``) is kept.
+    predictions (target met, then quality for ``max_share``; for ``match_tier`` the cheapest
+    tier's share or the cost, as ``objective`` says) is kept. See :func:`.calibrate.choose`.
     """
     tiers = result.table.tiers
     rows = result.table.complete_rows()
@@ -48,18 +56,55 @@ def calibrate_fit(result: FitResult, costs: Mapping[str, float],
     for mode in MODES:
         g = router_scores(result.p_good[rows], learned, mode)
         points = operating_points(scores, g, result.p_bad[rows], cost, fallback)
-        point = choose(points, tiers, scores, max_share, match_tier, min_share)
+        point = choose(points, tiers, scores, max_share, match_tier, min_share,
+                       objective=objective, margin=margin)
         point["router_mode"] = mode
         q, c = point["expected_quality"], point["cost"]
-        key = (float(point["target_met"]), -c, q) if match_tier else (
-            float(point["target_met"]), q, -c)
+        cheap = round(point["shares"][tiers[0]], 9)
+        if match_tier and objective == "share":
+            key: tuple[float, ...] = (float(point["target_met"]), cheap, -c, q)
+        elif match_tier:
+            key = (float(point["target_met"]), -c, q)
+        else:
+            key = (float(point["target_met"]), q, -c)
         if best is None or key > best[0] + tuple(1e-9 for _ in key):
             best = (key, point)
     assert best is not None
     point = best[1]
+    if result.p_bad_fit is not None:
+        point["check_thresholds"] = carry_check_thresholds(
+            point["check_thresholds"], tiers, result.p_bad[rows], result.p_bad_fit[rows])
     point["reference_prompts"] = len(rows)
     point["costs"] = {t: float(costs[t]) for t in tiers}
     return point
+
+
+def carry_check_thresholds(thresholds: Mapping[str, float], tiers: Sequence[str],
+                           oof: FloatArray, final: FloatArray) -> dict[str, float]:
+    """Check thresholds chosen on out-of-fold p_bad, moved to the final check's scale.
+
+    The models of the folds and the final one (fitted on every record) do not score on the same
+    scale, so a p_bad threshold chosen on the folds' predictions escalates a different share of
+    answers under the final check. Each threshold becomes the final check's p_bad that escalates
+    the same share of these answers as the chosen threshold did out of fold.
+    """
+    out = dict(thresholds)
+    for t, tier in enumerate(tiers):
+        if tier not in thresholds:
+            continue
+        th = float(thresholds[tier])
+        col, fin = oof[:, t], final[:, t]
+        ok = ~np.isnan(col) & ~np.isnan(fin)
+        if th >= 1.0 or not ok.any():
+            continue
+        rate = float(np.mean(col[ok] > th))
+        if rate >= 1.0:
+            out[tier] = round(float(fin[ok].min()) - 1e-9, 9)
+        elif rate > 0.0:
+            out[tier] = round(float(np.quantile(fin[ok], 1.0 - rate)), 9)
+        else:
+            out[tier] = round(float(fin[ok].max()), 9)
+    return out
 
 
 def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
@@ -68,13 +113,14 @@ def train_model(records: Iterable[OutcomeRecord], tiers: Sequence[str],
                 max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
                 min_share: Mapping[str, float] | None = None, seed: int = 0,
                 classifier_dir: Path | None = None,
+                objective: str = "share", margin: float = MARGIN,
                 **fit_options: Any) -> tuple[OutcomeModel, FitResult]:
     """Fit, calibrate on out-of-fold predictions, and (with ``out_dir``) save atomically;
     ``classifier_dir``: the classifier behind ``classifier``, copied into the folder."""
     result = fit(records, tiers, classifier, seed=seed, **fit_options)
     meta = dict(result.metadata)
     meta["operating_point"] = calibrate_fit(result, costs, max_share, match_tier,
-                                             min_share)
+                                             min_share, objective=objective, margin=margin)
     meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
     meta["libraries"] = library_versions()
     meta["seed"] = seed
