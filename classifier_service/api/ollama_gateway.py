@@ -32,12 +32,8 @@ from classifier_service.api.responses import (
     problem,
 )
 from classifier_service.errors import BackendError, RequestError
-from classifier_service.gateway.engine import (
-    as_chunks,
-    buffered,
-    check_model,
-    header_options,
-)
+from classifier_service.gateway.chat import as_chunks, buffered, header_options
+from classifier_service.gateway.engine import check_model
 from classifier_service.gateway.ollama_wire import (
     chat_to_generate,
     chat_to_openai,

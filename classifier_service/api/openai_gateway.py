@@ -30,15 +30,8 @@ from classifier_service.api.responses import (
     problem,
 )
 from classifier_service.errors import BackendError, RequestError
-from classifier_service.gateway.engine import (
-    Gateway,
-    Outcome,
-    Plan,
-    as_chunks,
-    buffered,
-    header_options,
-    route_header,
-)
+from classifier_service.gateway.chat import as_chunks, buffered, header_options
+from classifier_service.gateway.engine import Gateway, Outcome, Plan, route_header
 from classifier_service.gateway.streams import OpenAIStream
 from classifier_service.routing.policy import check_options
 from classifier_service.runtime import Runtime

@@ -22,7 +22,8 @@ from typing import Any
 from classifier_service.errors import TooLargeError
 from classifier_service.feedback import LogUnavailable, OutcomeLog, OutcomeRecord
 from classifier_service.gateway.backends import Completion
-from classifier_service.gateway.engine import Outcome, Plan, last_user_text
+from classifier_service.gateway.chat import last_user_text
+from classifier_service.gateway.engine import Outcome, Plan
 from classifier_service.gateway.hooks import TaskSet
 from classifier_service.metrics import Metrics
 from classifier_service.portfolio.model import Endpoint

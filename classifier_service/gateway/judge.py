@@ -34,7 +34,8 @@ from typing import Any
 from classifier_service.errors import BackendError, TooLargeError, UpstreamRejected
 from classifier_service.feedback import LogUnavailable, OutcomeLog, OutcomeRecord
 from classifier_service.gateway.backends import Backends, Completion
-from classifier_service.gateway.engine import Outcome, Plan, last_user_text
+from classifier_service.gateway.chat import last_user_text
+from classifier_service.gateway.engine import Outcome, Plan
 from classifier_service.gateway.hooks import TaskSet
 from classifier_service.gateway.verdicts import JudgeFailed, judge_pair, render_request
 from classifier_service.metrics import Metrics
