@@ -17,13 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 import psutil
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from classifier_service.cli.demo import LlamaServer, find_model, llama_command, start, wait_ready
 from tests.conftest import free_port
+from tests.doubles import running
 from tests.support.processes import serve
 
 CLIENT_KEY = "client-key"
@@ -133,11 +138,12 @@ def reloads_dir(folder: Path) -> Path:
     return folder / "reloads"
 
 
-def start_gateway(folder: Path, text: str) -> tuple[subprocess.Popen[str], str]:
-    """``tier-router serve`` on ``text``, with an API key and an admin key."""
+def start_gateway(folder: Path, text: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``tier-router serve`` on ``text`` (and ``args``), with an API key and an admin key."""
     path = folder / "portfolio.yaml"
     path.write_text(text, encoding="utf-8")
     return serve("--portfolio", str(path), "--feedback-log", str(folder / "feedback.jsonl"),
+                 *args,
                  log=folder / "serve.log",
                  env={"TIER_ROUTER_API_KEYS": CLIENT_KEY, "TIER_ROUTER_ADMIN_KEYS": ADMIN_KEY,
                       # reloads take portfolios from here only
@@ -165,3 +171,29 @@ class Victim:
 
     def kill(self) -> None:
         self.llama.kill()
+
+
+@dataclass
+class Exchange:
+    """One chat completion as it passed a :func:`recording` proxy: asked, and answered."""
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+@contextmanager
+def recording(base_url: str) -> Iterator[tuple[str, list[Exchange]]]:
+    """A pass-through proxy before a real server's ``/v1/chat/completions`` (non-streaming)
+    that keeps what the gateway sent and what the server answered; yields its base URL."""
+    seen: list[Exchange] = []
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def forward(request: Request) -> JSONResponse:
+        body = await request.json()
+        async with httpx.AsyncClient(timeout=120) as client:
+            answer = await client.post(f"{base_url}/chat/completions", json=body)
+        seen.append(Exchange(body, answer.json()))
+        return JSONResponse(answer.json(), status_code=answer.status_code)
+
+    with running(app) as url:
+        yield f"{url}/v1", seen

@@ -8,14 +8,14 @@ tiers medium and complex). The kill tests start a third, ``victim``, in front of
 ``TIER_ROUTER_LLAMA_PYTHON`` (and ``TIER_ROUTER_LLAMA_MODEL``); without it these tests skip,
 but under ``CI=true`` they fail. Every wait is bounded (a hang fails, it does not block).
 
-Judge sampling with a real server as the judge is in ``tests/test_judge_real.py``. Not here
-yet: logprobs fed to the learned check (it waits on work not merged yet). The wire checks
-shared with the double are in ``tests/test_wire_checks.py``.
+Judge sampling with a real server as the judge is in ``tests/test_judge_real.py``. The wire
+checks shared with the double are in ``tests/test_wire_checks.py``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,16 +26,20 @@ import httpx
 import openai
 import pytest
 
+from classifier_service.routing.outcome_model import OutcomeModel
+from classifier_service.runtime import Runtime
 from tests.llama import (
     CLIENT_KEY,
     LlamaServers,
     LlamaStack,
     Victim,
     gateway_portfolio,
+    recording,
     reloads_dir,
     start_gateway,
 )
 from tests.support.processes import stop
+from tests.test_outcome_serving import EASY, portfolio_text, records, train
 
 pytestmark = pytest.mark.real_server
 
@@ -111,6 +115,58 @@ def test_token_logprobs_in_a_stream(stack: LlamaStack) -> None:
         with_logprobs = [c for c in stream if c.choices and c.choices[0].logprobs]
     assert with_logprobs
     assert all(c.choices[0].logprobs and c.choices[0].logprobs.content for c in with_logprobs)
+
+
+def test_the_learned_check_reads_the_real_servers_logprobs(llama: LlamaServers,
+                                                           tmp_path: Path) -> None:
+    """An outcome model whose check learned from ``avg_logprob``, trained here on synthetic
+    records: the gateway asks the real server for token logprobs the client did not ask for,
+    feeds their mean to the check (the p_bad it shows is the one that mean gives) and strips
+    them from the answer. A proxy before ``small`` shows what was asked and answered."""
+    portfolio = tmp_path / "train-portfolio.yaml"
+    portfolio.write_text(portfolio_text(), encoding="utf-8")  # tiers simple, medium, complex
+    model_dir = train(tmp_path, records(), portfolio)
+    model = OutcomeModel.load(model_dir)
+    assert model.uses_logprobs
+    small = llama.running["small"].server.base_url
+    with recording(small) as (proxy, seen):
+        text = gateway_portfolio(llama).replace(f'base_url: "{small}"', f'base_url: "{proxy}"')
+        assert proxy in text
+        proc, url = start_gateway(tmp_path, text, "--model", str(model_dir))
+        try:
+            with openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT_KEY, max_retries=0,
+                               timeout=120) as client:
+                prompt = EASY.format("spoon")
+                plain = ask(client, prompt, max_tokens=16)
+                first = info(plain)["route"][0]
+                asked = ask(client, prompt, max_tokens=8, logprobs=True, top_logprobs=1)
+        finally:
+            stop(proc)
+    assert info(plain)["reason"] == "outcome" and first["endpoint"] == "small"
+    assert plain.choices[0].logprobs is None
+    assert "logprobs" not in plain.choices[0].model_dump(exclude_unset=True)
+    exchange = seen[0]
+    assert (exchange.request["logprobs"], exchange.request["top_logprobs"]) == (True, 1)
+    choice = exchange.response["choices"][0]
+    tokens = [t["logprob"] for t in choice["logprobs"]["content"]]
+    assert len(tokens) == exchange.response["usage"]["completion_tokens"] > 0
+    shown = [d for d in first["detail"] if d.startswith("p_bad ")]
+    assert len(shown) == 1 and re.fullmatch(r"p_bad \d\.\d\d (>|<=) \d\.\d\d", shown[0])
+    scores = Runtime.load(portfolio, model_dir).classifier.score(prompt)
+
+    def p_bad(avg: float | None) -> str:
+        p, _ = model.check(prompt, choice["message"]["content"], "simple",
+                           choice["finish_reason"], avg, scores)
+        return f"p_bad {p:.2f}"
+
+    mean = sum(tokens) / len(tokens)
+    assert shown[0].startswith(p_bad(mean) + " ")  # the check ran on the server's logprobs
+    assert p_bad(mean) != p_bad(None)  # and without them it would have said otherwise
+
+    assert (seen[-1].request["logprobs"], seen[-1].request["top_logprobs"]) == (True, 1)
+    content = asked.choices[0].logprobs.content if asked.choices[0].logprobs else None
+    assert content and len(content) == asked.usage.completion_tokens
+    assert any(d.startswith("p_bad ") for d in info(asked)["route"][0]["detail"])
 
 
 def test_usage_ends_a_stream_when_asked(stack: LlamaStack) -> None:
