@@ -12,7 +12,7 @@ import pytest
 
 from classifier_service.errors import DataError
 from classifier_service.feedback import OutcomeLog, OutcomeRecord
-from tests.test_outcome_records import TIERS, outcome_lines
+from tests.support.outcomes import TIERS, outcome_lines
 from tier_router_training.outcome_records import read_outcomes
 
 # -- several processes at once ------------------------------------------------------------

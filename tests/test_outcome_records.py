@@ -18,8 +18,8 @@ from classifier_service.cli import build_parser
 from classifier_service.feedback import OutcomeError, OutcomeRecord, read_records
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings, default_state_dir
+from tests.support.outcomes import TIERS, outcome_lines
 
-TIERS = ("simple", "medium", "complex")
 LOOPBACK = ("127.0.0.1", 50000)
 
 
@@ -33,15 +33,6 @@ def make_client(tmp_path: Path, runtime: Runtime, **settings: Any) -> TestClient
 def client(tmp_path: Path, runtime: Runtime) -> Iterator[TestClient]:
     with make_client(tmp_path, runtime) as c:
         yield c
-
-
-def outcome_lines(folder: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("*.jsonl")):
-        records, problems = read_records(path)
-        assert problems == []
-        rows.extend(r for _, r in records)
-    return rows
 
 
 # -- the record ---------------------------------------------------------------------------

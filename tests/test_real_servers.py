@@ -38,8 +38,8 @@ from tests.llama import (
     reloads_dir,
     start_gateway,
 )
+from tests.support.outcomes import EASY, portfolio_text, records, train
 from tests.support.processes import stop
-from tests.test_outcome_serving import EASY, portfolio_text, records, train
 
 pytestmark = pytest.mark.real_server
 
