@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from classifier_service.errors import DataError
-from tier_router_training.tabular import csv_rows, data_files, header_hint, read_bytes
+from tier_router_training.tabular import csv_rows, data_files, header_hint, json_row, read_bytes
 
 DEFAULT_TEXT_COLUMNS = ("prompt", "text")
 MIN_EXAMPLES_PER_TIER = 2
@@ -199,12 +199,7 @@ def _rows(path: Path, columns: Columns) -> Iterator[tuple[str, object]]:
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
-        try:
-            yield f"line {lineno}", json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield f"line {lineno}", ValueError(f"not UTF-8 text ({exc.reason})")
-        except json.JSONDecodeError as exc:
-            yield f"line {lineno}", ValueError(f"invalid JSON: {exc.msg}")
+        yield json_row(lineno, line)
 
 
 def recommendations(examples: Sequence[Example]) -> list[str]:

@@ -17,7 +17,6 @@ outcomes of the answer check) are kept with their source, for training to weigh 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -25,7 +24,7 @@ from typing import Literal
 from classifier_service.errors import DataError
 from classifier_service.feedback import OutcomeRecord, split_lines
 from tier_router_training.dataset import LoadReport
-from tier_router_training.tabular import csv_rows, data_files, header_hint, read_bytes
+from tier_router_training.tabular import csv_rows, data_files, header_hint, json_row, read_bytes
 
 BadRow = Literal["skip", "stop"]
 SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv")
@@ -77,12 +76,7 @@ def _rows(path: Path, report: LoadReport) -> Iterator[tuple[str, object]]:
     lines, torn = split_lines(path, raw)
     report.skipped.extend(torn)  # a crash mid-write, or a writer still appending: not a stop
     for lineno, line in lines:
-        try:
-            yield f"line {lineno}", json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield f"line {lineno}", ValueError(f"not UTF-8 text ({exc.reason})")
-        except json.JSONDecodeError as exc:
-            yield f"line {lineno}", ValueError(f"invalid JSON: {exc.msg}")
+        yield json_row(lineno, line)
 
 
 def _csv_rows(path: Path, raw: bytes) -> Iterator[tuple[str, object]]:

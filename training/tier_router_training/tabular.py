@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -113,3 +114,13 @@ def csv_rows(path: Path, raw: bytes) -> tuple[list[str], Iterator[tuple[str, obj
 
 def _undecodable(value: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def json_row(lineno: int, line: bytes) -> tuple[str, object]:
+    """One JSONL line as ``(where, row)``; a line that cannot be read is a ``ValueError``."""
+    try:
+        return f"line {lineno}", json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"line {lineno}", ValueError(f"not UTF-8 text ({exc.reason})")
+    except json.JSONDecodeError as exc:
+        return f"line {lineno}", ValueError(f"invalid JSON: {exc.msg}")
