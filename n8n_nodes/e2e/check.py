@@ -192,7 +192,8 @@ def record_outcome(run: dict[str, Any]) -> None:
     check("record outcome: the chat model answered once, escalated to medium, with a request id",
           len(routes) == 1 and routes[0].get("tier") == "medium"
           and routes[0].get("escalations") == 1
-          and str(routes[0].get("request_id", "")).startswith("chatcmpl-"), str(routes))
+          and re.fullmatch(r"[0-9a-f]{32}", str(routes[0].get("request_id", ""))) is not None,
+          str(routes))
     route = routes[0] if routes else {}
     recorded = outputs(run, "Record outcome")
     check("record outcome: one item recorded, none failed",
