@@ -173,62 +173,36 @@ class Portfolio(_Strict):
         _no_duplicates(tier_names, "tiers", "tier")
         endpoint_names = [e.name for e in self.all_endpoints()]
         _no_duplicates(endpoint_names, "endpoints", "endpoint")
-        known_endpoints = set(endpoint_names)
 
         for ti, tier in enumerate(self.tiers):
             for ei, ep in enumerate(tier.endpoints):
                 self._check_gpu(ep, f"tiers.{ti}.endpoints.{ei}.gpu")
         for si, spec in enumerate(self.specialists):
             self._check_gpu(spec, f"specialists.{si}.gpu")
-            if spec.tier not in tier_names:
-                raise ValueError(
-                    f"specialists.{si}.tier: unknown tier {spec.tier!r} "
-                    f"(tiers: {', '.join(tier_names)})"
-                )
+            _known(spec.tier, tier_names, f"specialists.{si}.tier", "tier")
         for kind, category in self.categories.items():
-            if category.endpoint not in known_endpoints:
-                raise ValueError(
-                    f"categories.{kind}: unknown endpoint {category.endpoint!r} "
-                    f"(endpoints: {', '.join(endpoint_names)})"
-                )
-            if category.max_tier is not None and category.max_tier not in tier_names:
-                raise ValueError(
-                    f"categories.{kind}.max_tier: unknown tier {category.max_tier!r} "
-                    f"(tiers: {', '.join(tier_names)})"
-                )
+            _known(category.endpoint, endpoint_names, f"categories.{kind}", "endpoint")
+            if category.max_tier is not None:
+                _known(category.max_tier, tier_names, f"categories.{kind}.max_tier", "tier")
         names = [s.name for s in self.schedules]
         _no_duplicates(names, "schedules", "schedule")
         by_name = {ep.name: ep for ep in self.all_endpoints()}
         for si, sched in enumerate(self.schedules):
             for field_name in ("load", "unload"):
                 for target in getattr(sched, field_name):
-                    found = by_name.get(target)
-                    if found is None:
-                        raise ValueError(
-                            f"schedules.{si}.{field_name}: unknown endpoint {target!r} "
-                            f"(endpoints: {', '.join(endpoint_names)})"
-                        )
-                    if found.api != "ollama":
+                    _known(target, endpoint_names, f"schedules.{si}.{field_name}", "endpoint")
+                    if by_name[target].api != "ollama":
                         raise ValueError(
                             f"schedules.{si}.{field_name}: {target!r} is not an Ollama "
                             "endpoint; only Ollama models can be loaded and unloaded"
                         )
         for agent, rule in self.agents.items():
-            if rule.tier is not None and rule.tier not in tier_names:
-                raise ValueError(
-                    f"agents.{agent}.tier: unknown tier {rule.tier!r} "
-                    f"(tiers: {', '.join(tier_names)})"
-                )
-            if rule.endpoint is not None and rule.endpoint not in known_endpoints:
-                raise ValueError(
-                    f"agents.{agent}.endpoint: unknown endpoint {rule.endpoint!r} "
-                    f"(endpoints: {', '.join(endpoint_names)})"
-                )
-        if (self.judge is not None and isinstance(self.judge.endpoint, str)
-                and self.judge.endpoint not in known_endpoints):
-            raise ValueError(
-                f"judge.endpoint: unknown endpoint {self.judge.endpoint!r} "
-                f"(endpoints: {', '.join(endpoint_names)})")
+            if rule.tier is not None:
+                _known(rule.tier, tier_names, f"agents.{agent}.tier", "tier")
+            if rule.endpoint is not None:
+                _known(rule.endpoint, endpoint_names, f"agents.{agent}.endpoint", "endpoint")
+        if self.judge is not None and isinstance(self.judge.endpoint, str):
+            _known(self.judge.endpoint, endpoint_names, "judge.endpoint", "endpoint")
         return self
 
     def judge_endpoint(self) -> Endpoint | None:
@@ -304,6 +278,12 @@ class Portfolio(_Strict):
     def tier_of(self, endpoint: Endpoint) -> str:
         """The ladder tier of an endpoint; for a specialist, its ``tier``."""
         return self._tier_by_endpoint[endpoint.name]
+
+
+def _known(name: str, names: list[str], where: str, what: str) -> None:
+    """``where: unknown <what> 'name' (<what>s: a, b)`` unless ``name`` is one of ``names``."""
+    if name not in names:
+        raise ValueError(f"{where}: unknown {what} {name!r} ({what}s: {', '.join(names)})")
 
 
 def _no_duplicates(names: list[str], where: str, what: str) -> None:
