@@ -127,7 +127,7 @@ def calibrated(result: FitResult, costs: dict[str, float], target: Target) -> Ou
     meta["operating_point"] = calibrate_fit(result, costs, **target)
     meta["router"] = dict(meta["router"], mode=meta["operating_point"]["router_mode"])
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in result.arrays.items()}
-    return OutcomeModel(meta, arrays, result.vocabulary)
+    return OutcomeModel(meta, arrays, result.vocabulary, check_vocabulary=result.check_vocabulary)
 
 
 def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: dict[str, float],

@@ -147,13 +147,14 @@ def test_saved_folder_round_trips_and_refuses_a_corrupt_file(tmp_path: Path) -> 
     out = tmp_path / "model"
     model, _ = train_model(short_answer_records(), TWO, TWO_COSTS, out, match_tier="large")
     meta = json.loads((out / "metadata.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "vocabulary.json",
-                                                     "weights.npz"]
+    words = ["check_vocabulary.json"] if model.weighs_words else []
+    assert sorted(p.name for p in out.iterdir()) == [*words, "metadata.json",
+                                                     "vocabulary.json", "weights.npz"]
     assert meta["format"] == "tier-router-outcomes" and meta["tiers"] == list(TWO)
     assert meta["records"]["small"]["records"] == 200
     assert list(meta["router"]["fallback"]) == ["large"]  # it never fails
     assert {"numpy", "scikit-learn"} <= set(meta["libraries"])
-    assert set(meta["files"]) == {"weights.npz", "vocabulary.json"}
+    assert set(meta["files"]) == {"weights.npz", "vocabulary.json", *words}
     with np.load(out / "weights.npz", allow_pickle=False) as npz:
         assert "router_w" in npz.files and "check_w" in npz.files
     p = "Please describe the garden."

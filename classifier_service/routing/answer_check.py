@@ -54,8 +54,8 @@ def judge(outcome: OutcomeModel | None, policy: QualityPolicy, prompt: str, answ
         result = check(answer, policy, kind=kind, tier=tier, finish_reason=finish_reason,
                        max_tokens=max_tokens, avg_logprob=avg_logprob)
         return Verdict(result.escalate, result.reasons, result.score)
-    x = outcome.check_vector(prompt, answer, tier, finish_reason, avg_logprob, scores)
-    p_bad, terms = outcome.check_terms(x)
+    terms = outcome.score_check(prompt, answer, tier, finish_reason, avg_logprob, scores)
+    p_bad, x = terms.p_bad, terms.x
     reasons = [cast(Signal, s) for i, s in enumerate(SIGNALS) if x[SIGNAL_OFFSET + i] > 0]
     return Verdict(
         escalate=outcome.escalate(p_bad, tier), reasons=reasons,

@@ -1,22 +1,26 @@
 """What the learned check sees of one answer: length against what the task needs, structure,
-today's eight hand-written signals, and logprob statistics when the server gave them.
+today's hand-written signals, logprob statistics when the server gave them, and its words.
 
-The vector is dense and small (about twenty numbers), so a logistic regression over it stays
+The dense vector is small (about twenty numbers), so a logistic regression over it stays
 interpretable: each weight times the standardised value is that signal's push towards "not good
-enough", which is what the check reports as its top signals.
+enough", which is what the check reports as its top signals. The words (:func:`answer_words`,
+counted as unigrams and bigrams by :func:`answer_terms`) are the sparse part: what a user's
+own models say when they fail ("I must inform you", "as a responsible AI"), learned from the
+records rather than listed by hand.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 from typing import get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from classifier_service.portfolio.quality import DEFAULT_MIN_CHARS, QualityPolicy
-from classifier_service.routing.quality import Signal, check
+from classifier_service.routing.quality import REPETITION_WINDOW, WORD, Signal, check
 
 FloatArray = npt.NDArray[np.float64]
 SIGNALS: tuple[str, ...] = get_args(Signal)
@@ -25,10 +29,12 @@ BASE_NAMES: tuple[str, ...] = (
     "code_fences", "paragraphs", "headings", *(f"signal:{s}" for s in SIGNALS),
     "finish_length", "has_logprob", "avg_logprob",
 )
-LIST_LINE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
-HEADING = re.compile(r"^\s*#{1,6}\s", re.MULTILINE)
-FENCE = re.compile(r"^\s*(?:```|~~~)", re.MULTILINE)
+# One pass over the line starts: group 1 a list item, group 2 a heading, group 3 a code fence.
+LINE_START = re.compile(r"^\s*(?:((?:[-*+]|\d+[.)])\s)|(#{1,6}\s)|(```|~~~))", re.MULTILINE)
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+WORDS_CHARS = 8000
+"""The words of an answer are read from its first characters (the check stays fast for long
+answers; the opening is where hedges, refusals and lectures sit)."""
 _POLICY: QualityPolicy | None = None
 
 
@@ -37,6 +43,18 @@ def _policy() -> QualityPolicy:
     if _POLICY is None:  # built on first use, not at import
         _POLICY = QualityPolicy()
     return _POLICY
+
+
+def answer_words(answer: str) -> list[str]:
+    """The words the check reads: :data:`WORD` tokens of the first :data:`WORDS_CHARS`
+    characters of the stripped, lowercased answer."""
+    return WORD.findall(answer.strip().lower()[:WORDS_CHARS])
+
+
+def answer_terms(answer: str) -> list[str]:
+    """The answer's unigrams and bigrams (``"must inform"``), as training counts them."""
+    words = answer_words(answer)
+    return [*words, *(f"{a} {b}" for a, b in pairwise(words))]
 
 
 def feature_names(tiers: tuple[str, ...]) -> list[str]:
@@ -55,27 +73,38 @@ def answer_vector(
     finish_reason: str | None,
     avg_logprob: float | None,
     router_logit: float,
+    words: list[str] | None = None,
 ) -> FloatArray:
     """The check's features of one answer (see :func:`feature_names` for the order).
 
     ``kind_loglen`` is the typical log length of a good answer for the prompt's task kind, as
-    seen in the training records (the model stores one per kind).
+    seen in the training records (the model stores one per kind). ``words``: the answer's
+    :func:`answer_words`, when the caller has them (the hand-written check reuses them).
     """
     text = answer.strip()
     n = len(text)
     log_chars = math.log1p(n)
     min_chars = DEFAULT_MIN_CHARS.get(kind or "", 1)
+    shared = words if words is not None and n <= min(WORDS_CHARS, REPETITION_WINDOW) else None
     signals = check(text, _policy(), kind=kind, finish_reason=finish_reason,
-                    avg_logprob=avg_logprob).reasons
+                    avg_logprob=avg_logprob, words=shared).reasons
+    lists = headings = fences = 0
+    for item, heading, fence in LINE_START.findall(text):
+        if item:
+            lists += 1
+        elif heading:
+            headings += 1
+        elif fence:
+            fences += 1
     out = np.zeros(len(BASE_NAMES) + n_tiers + 1, dtype=np.float64)
     out[0] = log_chars
     out[1] = log_chars - math.log1p(len(prompt))
     out[2] = log_chars - kind_loglen
     out[3] = log_chars - math.log1p(min_chars)
-    out[4] = math.log1p(len(LIST_LINE.findall(text)))
-    out[5] = min(len(FENCE.findall(text)), 6) / 2.0
+    out[4] = math.log1p(lists)
+    out[5] = min(fences, 6) / 2.0
     out[6] = math.log1p(len(PARAGRAPH_BREAK.findall(text)))
-    out[7] = math.log1p(len(HEADING.findall(text)))
+    out[7] = math.log1p(headings)
     base = 8
     for s in signals:
         out[base + SIGNALS.index(s)] = 1.0

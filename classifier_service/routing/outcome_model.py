@@ -15,8 +15,11 @@ expensive learned tier (mode ``gain``: what going up would not add), whichever c
 a tier without a learned router (too few records) accepts when the classifier's top tier is at
 or below it; the most expensive tier takes what is left.
 
-Check: ``P(not good | prompt, answer, tier) = sigmoid(((x - mean) / std) @ w + b)`` over
-:func:`.answer_features.answer_vector`; its top signals are the largest terms of that sum.
+Check: ``P(not good | prompt, answer, tier) = sigmoid(((x - mean) / std) @ w + b + words)``
+over :func:`.answer_features.answer_vector`, where ``words`` is the TF-IDF of the answer's
+unigrams and bigrams (``check_vocabulary.json``, when training chose to weigh words) times
+their weights; its top signals are the largest terms of that sum (see
+:mod:`.learned_check`).
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ import numpy.typing as npt
 
 from classifier_service.errors import ModelArtifactError
 from classifier_service.features import FEATURES_VERSION, analyze
-from classifier_service.routing.answer_features import answer_vector, feature_names
+from classifier_service.routing.learned_check import CheckTerms, LearnedCheck
+from classifier_service.routing.learned_check import sigmoid as _sigmoid
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the check may weigh the answer's words (check_vocabulary.json)
+READS_VERSIONS = (1, 2)
 WEIGHTS_FILE = "weights.npz"
 VOCAB_FILE = "vocabulary.json"
+CHECK_VOCAB_FILE = "check_vocabulary.json"
 METADATA_FILE = "metadata.json"
 LOGIT_CACHE = 1024
 CLASSIFIER_DIR = "classifier"
@@ -65,10 +71,6 @@ class OutcomeModelError(ModelArtifactError, ValueError):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def is_outcome_folder(model_dir: Path | str) -> bool:
@@ -95,7 +97,8 @@ def metadata_text(meta: dict[str, Any]) -> str:
 
 
 def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
-               metadata: dict[str, Any], classifier_dir: Path | None = None) -> Path:
+               metadata: dict[str, Any], classifier_dir: Path | None = None,
+               check_vocabulary: list[str] | None = None) -> Path:
     """Write the folder atomically: a temporary folder beside ``out_dir``, then a rename.
 
     ``classifier_dir``: the base classifier's folder, copied in as ``classifier/`` (its files'
@@ -108,6 +111,9 @@ def save_model(out_dir: Path, arrays: dict[str, Any], vocabulary: list[str],
         np.savez(tmp / WEIGHTS_FILE, **named)
         (tmp / VOCAB_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False))
         names = [WEIGHTS_FILE, VOCAB_FILE]
+        if check_vocabulary is not None:
+            (tmp / CHECK_VOCAB_FILE).write_text(json.dumps(check_vocabulary, ensure_ascii=False))
+            names.append(CHECK_VOCAB_FILE)
         base: dict[str, Any] | None = None
         if classifier_dir is not None:
             (tmp / CLASSIFIER_DIR).mkdir()
@@ -150,7 +156,8 @@ class OutcomeModel:
     """A loaded outcome model: router probabilities, the decision, and the answer check."""
 
     def __init__(self, metadata: dict[str, Any], arrays: dict[str, FloatArray],
-                 vocabulary: list[str], path: Path | None = None) -> None:
+                 vocabulary: list[str], path: Path | None = None,
+                 check_vocabulary: list[str] | None = None) -> None:
         self.metadata = metadata
         self.path = path
         self.tiers: tuple[str, ...] = tuple(metadata["tiers"])
@@ -171,15 +178,9 @@ class OutcomeModel:
         self.check_thresholds: dict[str, float] = dict(
             point.get("check_thresholds") or {t: 1.0 for t in self.tiers})
         check = metadata.get("check")
-        self.has_check = bool(check)
-        if check:
-            self._check_names = feature_names(self.tiers)
-            self._cw = arrays["check_w"]
-            self._cb = float(arrays["check_b"])
-            self._cmean = arrays["check_mean"]
-            self._cstd = arrays["check_std"]
-            self._kind_loglen: dict[str, float] = dict(check["kind_loglen"])
-            self._default_loglen = float(check["default_loglen"])
+        self.learned_check: LearnedCheck | None = (
+            LearnedCheck(self.tiers, check, arrays, check_vocabulary) if check else None)
+        self.has_check = self.learned_check is not None
 
     @classmethod
     def load(cls, model_dir: Path | str) -> OutcomeModel:
@@ -190,9 +191,12 @@ class OutcomeModel:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
             raise OutcomeModelError(meta_path, f"cannot read: {exc}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get(
-                "format_version") != FORMAT_VERSION:
-            raise OutcomeModelError(meta_path, f"not a {FORMAT} v{FORMAT_VERSION} model")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise OutcomeModelError(meta_path, f"not a {FORMAT} model")
+        if meta.get("format_version") not in READS_VERSIONS:
+            raise OutcomeModelError(meta_path, f"{FORMAT} version {meta.get('format_version')!r}"
+                                    f"; this tier-router reads versions "
+                                    f"{', '.join(map(str, READS_VERSIONS))}")
         if meta.get("features_version") != FEATURES_VERSION:
             raise OutcomeModelError(meta_path, f"trained with features version "
                                     f"{meta.get('features_version')}, this is {FEATURES_VERSION}")
@@ -210,7 +214,9 @@ class OutcomeModel:
             with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
                 arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
             vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
-            return cls(meta, arrays, vocabulary, model_dir)
+            words = (json.loads((model_dir / CHECK_VOCAB_FILE).read_text())
+                     if CHECK_VOCAB_FILE in files else None)
+            return cls(meta, arrays, vocabulary, model_dir, words)
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise OutcomeModelError(model_dir, f"unusable outcome model: {exc!r}") from None
 
@@ -346,52 +352,48 @@ class OutcomeModel:
         return OutcomeChoice(tier, "outcome", "; ".join(
             [head, *notes, f"{tier}, the most expensive tier allowed"]), p)
 
-    # --- check --------------------------------------------------------------------------
-    def check_vector(self, prompt: str, answer: str, tier: str, finish_reason: str | None,
-                     avg_logprob: float | None, classifier_scores: ClassifierScores | None,
-                     router_logit: float | None = None) -> FloatArray:
+    # --- check (routing/learned_check.py) --------------------------------------------------
+    def _check(self) -> LearnedCheck:
+        if self.learned_check is None:
+            raise LookupError("this outcome model has no trained check (no answers in its records)")
+        return self.learned_check
+
+    def score_check(self, prompt: str, answer: str, tier: str, finish_reason: str | None = None,
+                    avg_logprob: float | None = None,
+                    classifier_scores: ClassifierScores | None = None) -> CheckTerms:
+        """The learned check of one answer: its vector, P(not good) and every term's push."""
+        check = self._check()
+        if tier not in self.tiers:
+            raise KeyError(f"tier {tier!r} is not one of {list(self.tiers)}")
         i = self.tiers.index(tier)
         kind = None
         if classifier_scores is not None and classifier_scores.categories:
             cats = classifier_scores.categories
             kind = max(cats, key=cats.__getitem__)
-        if router_logit is None:
-            router_logit = float(self.router_logits(prompt, classifier_scores)[i])
-        return answer_vector(prompt, answer, tier_index=i, n_tiers=len(self.tiers), kind=kind,
-                             kind_loglen=self._kind_loglen.get(kind or "", self._default_loglen),
-                             finish_reason=finish_reason, avg_logprob=avg_logprob,
-                             router_logit=router_logit)
+        logit = float(self.router_logits(prompt, classifier_scores)[i])
+        return check.score(prompt, answer, i, kind, finish_reason, avg_logprob, logit)
 
     def check(self, prompt: str, answer: str, tier: str, finish_reason: str | None = None,
               avg_logprob: float | None = None, classifier_scores: ClassifierScores | None = None,
               top: int = 3) -> tuple[float, list[tuple[str, float]]]:
         """P(this answer is not good enough) and the signals that pushed it most (name, push)."""
-        if not self.has_check:
-            raise LookupError("this outcome model has no trained check (no answers in its records)")
-        if tier not in self.tiers:
-            raise KeyError(f"tier {tier!r} is not one of {list(self.tiers)}")
-        x = self.check_vector(prompt, answer, tier, finish_reason, avg_logprob, classifier_scores)
-        p_bad, terms = self.check_terms(x)
-        return p_bad, self.top_terms(terms, top)
+        terms = self.score_check(prompt, answer, tier, finish_reason, avg_logprob,
+                                 classifier_scores)
+        return terms.p_bad, self._check().top_terms(terms, top)
+
+    def top_terms(self, terms: CheckTerms, top: int = 3) -> list[tuple[str, float]]:
+        return self._check().top_terms(terms, top)
 
     @property
     def uses_logprobs(self) -> bool:
         """Whether the check learned from answers with ``avg_logprob`` (then the gateways ask
         the servers for token logprobs)."""
-        if not self.has_check:
-            return False
-        i = self._check_names.index("has_logprob")
-        return bool(self._cmean[i] > 0)
+        return self.learned_check is not None and self.learned_check.uses_logprobs
 
-    def check_terms(self, x: FloatArray) -> tuple[float, FloatArray]:
-        """P(not good) of a check vector, and each feature's term (its push) in the sum."""
-        terms: FloatArray = (x - self._cmean) / self._cstd * self._cw
-        return _sigmoid(float(terms.sum()) + self._cb), terms
-
-    def top_terms(self, terms: FloatArray, top: int = 3) -> list[tuple[str, float]]:
-        """The ``top`` largest terms by size: (feature name, push towards "not good")."""
-        order = np.argsort(-np.abs(terms))[:top]
-        return [(self._check_names[j], round(float(terms[j]), 4)) for j in order]
+    @property
+    def weighs_words(self) -> bool:
+        """Whether the check weighs the answer's words (``check_vocabulary.json``)."""
+        return self.learned_check is not None and self.learned_check.weighs_words
 
     def escalate(self, p_bad: float, tier: str) -> bool:
         """Whether the operating point sends an answer with this ``p_bad`` to the next tier."""

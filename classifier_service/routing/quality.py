@@ -64,8 +64,13 @@ def check(
     finish_reason: str | None = None,
     max_tokens: int | None = None,
     avg_logprob: float | None = None,
+    words: list[str] | None = None,
 ) -> QualityResult:
-    """Judge one answer; ``kind`` / ``tier`` tell how long a good answer must be."""
+    """Judge one answer; ``kind`` / ``tier`` tell how long a good answer must be.
+
+    ``words``: the answer's words (:data:`WORD` tokens of the stripped, lowercased text) when
+    the caller has them already and the text is at most :data:`REPETITION_WINDOW` long; saves
+    tokenising it twice."""
     reasons: list[Signal] = []
     text = response.strip()
     lowered = text.lower()
@@ -87,7 +92,7 @@ def check(
         reasons.append("refusal")
     if avg_logprob is not None and avg_logprob < policy.low_logprob:
         reasons.append("low_logprob")
-    if _repetitive(lowered, policy):
+    if _repetitive(lowered, policy, words if len(lowered) <= REPETITION_WINDOW else None):
         reasons.append("repetition")
     if _degenerate(text):
         reasons.append("degenerate")
@@ -124,20 +129,27 @@ def _stops_mid_sentence(text: str, policy: QualityPolicy) -> bool:
         return False  # ends in punctuation, a quote, a bracket, an emoji
     # No closing punctuation: cut off when the last word cannot end a sentence ("... and"),
     # or when the unfinished line is long; a short sign-off ("Hope this helps") is fine.
-    words = WORD.findall(last.lower())
-    return words[-1] in CONNECTIVES or len(words) >= 12
+    # The line's end tells both when it holds LONG_LINE_WORDS words (most prose does);
+    # only a shorter end of a longer line needs the whole line read.
+    words = WORD.findall(last[-LINE_END_CHARS:].lower())
+    if len(last) > LINE_END_CHARS and len(words) < LONG_LINE_WORDS:
+        words = WORD.findall(last.lower())
+    return bool(words) and (words[-1] in CONNECTIVES or len(words) >= LONG_LINE_WORDS)
 
 
+LINE_END_CHARS = 160
+LONG_LINE_WORDS = 12
 REPETITION_WINDOW = 3000
 """A model stuck in a loop stays stuck to the end: the last characters tell."""
 
 
-def _repetitive(lowered: str, policy: QualityPolicy) -> bool:
+def _repetitive(lowered: str, policy: QualityPolicy, words: list[str] | None = None) -> bool:
     tail = lowered[-REPETITION_WINDOW:]
     lines = [stripped for line in tail.splitlines() if len(stripped := line.strip()) > 10]
     if len(lines) >= 4 and len(set(lines)) <= len(lines) / 3:
         return True
-    words = WORD.findall(tail)
+    if words is None:
+        words = WORD.findall(tail)
     if len(words) < policy.repetition_min_words:
         return False
     if len(words) < 4:
@@ -153,6 +165,10 @@ DEGENERATE_FEW_CHARS = 64
 
 def _degenerate(text: str) -> bool:
     """One character over and over, or a long answer of at most three distinct characters."""
+    for part in (text[:DEGENERATE_FEW_CHARS], text):  # the opening usually decides it
+        chars = set(part)
+        if len(chars) - sum(1 for c in chars if c.isspace()) > 3:
+            return False  # four or more distinct visible characters: not degenerate
     visible = "".join(text.split())
     if len(visible) < DEGENERATE_ONE_CHAR:
         return False
