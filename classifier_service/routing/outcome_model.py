@@ -34,9 +34,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.errors import ModelArtifactError
 from classifier_service.features import FEATURES_VERSION, analyze
 from classifier_service.routing.answer_features import answer_vector, feature_names
+from classifier_service.routing.outcome_layout import OutcomeModelError as OutcomeModelError
+from classifier_service.routing.outcome_layout import check_layout
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
@@ -57,10 +58,6 @@ class ClassifierScores(Protocol):
 
     @property
     def categories(self) -> dict[str, float] | None: ...
-
-
-class OutcomeModelError(ModelArtifactError, ValueError):
-    """A model folder that cannot be used; the message names the file and the problem."""
 
 
 def _sha256(path: Path) -> str:
@@ -151,6 +148,7 @@ class OutcomeModel:
 
     def __init__(self, metadata: dict[str, Any], arrays: dict[str, FloatArray],
                  vocabulary: list[str], path: Path | None = None) -> None:
+        check_layout(metadata, arrays, len(vocabulary), (path or Path()) / WEIGHTS_FILE)
         self.metadata = metadata
         self.path = path
         self.tiers: tuple[str, ...] = tuple(metadata["tiers"])
@@ -183,7 +181,8 @@ class OutcomeModel:
 
     @classmethod
     def load(cls, model_dir: Path | str) -> OutcomeModel:
-        """Load a folder, refusing a wrong format, features version or checksum."""
+        """Load a folder, refusing a wrong format, features version, checksum or array
+        layout (:func:`.outcome_layout.check_layout`)."""
         model_dir = Path(model_dir)
         meta_path = model_dir / METADATA_FILE
         try:
@@ -211,6 +210,8 @@ class OutcomeModel:
                 arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
             vocabulary = json.loads((model_dir / VOCAB_FILE).read_text())
             return cls(meta, arrays, vocabulary, model_dir)
+        except OutcomeModelError:
+            raise
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise OutcomeModelError(model_dir, f"unusable outcome model: {exc!r}") from None
 
