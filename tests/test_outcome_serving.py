@@ -268,6 +268,6 @@ def test_cli_bad_outcome_files(portfolio_file: Path, tmp_path: Path,
                  "--out", str(tmp_path / "e")]) == 2
     assert "no usable outcome records" in capsys.readouterr().err
     assert main(["calibrate", "--model", str(out), "--outcomes", str(bad)]) == 2
-    assert "exactly one of --max-share" in capsys.readouterr().err
+    assert "needs a target: --max-share" in capsys.readouterr().err
     assert main(["train", "--outcomes", str(bad), "--out", str(out)]) == 2
     assert "--portfolio" in capsys.readouterr().err

@@ -99,7 +99,8 @@ _PLAIN = ("file not found", "not a regular file", "larger than", "model folder n
           # the service's own sentences about a model that does not fit the portfolio
           "the model predicts tiers", "the outcome model's tiers", "the portfolio ",
           "the outcome model orders", "this outcome model holds no", "lists no checksummed",
-          "missing (metadata.json lists it)", "trained with features version", "not a tier-")
+          "missing (metadata.json lists it)", "trained with features version", "not a tier-",
+          "the check has", "the array ")
 
 
 def refusal(exc: ConfigError) -> InvalidRequestError:

@@ -60,9 +60,47 @@ def parse_shares(values: Sequence[str] | None, tiers: Sequence[str], flag: str
     return out
 
 
+def targets(args: argparse.Namespace, tiers: Sequence[str]) -> dict[str, Any]:
+    """The calibration target of ``--max-share``, ``--min-share``, ``--match-tier``,
+    ``--objective`` and ``--margin``, checked, as keywords of ``train_model`` and
+    ``recalibrate``."""
+    if args.match_tier is not None and args.match_tier not in tiers:
+        raise DataError(f"--match-tier {args.match_tier!r}: not a tier ({', '.join(tiers)})")
+    caps = parse_shares(args.max_share, tiers, "--max-share")
+    floors = parse_shares(args.min_share, tiers, "--min-share")
+    for tier, floor in floors.items():
+        if tier in caps and floor > caps[tier]:
+            raise DataError(f"--min-share {tier}={floor:g} is above --max-share "
+                            f"{tier}={caps[tier]:g}: no point can meet both")
+    if sum(floors.values()) > 1 + 1e-9:
+        raise DataError(f"--min-share: the floors add up to {sum(floors.values()):g}, more "
+                        "than 1: no point can meet them")
+    out: dict[str, Any] = {"max_share": caps or None, "min_share": floors or None,
+                           "match_tier": args.match_tier}
+    given = {f: v for f, v in (("objective", args.objective), ("margin", args.margin))
+             if v is not None}
+    if given and args.match_tier is None:
+        raise DataError(" and ".join(f"--{f} {v}" for f, v in given.items()) + ": only with "
+                        "--match-tier TIER (they choose among the points as good as "
+                        "always-TIER)")
+    return out | given
+
+
+def describe_target(target: dict[str, Any]) -> str:
+    """What a point was asked for, in words."""
+    parts = [f"at most {t} {s:.1%}" for t, s in (target.get("max_share") or {}).items()]
+    parts += [f"at least {t} {s:.1%}" for t, s in (target.get("min_share") or {}).items()]
+    if target.get("match_tier"):
+        parts.append(f"as good as always-{target['match_tier']} (objective "
+                     f"{target.get('objective', 'share')}, margin {target.get('margin', 1):g} "
+                     "SE)")
+    return "target: " + ("; ".join(parts) if parts else "none (the highest quality)")
+
+
 def describe_point(point: dict[str, Any], tiers: Sequence[str]) -> str:
     """The point for a person: thresholds, expected quality, shares, cost (tiers in order)."""
     lines = [
+        describe_target(point.get("target") or {}),
         "operating point: router thresholds " + ", ".join(
             f"{t} {point['router_thresholds'][t]:.3f}" for t in tiers[:-1]) +
         "; check thresholds " + ", ".join(
@@ -87,13 +125,12 @@ def train(args: argparse.Namespace) -> int:
     portfolio = load_portfolio(args.portfolio)
     tiers = portfolio.tier_names
     base = args.base_model or bundled_model_dir()
+    target = targets(args, tiers)
     records = _records(args.outcomes, tiers, args.on_bad_row)
     costs = portfolio.tier_costs()
-    max_share = parse_shares(args.max_share, tiers, "--max-share")
     try:
         model, _ = train_model(records, tiers, costs, args.out, _classifier(base),
-                                    max_share=max_share or None,
-                                    match_tier=args.match_tier, classifier_dir=base)
+                               classifier_dir=base, **target)
     except ValueError as exc:
         raise DataError(f"cannot train on these outcomes: {exc}") from None
     meta = model.metadata
@@ -114,23 +151,19 @@ def train(args: argparse.Namespace) -> int:
 def calibrate(args: argparse.Namespace) -> int:
     from tier_router_training.outcomes.train import recalibrate
 
-    if (args.max_share is None) == (args.match_tier is None):
-        raise DataError("calibrate --outcomes needs exactly one of --max-share TIER=SHARE "
-                        "or --match-tier TIER")
     model = OutcomeModel.load(args.model)
     tiers = list(model.tiers)
-    if args.match_tier is not None and args.match_tier not in tiers:
-        raise DataError(f"--match-tier {args.match_tier!r}: not a tier of the model "
-                        f"({', '.join(tiers)})")
-    caps = parse_shares(args.max_share, tiers, "--max-share")
+    target = targets(args, tiers)
+    if not (target["max_share"] or target["min_share"] or target["match_tier"]):
+        raise DataError("calibrate --outcomes needs a target: --max-share TIER=SHARE, "
+                        "--min-share TIER=SHARE and/or --match-tier TIER")
     costs = load_portfolio(args.portfolio).tier_costs() if args.portfolio else None
     records = _records(args.outcomes, tiers, args.on_bad_row)
     before = model.model_version
     base = model.classifier_dir
     try:
         meta = recalibrate(args.model, records, costs,
-                           _classifier(base) if base is not None else None,
-                           max_share=caps or None, match_tier=args.match_tier)
+                           _classifier(base) if base is not None else None, **target)
     except ValueError as exc:
         raise DataError(f"cannot calibrate on these outcomes: {exc}") from None
     point = meta["operating_point"]

@@ -7,7 +7,9 @@ and tests without the training package."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from classifier_service.cli import outcomes
 from classifier_service.cli.common import Commands
 from classifier_service.errors import DataError
 from classifier_service.portfolio.model import load_portfolio
+
+TARGET_FLAGS = ("--min-share", "--objective", "--margin")
 
 
 def add_train(sub: Commands) -> None:
@@ -52,7 +56,9 @@ def add_train(sub: Commands) -> None:
     train.add_argument("--max-share", action="append", metavar="TIER=SHARE",
                        help="with --outcomes: cap a tier's share at the calibrated point")
     train.add_argument("--match-tier", metavar="TIER",
-                       help="with --outcomes: the cheapest point as good as always-TIER")
+                       help="with --outcomes: a point as good as always-TIER (which one: "
+                       "--objective)")
+    _add_target_args(train)
     train.set_defaults(handler=_train)
 
 
@@ -93,8 +99,10 @@ def add_calibrate(sub: Commands) -> None:
                            help="e.g. complex=0.3; repeatable")
     _add_outcome_args(calibrate, bad_row=True)
     calibrate.add_argument("--match-tier", metavar="TIER",
-                           help="with --outcomes: the cheapest point (router and check "
-                           "thresholds) whose expected quality is at least always-TIER's")
+                           help="with --outcomes: a point (router and check thresholds) "
+                           "whose expected quality is at least always-TIER's (which one: "
+                           "--objective)")
+    _add_target_args(calibrate)
     calibrate.add_argument("--portfolio", type=Path, metavar="FILE",
                            help="with --outcomes: tier costs from this portfolio (default: "
                            "those the model was trained with)")
@@ -112,6 +120,40 @@ def _add_outcome_args(parser: argparse.ArgumentParser, bad_row: bool = False) ->
     if bad_row:
         parser.add_argument("--on-bad-row", choices=["skip", "stop"], default="skip",
                             help="skip bad rows with a report, or stop at the first")
+
+
+def _add_target_args(parser: argparse.ArgumentParser) -> None:
+    """``--min-share``, ``--objective`` and ``--margin``: outcome-model calibration only."""
+    parser.add_argument("--min-share", action="append", metavar="TIER=SHARE",
+                        help="with --outcomes: a floor on a tier's share at the calibrated "
+                        "point, e.g. simple=0.65; repeatable; alone, the best quality above "
+                        "the floors")
+    parser.add_argument("--objective", choices=["share", "cost"],
+                        help="with --match-tier: of the points as good as always-TIER, the one "
+                        "with the most traffic on the cheapest tier (share, default) or the "
+                        "cheapest (cost)")
+    parser.add_argument("--margin", type=_margin, metavar="N",
+                        help="with --match-tier: a point must beat always-TIER by N standard "
+                        "errors of the paired difference (default 1; 0: on average)")
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 0 (standard errors)")
+    return value
+
+
+def _outcome_only(args: argparse.Namespace, command: str, flags: Sequence[str]) -> None:
+    """Refuse outcome-model flags on the classifier's path, naming them."""
+    given = [f for f in flags if getattr(args, f[2:].replace("-", "_"), None) is not None]
+    if given:
+        raise DataError(f"{', '.join(given)}: only for outcome models ({command} --outcomes "
+                        f"FILE); the classifier's {command} does not take "
+                        + ("it" if len(given) == 1 else "them"))
 
 
 def _add_column_args(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +198,7 @@ def _unit_float(text: str) -> float:
 def _train(args: argparse.Namespace) -> int:
     if args.outcomes:
         return outcomes.train(args)
+    _outcome_only(args, "train", ("--max-share", "--match-tier", *TARGET_FLAGS))
     from tier_router_training.dataset import LoadReport
     from tier_router_training.pipeline import Recipe
     from tier_router_training.train import summary_table, train
@@ -208,9 +251,11 @@ def _calibrate(args: argparse.Namespace) -> int:
             raise DataError("calibrate takes --data (a classifier) or --outcomes (an outcome "
                             "model), not both")
         return outcomes.calibrate(args)
+    _outcome_only(args, "calibrate", ("--match-tier", *TARGET_FLAGS))
     if not args.data or not args.max_share:
         raise DataError("calibrate needs --data FILE and --max-share TIER=SHARE (a classifier), "
-                        "or --outcomes FILE with --max-share or --match-tier (an outcome model)")
+                        "or --outcomes FILE with --max-share, --min-share or --match-tier "
+                        "(an outcome model)")
     from classifier_service.routing.artifact import load_artifact
     from tier_router_training.calibrate import calibrate, parse_max_share
 

@@ -1,11 +1,10 @@
 """The outcome model's folder, and the loader/scorer that serving uses.
 
-A folder holds three files and no code: ``metadata.json`` (format, tiers in cost order, record
-counts, which tiers fall back to the classifier, the chosen operating point, library versions,
-each file's sha256), ``weights.npz`` (plain arrays, loaded with ``allow_pickle=False``) and
-``vocabulary.json`` (the TF-IDF features in column order). Scoring needs numpy,
-:func:`classifier_service.features.analyze` and, for the check, the eight signals of
-:mod:`classifier_service.quality`.
+A folder holds files and no code: ``metadata.json`` (format, tiers in cost order, record counts,
+which tiers fall back to the classifier, the chosen operating point, library versions, each
+file's sha256), ``weights.npz`` (plain arrays, loaded with ``allow_pickle=False``),
+``vocabulary.json`` (the router's TF-IDF features in column order) and, when the check weighs
+words, ``check_vocabulary.json``. Scoring needs numpy and the project's own feature code.
 
 Router: per tier, ``P(good | prompt) = sigmoid(tfidf(prompt) @ W[:, t] + dense @ D[:, t] + b[t])``
 where ``dense`` are the default classifier's tier/kind probabilities (the training mean where a
@@ -37,10 +36,11 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.errors import ModelArtifactError
 from classifier_service.features import FEATURES_VERSION, analyze
 from classifier_service.routing.learned_check import CheckTerms, LearnedCheck
 from classifier_service.routing.learned_check import sigmoid as _sigmoid
+from classifier_service.routing.outcome_layout import OutcomeModelError as OutcomeModelError
+from classifier_service.routing.outcome_layout import check_layout
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
@@ -63,10 +63,6 @@ class ClassifierScores(Protocol):
 
     @property
     def categories(self) -> dict[str, float] | None: ...
-
-
-class OutcomeModelError(ModelArtifactError, ValueError):
-    """A model folder that cannot be used; the message names the file and the problem."""
 
 
 def _sha256(path: Path) -> str:
@@ -158,6 +154,8 @@ class OutcomeModel:
     def __init__(self, metadata: dict[str, Any], arrays: dict[str, FloatArray],
                  vocabulary: list[str], path: Path | None = None,
                  check_vocabulary: list[str] | None = None) -> None:
+        check_layout(metadata, arrays, len(vocabulary), (path or Path()) / WEIGHTS_FILE,
+                     None if check_vocabulary is None else len(check_vocabulary))
         self.metadata = metadata
         self.path = path
         self.tiers: tuple[str, ...] = tuple(metadata["tiers"])
@@ -184,7 +182,8 @@ class OutcomeModel:
 
     @classmethod
     def load(cls, model_dir: Path | str) -> OutcomeModel:
-        """Load a folder, refusing a wrong format, features version or checksum."""
+        """Load a folder, refusing a wrong format, features version, checksum or array
+        layout (:func:`.outcome_layout.check_layout`)."""
         model_dir = Path(model_dir)
         meta_path = model_dir / METADATA_FILE
         try:
@@ -217,6 +216,8 @@ class OutcomeModel:
             words = (json.loads((model_dir / CHECK_VOCAB_FILE).read_text())
                      if CHECK_VOCAB_FILE in files else None)
             return cls(meta, arrays, vocabulary, model_dir, words)
+        except OutcomeModelError:
+            raise
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise OutcomeModelError(model_dir, f"unusable outcome model: {exc!r}") from None
 

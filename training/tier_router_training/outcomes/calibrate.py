@@ -198,8 +198,10 @@ def choose(points: list[dict[str, Any]], tiers: Sequence[str], scores: FloatArra
 def describe(point: dict[str, Any], tiers: Sequence[str], target: dict[str, Any] | None = None,
              met: bool = True) -> dict[str, Any]:
     return {
-        "router_thresholds": {t: _r(point["router"][i]) for i, t in enumerate(tiers)},
-        "check_thresholds": {t: _r(point["check"][i]) for i, t in enumerate(tiers)},
+        # Thresholds unrounded: a confident check scores many answers within 1e-6 of one
+        # another, and a rounded threshold would send a different share of them up.
+        "router_thresholds": {t: float(point["router"][i]) for i, t in enumerate(tiers)},
+        "check_thresholds": {t: float(point["check"][i]) for i, t in enumerate(tiers)},
         "expected_quality": _r(point["quality"]), "cost": _r(point["cost"]),
         "shares": {t: _r(point["shares"][i]) for i, t in enumerate(tiers)},
         "calls": {t: _r(point["calls"][i]) for i, t in enumerate(tiers)},

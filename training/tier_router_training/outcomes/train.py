@@ -105,11 +105,11 @@ def carry_check_thresholds(thresholds: Mapping[str, float], tiers: Sequence[str]
             continue
         rate = float(np.mean(col[ok] > th))
         if rate >= 1.0:
-            out[tier] = round(float(fin[ok].min()) - 1e-9, 9)
+            out[tier] = float(np.nextafter(fin[ok].min(), -np.inf))
         elif rate > 0.0:
-            out[tier] = round(float(np.quantile(fin[ok], 1.0 - rate)), 9)
+            out[tier] = float(np.quantile(fin[ok], 1.0 - rate))
         else:
-            out[tier] = round(float(fin[ok].max()), 9)
+            out[tier] = float(fin[ok].max())
     return out
 
 
@@ -171,11 +171,13 @@ def recalibrate(model_dir: Path, records: Iterable[OutcomeRecord],
                 costs: Mapping[str, float] | None = None,
                 classifier: Callable[[str], ClassifierScores] | None = None, *,
                 max_share: Mapping[str, float] | None = None, match_tier: str | None = None,
-                min_share: Mapping[str, float] | None = None) -> dict[str, Any]:
+                min_share: Mapping[str, float] | None = None, objective: str = "share",
+                margin: float = MARGIN) -> dict[str, Any]:
     """Choose a saved model's operating point on reference outcomes and write it into its
     ``metadata.json`` atomically, with a new ``model_version``; returns the new metadata.
 
-    Costs: ``costs``, else those the model was trained with. The router mode stays."""
+    Costs: ``costs``, else those the model was trained with. The router mode stays. The
+    targets are :func:`.calibrate.choose`'s."""
     model_dir = Path(model_dir)
     model = OutcomeModel.load(model_dir)
     tiers = model.tiers
@@ -191,7 +193,8 @@ def recalibrate(model_dir: Path, records: Iterable[OutcomeRecord],
     fallback = [t in model.fallback for t in tiers]
     cost = np.array([float(costs[t]) for t in tiers])
     points = operating_points(ref.scores, g, p_bad, cost, fallback)
-    point = choose(points, tiers, ref.scores, max_share, match_tier, min_share)
+    point = choose(points, tiers, ref.scores, max_share, match_tier, min_share,
+                   objective=objective, margin=margin)
     point.update(router_mode=model.router_mode, reference_prompts=len(rows),
                  costs={t: float(costs[t]) for t in tiers})
     meta = dict(model.metadata, operating_point=point, costs=point["costs"],
