@@ -2,8 +2,10 @@
 
   python -m bench.bench_outcome_serving --model DIR --portfolio FILE --outcomes FILE
 
-``--outcomes``: outcome records (JSONL) whose prompts are routed and whose answers, repeated
-or cut to ``--chars`` characters (2,400 by default), are checked at the cheapest tier. Each
+``--outcomes``: outcome records (JSONL) whose prompts are routed and whose answers are checked
+at the cheapest tier: per prompt its longest recorded answer, cut to ``--chars`` characters
+(2,400 by default); one shorter than that is repeated to length, and the output says how many
+were (a repeated answer also runs the repetition signal's slow path). Each
 figure is the median of one call per record, repeated ``--repeat`` times; the outcome model's
 cache of router logits is emptied before every call unless the figure says it is reused (the
 gateway checks an answer right after its decision, so it finds the decision's logits).
@@ -51,11 +53,15 @@ def main() -> None:
     outcome = runtime.outcome
     assert outcome is not None, f"{args.model} is not an outcome model"
     rows = [json.loads(line) for line in args.outcomes.open(encoding="utf-8") if line.strip()]
-    seen: dict[str, str] = {}
+    longest: dict[str, str] = {}
     for row in rows:
-        if row.get("answer") and row["prompt"] not in seen:
-            text = row["answer"]
-            seen[row["prompt"]] = (text * (args.chars // max(len(text), 1) + 1))[: args.chars]
+        text = row.get("answer") or ""
+        if text and len(text) > len(longest.get(row["prompt"], "")):
+            longest[row["prompt"]] = text
+    seen = {p: (text * (args.chars // len(text) + 1))[: args.chars]
+            for p, text in longest.items()}
+    repeated = sum(len(text) < args.chars for text in longest.values())
+    cut = [(p, seen[p]) for p, text in longest.items() if len(text) >= args.chars]
     prompts = list(seen)
     pairs = list(seen.items())
     scores = {p: runtime.classifier.score(p) for p in prompts}
@@ -72,7 +78,8 @@ def main() -> None:
         return judge(outcome, policy, pair[0], pair[1], tier, scores=scores[pair[0]])
 
     n, r = len(prompts), args.repeat
-    print(f"{n} prompts, answers of {args.chars} characters, {r} repeats; median per call")
+    print(f"{n} prompts, answers of {args.chars} characters ({n - repeated} cut from longer "
+          f"ones, {repeated} repeated to length), {r} repeats; median per call")
     print(f"route (classifier + outcome model + policy): "
           f"{median_ms(fresh(runtime.route), prompts, r):.3f} ms; "
           f"the classifier alone: {median_ms(base.route, prompts, r):.3f} ms")
@@ -83,6 +90,10 @@ def main() -> None:
     for p in prompts:
         outcome.router_logits(p, scores[p])
     print(f"learned check after the decision (the gateway): {median_ms(learned, pairs, r):.3f} ms")
+    if cut:
+        print(f"  of the {len(cut)} answers cut from longer ones alone: "
+              f"{median_ms(learned, cut, r):.3f} ms (/v1/quality: "
+              f"{median_ms(fresh(learned), cut, r):.3f} ms)")
     print(f"the eight hand-written signals alone: "
           f"{median_ms(lambda pa: check(pa[1], policy, kind='open_qa'), pairs, r):.3f} ms")
 

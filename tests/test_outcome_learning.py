@@ -80,7 +80,7 @@ def test_thin_tier_falls_back_to_the_classifier() -> None:
     assert "medium" not in model.tier_probabilities("anything")
     hard = prompt(rng, True)
     tier, reason = model.decide(hard, FakeScores({"simple": 0.1, "medium": 0.7, "complex": 0.2}))
-    assert tier == "medium" and "too few outcome records" in reason and "classifier" in reason
+    assert tier == "medium" and "has 20 records, too few" in reason and "classifier" in reason
     tier, _ = model.decide(hard, FakeScores({"simple": 0.1, "medium": 0.2, "complex": 0.7}))
     assert tier == "complex"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,7 +93,28 @@ class QualityPolicy(BaseModel):
 
 
 def _phrases(markers: list[str]) -> re.Pattern[str]:
+    """Any of the phrases (lowercase, ``'`` also matching ``\u2019``) as a whole-word match.
+
+    The alternatives are a trie (``i(?:\\ am\\ not\\ sure|\\ don['\u2019]t\\ know)``), not
+    a flat list: the same phrases match, but each start position tries one branch per
+    distinct next character instead of every phrase (a third of the check's time on a long
+    answer went here)."""
     if not markers:
         return re.compile(r"(?!x)x")  # matches nothing
-    alternatives = "|".join(re.escape(m.lower()).replace("'", "['\u2019]") for m in markers)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    trie: dict[str, Any] = {}
+    for marker in markers:
+        node = trie
+        for ch in marker.lower():
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a phrase ends here
+    return re.compile(rf"(?<!\w){_trie_pattern(trie)}(?!\w)")
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    ends = "" in node
+    parts = [("['\u2019]" if ch == "'" else re.escape(ch)) + _trie_pattern(child)
+             for ch, child in sorted(node.items()) if ch]
+    if not parts:
+        return ""
+    body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    return f"(?:{body})?" if ends else body

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from classifier_service.portfolio.quality import DEFAULT_MIN_CHARS, QualityPolicy
-from classifier_service.routing.quality import REPETITION_WINDOW, WORD, Signal, check
+from classifier_service.routing.quality import REPETITION_WINDOW, Signal, check, words_of
 
 FloatArray = npt.NDArray[np.float64]
 SIGNALS: tuple[str, ...] = get_args(Signal)
@@ -32,10 +32,11 @@ BASE_NAMES: tuple[str, ...] = (
 # One pass over the line starts: group 1 a list item, group 2 a heading, group 3 a code fence.
 LINE_START = re.compile(r"^\s*(?:((?:[-*+]|\d+[.)])\s)|(#{1,6}\s)|(```|~~~))", re.MULTILINE)
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-WORDS_CHARS = 8000
-"""The words of an answer are read from its first characters (the check stays fast for long
-answers; the opening is where hedges, refusals and lectures sit)."""
 _POLICY: QualityPolicy | None = None
+WORDS_READ = 160
+"""The check weighs an answer's first words (the opening is where hedges, refusals and
+lectures sit; on AlpacaEval halves the first ~1,000 characters predict as well as all of them,
+and the check stays fast for long answers)."""
 
 
 def _policy() -> QualityPolicy:
@@ -45,10 +46,17 @@ def _policy() -> QualityPolicy:
     return _POLICY
 
 
-def answer_words(answer: str) -> list[str]:
-    """The words the check reads: :data:`WORD` tokens of the first :data:`WORDS_CHARS`
-    characters of the stripped, lowercased answer."""
-    return WORD.findall(answer.strip().lower()[:WORDS_CHARS])
+def text_words(answer: str) -> list[str]:
+    """The ``\\w+`` tokens (:func:`~classifier_service.routing.quality.words_of`) of the
+    stripped, lowercased answer's first ``REPETITION_WINDOW`` characters: what the hand-written
+    repetition signal reads of an answer that short, and where the check's words come from."""
+    return words_of(answer.strip().lower()[:REPETITION_WINDOW])
+
+
+def answer_words(answer: str, words: list[str] | None = None) -> list[str]:
+    """The words the check weighs: the first :data:`WORDS_READ` of :func:`text_words`
+    (``words``: those, when the caller has them)."""
+    return (text_words(answer) if words is None else words)[:WORDS_READ]
 
 
 def answer_terms(answer: str) -> list[str]:
@@ -79,13 +87,13 @@ def answer_vector(
 
     ``kind_loglen`` is the typical log length of a good answer for the prompt's task kind, as
     seen in the training records (the model stores one per kind). ``words``: the answer's
-    :func:`answer_words`, when the caller has them (the hand-written check reuses them).
+    :func:`text_words`, when the caller has them (the hand-written check reuses them).
     """
     text = answer.strip()
     n = len(text)
     log_chars = math.log1p(n)
     min_chars = DEFAULT_MIN_CHARS.get(kind or "", 1)
-    shared = words if words is not None and n <= min(WORDS_CHARS, REPETITION_WINDOW) else None
+    shared = words if words is not None and n <= REPETITION_WINDOW else None
     signals = check(text, _policy(), kind=kind, finish_reason=finish_reason,
                     avg_logprob=avg_logprob, words=shared).reasons
     lists = headings = fences = 0

@@ -13,21 +13,28 @@ largest are the signals an answer reports (the words' named after the words that
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
-from itertools import pairwise
+from functools import partial
+from itertools import chain, pairwise
+from operator import is_not
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from classifier_service.routing.answer_features import answer_vector, answer_words, feature_names
+from classifier_service.routing.answer_features import (
+    answer_vector,
+    answer_words,
+    feature_names,
+    text_words,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 NO_INDEX: IndexArray = np.zeros(0, dtype=np.intp)
 NO_PUSH: FloatArray = np.zeros(0)
 WORDS_NAMED = 3
+_is_hit = partial(is_not, None)
 
 
 def sigmoid(z: float) -> float:
@@ -59,7 +66,7 @@ class LearnedCheck:
         self._std = arrays["check_std"]
         self._kind_loglen: dict[str, float] = dict(meta["kind_loglen"])
         self._default_loglen = float(meta["default_loglen"])
-        # Unigrams keyed by the word, bigrams by (word, word): as Counter counts them.
+        # Unigrams keyed by the word, bigrams by the pair (word, word).
         self._vocab: dict[str | tuple[str, str], int] = {}
         self._terms: list[str] = list(vocabulary or [])
         if vocabulary is not None:
@@ -68,6 +75,12 @@ class LearnedCheck:
                 self._vocab[(first, second) if second else first] = j
             self._word_idf = arrays["check_word_idf"]
             self._word_w = arrays["check_word_w"]
+
+    @property
+    def reads_router_logit(self) -> bool:
+        """Whether the router's logit weighs in (by default it does not: then a caller need
+        not compute it, and ``x`` holds 0 in its place)."""
+        return bool(self._w[self.names.index("router_logit")] != 0.0)
 
     @property
     def weighs_words(self) -> bool:
@@ -81,29 +94,29 @@ class LearnedCheck:
     def score(self, prompt: str, answer: str, tier_index: int, kind: str | None,
               finish_reason: str | None, avg_logprob: float | None,
               router_logit: float) -> CheckTerms:
-        words = answer_words(answer)
+        words = text_words(answer)
         x = answer_vector(prompt, answer, tier_index=tier_index, n_tiers=len(self.tiers),
                           kind=kind, kind_loglen=self._kind_loglen.get(kind or "",
                                                                        self._default_loglen),
                           finish_reason=finish_reason, avg_logprob=avg_logprob,
                           router_logit=router_logit, words=words)
         dense: FloatArray = (x - self._mean) / self._std * self._w
-        index, push = self._word_terms(words)
+        index, push = self._word_terms(answer_words(answer, words))
         total = float(dense.sum()) + self._b + (float(push.sum()) if len(index) else 0.0)
         return CheckTerms(x, sigmoid(total), dense, index, push)
 
     def _word_terms(self, words: list[str]) -> tuple[IndexArray, FloatArray]:
-        """The vocabulary columns the answer's terms hit, and each one's push."""
-        vocab = self._vocab
-        if not vocab:
+        """The vocabulary columns the answer's terms hit, and each one's push (the lookups run
+        in C: ``map`` over the words and over their pairs, ``filter`` drops the misses)."""
+        get = self._vocab.get
+        if not self._vocab or not words:
             return NO_INDEX, NO_PUSH
-        counts: Counter[str | tuple[str, str]] = Counter(words)
-        counts.update(pairwise(words))
-        hits = [(j, c) for key, c in counts.items() if (j := vocab.get(key)) is not None]
-        if not hits:
+        hits = np.fromiter(filter(_is_hit, chain(map(get, words), map(get, pairwise(words)))),
+                           dtype=np.intp)
+        if not len(hits):
             return NO_INDEX, NO_PUSH
-        index = np.fromiter((j for j, _ in hits), dtype=np.intp, count=len(hits))
-        tf = np.log(np.fromiter((c for _, c in hits), dtype=np.float64, count=len(hits))) + 1.0
+        index, counts = np.unique(hits, return_counts=True)
+        tf = np.log(counts) + 1.0
         weighted = tf * self._word_idf[index]
         push: FloatArray = tf / math.sqrt(float(weighted @ weighted)) * self._word_w[index]
         return index, push

@@ -272,33 +272,9 @@ class OutcomeModel:
 
     def decide(self, prompt: str, classifier_scores: ClassifierScores | None = None
                ) -> tuple[str, str]:
-        """The cheapest tier likely enough to answer well, and why (names any fallback)."""
-        z = self.router_logits(prompt, classifier_scores)
-        top = classifier_scores.top_tier if classifier_scores is not None and hasattr(
-            classifier_scores, "top_tier") else None
-        if top is None and classifier_scores is not None and classifier_scores.tiers:
-            top = max(classifier_scores.tiers, key=classifier_scores.tiers.__getitem__)
-        notes: list[str] = []
-        for i, tier in enumerate(self.tiers[:-1]):
-            if not self._learned[i]:
-                why = self.fallback[tier]
-                if top is not None and top in self.tiers and self.tiers.index(top) <= i:
-                    notes.append(f"{tier}: {why}, classifier's top tier {top}")
-                    return tier, "outcome model; " + "; ".join(notes)
-                notes.append(f"{tier}: {why}, classifier's top tier {top} is above it")
-                continue
-            p = _sigmoid(float(z[i]))
-            th = self.router_thresholds[tier]
-            score, what = p, f"P(good)={p:.2f}"
-            above = [u for u in range(i + 1, len(self.tiers)) if self._learned[u]]
-            if self.router_mode == "gain" and above:
-                best = max(_sigmoid(float(z[u])) for u in above)
-                score, what = p - best, f"P(good)={p:.2f} - {best:.2f} above"
-            if score >= th:
-                notes.append(f"{tier}: {what} >= {th:.2f}")
-                return tier, "outcome model; " + "; ".join(notes)
-            notes.append(f"{tier}: {what} < {th:.2f}")
-        return self.tiers[-1], "outcome model; " + "; ".join(notes) + f"; {self.tiers[-1]}"
+        """The cheapest tier likely enough to answer well, and why (:meth:`choose`)."""
+        choice = self.choose(prompt, classifier_scores)
+        return choice.tier, choice.detail
 
     @property
     def model_version(self) -> str:
@@ -371,7 +347,8 @@ class OutcomeModel:
         if classifier_scores is not None and classifier_scores.categories:
             cats = classifier_scores.categories
             kind = max(cats, key=cats.__getitem__)
-        logit = float(self.router_logits(prompt, classifier_scores)[i])
+        logit = (float(self.router_logits(prompt, classifier_scores)[i])
+                 if check.reads_router_logit else 0.0)
         return check.score(prompt, answer, i, kind, finish_reason, avg_logprob, logit)
 
     def check(self, prompt: str, answer: str, tier: str, finish_reason: str | None = None,

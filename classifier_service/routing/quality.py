@@ -46,6 +46,7 @@ QUOTED = re.compile(
 URL_AT_END = re.compile(r"(https?://|www\.)\S+$")
 LIST_OR_BLOCK = re.compile(r"^\s*([-*+>|#]|\d+[.)]|```|~~~)")
 WORD = re.compile(r"\w+")
+WORD_ASCII = re.compile(r"\w+", re.ASCII)  # the same tokens of ASCII text, found faster
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def check(
     cut_by_server = finish_reason == "length" and max_tokens is None
     if cut_by_server or (finish_reason != "length" and _stops_mid_sentence(text, policy)):
         reasons.append("truncated")
-    if len(FENCE.findall(text)) % 2 == 1:
+    if ("```" in text or "~~~" in text) and len(FENCE.findall(text)) % 2 == 1:
         reasons.append("unclosed_code")
     # Hedges and refusals come first (long answers stay cheap); quoted text is the answer's
     # subject, not its voice ('"I don't know" in French is "je ne sais pas"').
@@ -137,6 +138,11 @@ def _stops_mid_sentence(text: str, policy: QualityPolicy) -> bool:
     return bool(words) and (words[-1] in CONNECTIVES or len(words) >= LONG_LINE_WORDS)
 
 
+def words_of(text: str) -> list[str]:
+    """``WORD.findall(text)``, with the ASCII pattern where the text is ASCII."""
+    return (WORD_ASCII if text.isascii() else WORD).findall(text)
+
+
 LINE_END_CHARS = 160
 LONG_LINE_WORDS = 12
 REPETITION_WINDOW = 3000
@@ -149,12 +155,15 @@ def _repetitive(lowered: str, policy: QualityPolicy, words: list[str] | None = N
     if len(lines) >= 4 and len(set(lines)) <= len(lines) / 3:
         return True
     if words is None:
-        words = WORD.findall(tail)
+        words = words_of(tail)
     if len(words) < policy.repetition_min_words:
         return False
     if len(words) < 4:
         return False
-    # distinct 4-grams / all 4-grams, without building the list of all of them
+    # distinct 4-grams / all 4-grams, without building the list of all of them; each distinct
+    # word but the last three starts a distinct 4-gram, so many distinct words decide it first
+    if len(set(words)) - 3 >= policy.repetition_max_ratio * (len(words) - 3):
+        return False
     distinct = len(set(zip(words, words[1:], words[2:], words[3:], strict=False)))
     return distinct / (len(words) - 3) < policy.repetition_max_ratio
 
