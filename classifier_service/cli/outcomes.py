@@ -139,8 +139,8 @@ def train(args: argparse.Namespace) -> int:
         why = meta["router"]["fallback"].get(tier)
         print(f"{tier}: {counts['records']:.0f} records, {counts['good']:.0f} good; "
               + (f"falls back to the classifier ({why})" if why else "learned"))
-    print("answer check: " + ("learned on {} answers".format(meta["check"]["answers"])
-                              if meta.get("check") else "none (no answers in the records)"))
+    print("answer check: " + (_check_line(meta["check"]) if meta.get("check")
+                              else "none (no answers in the records)"))
     print(describe_point(meta["operating_point"], tiers))
     print(f"model {model.model_version} written to {args.out} "
           f"(classifier {meta['classifier']['model_version']} copied into "
@@ -201,3 +201,12 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{cal['random_same_mix']:.3f} (delta {cal['delta_vs_random']:+.3f})")
     print(f"wrote {args.report_dir}/report.json, cost_quality.png")
     return 0
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    words = check.get("words")
+    if not words:
+        return f"learned on {check['answers']} answers; weighs no words"
+    lead = ", ".join(f'"{t}"' for t in words["towards_not_good"][:5])
+    return (f"learned on {check['answers']} answers; weighs {words['terms']} answer terms "
+            f"(most towards not good: {lead})")

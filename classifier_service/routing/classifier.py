@@ -31,7 +31,7 @@ at or above s nothing changes.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ import numpy.typing as npt
 from classifier_service.errors import ModelArtifactError
 from classifier_service.features import analyze
 from classifier_service.routing.artifact import Artifact
+from classifier_service.routing.tfidf_row import tfidf_row
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -50,6 +51,9 @@ class Scores:
 
     tiers: dict[str, float]
     categories: dict[str, float] | None
+    # The prompt's features (:func:`~classifier_service.features.analyze`), so that a model
+    # scoring the same prompt after the classifier (the outcome model) need not recompute them.
+    features: Sequence[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def top_tier(self) -> str:
@@ -176,25 +180,13 @@ class TierClassifier:
         tiers = dict(zip(self._tier_head.labels, tier_p.tolist(), strict=True))
         kinds = (dict(zip(head.labels, kind_p.tolist(), strict=True))
                  if head is not None and kind_p is not None else None)
-        return Scores(tiers, kinds)
+        return Scores(tiers, kinds, features)
 
     def _logits(self, features: Sequence[str]) -> FloatArray:
-        vocab = self._vocab
-        counts: dict[int, int] = {}
-        for feature in features:
-            j = vocab.get(feature)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if not counts:
+        idx, tf = tfidf_row(features, self._vocab, self._idf, sublinear=self._sublinear,
+                            l2=self._l2)
+        if not len(idx):
             return self._bias
-        n = len(counts)
-        idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
-        if self._l2:
-            weighted = tf * self._idf[idx]
-            tf = tf / np.sqrt(weighted @ weighted)
         result: FloatArray = tf @ self._weights[idx] + self._bias
         return result
 

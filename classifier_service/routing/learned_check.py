@@ -13,10 +13,9 @@ largest are the signals an answer reports (the words' named after the words that
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain, pairwise
-from operator import is_not
 from typing import Any
 
 import numpy as np
@@ -28,13 +27,10 @@ from classifier_service.routing.answer_features import (
     feature_names,
     text_words,
 )
+from classifier_service.routing.tfidf_row import NO_COLUMNS, NO_VALUES, IndexArray, tfidf_row
 
 FloatArray = npt.NDArray[np.float64]
-IndexArray = npt.NDArray[np.intp]
-NO_INDEX: IndexArray = np.zeros(0, dtype=np.intp)
-NO_PUSH: FloatArray = np.zeros(0)
 WORDS_NAMED = 3
-_is_hit = partial(is_not, None)
 
 
 def sigmoid(z: float) -> float:
@@ -106,19 +102,12 @@ class LearnedCheck:
         return CheckTerms(x, sigmoid(total), dense, index, push)
 
     def _word_terms(self, words: list[str]) -> tuple[IndexArray, FloatArray]:
-        """The vocabulary columns the answer's terms hit, and each one's push (the lookups run
-        in C: ``map`` over the words and over their pairs, ``filter`` drops the misses)."""
-        get = self._vocab.get
+        """The vocabulary columns the answer's terms hit, and each one's push."""
         if not self._vocab or not words:
-            return NO_INDEX, NO_PUSH
-        hits = np.fromiter(filter(_is_hit, chain(map(get, words), map(get, pairwise(words)))),
-                           dtype=np.intp)
-        if not len(hits):
-            return NO_INDEX, NO_PUSH
-        index, counts = np.unique(hits, return_counts=True)
-        tf = np.log(counts) + 1.0
-        weighted = tf * self._word_idf[index]
-        push: FloatArray = tf / math.sqrt(float(weighted @ weighted)) * self._word_w[index]
+            return NO_COLUMNS, NO_VALUES
+        terms: Iterable[str | tuple[str, str]] = chain(words, pairwise(words))
+        index, tf = tfidf_row(terms, self._vocab, self._word_idf)
+        push: FloatArray = tf * self._word_w[index]
         return index, push
 
     def top_terms(self, terms: CheckTerms, top: int = 3) -> list[tuple[str, float]]:

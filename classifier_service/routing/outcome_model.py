@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from classifier_service.routing.learned_check import CheckTerms, LearnedCheck
 from classifier_service.routing.learned_check import sigmoid as _sigmoid
 from classifier_service.routing.outcome_layout import OutcomeModelError as OutcomeModelError
 from classifier_service.routing.outcome_layout import check_layout
+from classifier_service.routing.tfidf_row import tfidf_row
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = "tier-router-outcomes"
@@ -248,19 +248,12 @@ class OutcomeModel:
         return z
 
     def _router_logits(self, prompt: str, scores: ClassifierScores | None) -> FloatArray:
-        counts: dict[int, int] = {}
-        vocab = self._vocab
-        for feature in analyze(prompt):
-            j = vocab.get(feature)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
+        features = getattr(scores, "features", None)
+        idx, tf = tfidf_row(analyze(prompt) if features is None else features, self._vocab,
+                            self._idf)
         z = self._b + self._dense(scores) @ self._dense_w
-        if counts:
-            n = len(counts)
-            idx = np.fromiter(counts.keys(), dtype=np.intp, count=n)
-            tf = np.log(np.fromiter(counts.values(), dtype=np.float64, count=n)) + 1.0
-            weighted = tf * self._idf[idx]
-            z = z + (tf / math.sqrt(float(weighted @ weighted))) @ self._w[idx]
+        if len(idx):
+            z = z + tf @ self._w[idx]
         result: FloatArray = z
         return result
 

@@ -292,7 +292,9 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
         vocabulary = [""] * len(vec.vocabulary_)
         for term, j in vec.vocabulary_.items():
             vocabulary[j] = term
-        order = np.argsort(-word_w)
+        # Ranked by weight times the answers they occur in: the terms that move most verdicts.
+        impact = word_w * np.asarray((words > 0).sum(axis=0)).ravel()
+        order = np.argsort(-impact)
         word_meta = {"terms": len(vocabulary), "scale": scale, "min_df": WORDS_MIN_DF,
                      "towards_not_good": [vocabulary[j] for j in order[:10]],
                      "towards_good": [vocabulary[j] for j in order[::-1][:10]]}

@@ -1,0 +1,42 @@
+"""One prompt's (or answer's) row of TF-IDF, as scikit-learn's ``TfidfVectorizer`` computes it,
+for models whose weights have the idf folded in.
+
+``tfidf_row(keys, vocabulary, idf)`` counts the keys found in the vocabulary (a feature seen
+twice counts twice), and returns their columns and ``tf / ||tf * idf||`` (tf sublinear,
+``1 + log(count)``, unless ``sublinear=False``; without the l2 norm unless ``l2=True``). A
+model's logits are then ``values @ weights[columns]`` with ``weights`` already multiplied by
+idf: the classifier's heads, the outcome model's routers and the learned check's words all
+score this way. The lookups and the counting run in C (``map``, ``filter``, ``np.unique``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from functools import partial
+from operator import is_not
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+NO_COLUMNS: IndexArray = np.zeros(0, dtype=np.intp)
+NO_VALUES: FloatArray = np.zeros(0)
+_found = partial(is_not, None)
+K = TypeVar("K", bound=Hashable)
+
+
+def tfidf_row(keys: Iterable[K], vocabulary: Mapping[K, int], idf: FloatArray, *,
+              sublinear: bool = True, l2: bool = True) -> tuple[IndexArray, FloatArray]:
+    """The columns the keys hit (ascending) and their values; empty arrays when none hit."""
+    hits = np.fromiter(filter(_found, map(vocabulary.get, keys)), dtype=np.intp)
+    if not len(hits):
+        return NO_COLUMNS, NO_VALUES
+    columns, counts = np.unique(hits, return_counts=True)
+    tf: FloatArray = np.log(counts) + 1.0 if sublinear else counts.astype(np.float64)
+    if l2:
+        weighted = tf * idf[columns]
+        tf = tf / math.sqrt(float(weighted @ weighted))
+    return columns, tf
