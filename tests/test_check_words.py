@@ -115,3 +115,20 @@ def test_words_leave_the_check_fast_to_skip_for_an_answer_without_known_terms() 
     model, _ = train_model(lecture_records(), TWO, COSTS, match_tier="large")
     terms = model.score_check("p", "zzq qqz", "small", "stop")
     assert len(terms.word_index) == 0 and np.isfinite(terms.p_bad)
+
+
+def test_the_outcome_router_reads_the_classifiers_features_as_it_would_the_prompt() -> None:
+    """The classifier's Scores carry the prompt's features; the outcome model's logits from
+    them equal those it computes from the prompt itself."""
+    from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+    from classifier_service.routing.classifier import Scores, TierClassifier
+
+    clf = TierClassifier(load_artifact(bundled_model_dir())).score
+    model, _ = train_model(lecture_records(), TWO, COSTS, classifier=clf)
+    for prompt in ("Please tell me about river garden apple music table (7).",
+                   "Summarise this report in three bullet points for the board."):
+        scores = clf(prompt)
+        assert scores.features is not None
+        bare = Scores(scores.tiers, scores.categories)  # the same scores, no features
+        with_features = model._router_logits(prompt, scores)
+        assert np.allclose(with_features, model._router_logits(prompt, bare), atol=1e-12)
