@@ -6,12 +6,13 @@ twice counts twice), and returns their columns and ``tf / ||tf * idf||`` (tf sub
 ``1 + log(count)``, unless ``sublinear=False``; without the l2 norm unless ``l2=True``). A
 model's logits are then ``values @ weights[columns]`` with ``weights`` already multiplied by
 idf: the classifier's heads, the outcome model's routers and the learned check's words all
-score this way. The lookups and the counting run in C (``map``, ``filter``, ``np.unique``).
+score this way. The lookups and the counting run in C (``map``, ``filter``, ``Counter``).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
 from functools import partial
 from operator import is_not
@@ -30,12 +31,15 @@ K = TypeVar("K", bound=Hashable)
 
 def tfidf_row(keys: Iterable[K], vocabulary: Mapping[K, int], idf: FloatArray, *,
               sublinear: bool = True, l2: bool = True) -> tuple[IndexArray, FloatArray]:
-    """The columns the keys hit (ascending) and their values; empty arrays when none hit."""
-    hits = np.fromiter(filter(_found, map(vocabulary.get, keys)), dtype=np.intp)
-    if not len(hits):
+    """The columns the keys hit (in order of first hit) and their values; empty arrays when
+    none hit."""
+    counts = Counter(filter(_found, map(vocabulary.get, keys)))
+    if not counts:
         return NO_COLUMNS, NO_VALUES
-    columns, counts = np.unique(hits, return_counts=True)
-    tf: FloatArray = np.log(counts) + 1.0 if sublinear else counts.astype(np.float64)
+    n = len(counts)
+    columns = np.fromiter(counts.keys(), dtype=np.intp, count=n)
+    found = np.fromiter(counts.values(), dtype=np.float64, count=n)
+    tf: FloatArray = np.log(found) + 1.0 if sublinear else found
     if l2:
         weighted = tf * idf[columns]
         tf = tf / math.sqrt(float(weighted @ weighted))
