@@ -28,7 +28,12 @@ from sklearn.linear_model import LogisticRegression
 
 from classifier_service.features import analyze
 from classifier_service.feedback import OutcomeRecord
-from classifier_service.routing.answer_features import answer_terms, answer_vector, feature_names
+from classifier_service.routing.answer_features import (
+    SIGNALS,
+    answer_terms,
+    answer_vector,
+    feature_names,
+)
 from classifier_service.routing.outcome_model import ClassifierScores
 from tier_router_training.outcomes.records import OutcomeTable
 
@@ -43,7 +48,8 @@ CHECK_C = (0.03, 0.1, 0.3, 1.0)
 # and the router's logit (what the prompt says is already the router's job). On AlpacaEval this
 # set does better on held-out halves than all features (see README, "Outcome models").
 CHECK_FEATURES = ("log_chars", "log_ratio_prompt", "list_lines", "code_fences", "paragraphs",
-                  "headings", "signal:", "finish_length", "has_logprob", "avg_logprob", "tier:")
+                  "headings", *(f"signal:{s}" for s in SIGNALS if s != "too_short"),
+                  "finish_length", "has_logprob", "avg_logprob", "tier:")
 FOLDS = 4
 # The answer's words: TF-IDF columns beside the dense features, scaled by one of these factors
 # (0: no words), chosen with C by cross-validation. The dense columns are standardised and the
