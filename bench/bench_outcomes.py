@@ -7,9 +7,11 @@ and calibrated on one half (hyperparameters by cross-validation inside it; thres
 out-of-fold predictions) and replayed on the other half, whose figures are printed (mean and
 range over the splits) beside two baselines calibrated the same way on the same half: a TF-IDF
 logistic router (one C, no classifier features, no check) and escalate-by-length (answer length
-where the set has answers, else prompt length); for AlpacaEval also cascadeflow 1.2.0's quality
-validator (offline, no LLM calls; as shipped and with its confidence thresholded on the training
-half). Relative costs: weak 1 / strong 10 (MMLU, GSM8K); 7B 1, 13B 13/7, 70B 10 (params_b).
+where the set has answers, else prompt length); for AlpacaEval also the outcome model with a
+check that weighs no words, each check's AUC for "7B lost" on the held-out half, and cascadeflow
+1.2.0's quality validator (offline, no LLM calls; as shipped and with its confidence thresholded
+on the training half). Relative costs: weak 1 / strong 10 (MMLU, GSM8K); 7B 1, 13B 13/7, 70B 10
+(params_b).
 
 Rows are read into memory and turned into outcome records there; nothing is written to the repo.
 Also times the decision and the check in-process and `train` on 20,000 records.
@@ -101,6 +103,15 @@ def replay_on(ref: OutcomeTable, p_good: np.ndarray, p_bad: np.ndarray, costs: d
     return out
 
 
+def check_auc(table: OutcomeTable, p_bad: np.ndarray) -> float:
+    """How well p_bad ranks the cheapest tier's answers that lost (score < 0.5) above those that
+    did not, on the held-out half: the area under the ROC curve."""
+    from sklearn.metrics import roc_auc_score
+
+    lost = table.scores[:, 0] < 0.5
+    return float(roc_auc_score(lost, p_bad[:, 0]))
+
+
 def heuristic(train: OutcomeTable, test: OutcomeTable, costs: dict[str, float], target: Target,
               make: Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Calibrate fixed scores (p_good, p_bad) on the training half, replay on the test half."""
@@ -144,6 +155,8 @@ def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: 
     train, test = train.subset(train.complete_rows()), test.subset(test.complete_rows())
     fitted = fit(train_recs, tiers, clf, seed=seed)
     base_fit = fit(train_recs, tiers, None, seed=seed, router_c=(1.0,), use_check=False)
+    has_answers = any(a is not None for row in test.answers for a in row)
+    plain_fit = fit(train_recs, tiers, clf, seed=seed, word_scales=(0.0,)) if has_answers else None
     out = []
     for target in targets:
         res: dict[str, dict[str, float]] = {}
@@ -154,10 +167,19 @@ def one_split(groups: list[list[OutcomeRecord]], tiers: tuple[str, ...], costs: 
             rep = evaluate(test.scores, g, b, tiers, costs, None, [False, False])
             res["outcome model"].update({f"pgr@{k}": v - float(k) for k, v in rep["pgr"].items()})
             res["outcome model"]["apgr"] = rep["apgr"]
+        if plain_fit is not None:
+            res["outcome model"]["check_auc"] = check_auc(test, b)
+            plain = calibrated(plain_fit, costs, target)
+            g, b = predict(plain, test, clf)
+            res["outcome model, no words"] = replay_on(test, g, b, costs,
+                                                       plain.metadata["operating_point"])
+            res["outcome model, no words"]["check_auc"] = check_auc(test, b)
         base = calibrated(base_fit, costs, target)
         g, b = predict(base, test)
         res["tf-idf logistic"] = replay_on(test, g, b, costs, base.metadata["operating_point"])
         res["by length"] = heuristic(train, test, costs, target, by_length)
+        if has_answers:
+            res["by length"]["check_auc"] = check_auc(test, by_length(test)[1])
         if cf is not None:
             def cf_make(passed: bool) -> Callable[[OutcomeTable], tuple[np.ndarray, np.ndarray]]:
                 def make(t: OutcomeTable) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +305,8 @@ def main() -> None:
                     m["vs_always13B"] = m["quality"] - m["always_medium"]
             summarise(f"alpaca {label}; targets vs_always13B >= +0.02 with cheap_share >= 0.65, "
                       "delta_random >= +0.05", runs,
-                      ["quality", "vs_always13B", "cheap_share", "delta_random", "cost"])
+                      ["quality", "vs_always13B", "cheap_share", "delta_random", "cost",
+                       "check_auc"])
     if not a.no_timing:
         import tempfile
 

@@ -111,3 +111,22 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServers]:
 
     with llama_servers(tmp_path_factory.mktemp("llama")) as servers:
         yield servers
+
+
+@pytest.fixture(scope="module")
+def outcome_portfolio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A portfolio of the outcome tests' three tiers (tests/support/outcomes.py)."""
+    from tests.support.outcomes import portfolio_text
+
+    path = tmp_path_factory.mktemp("portfolio") / "portfolio.yaml"
+    path.write_text(portfolio_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def outcome_model_dir(tmp_path_factory: pytest.TempPathFactory, outcome_portfolio: Path) -> Path:
+    """An outcome model trained with ``tier-router train --outcomes`` on the synthetic
+    records of tests/support/outcomes.py."""
+    from tests.support.outcomes import records, train
+
+    return train(tmp_path_factory.mktemp("model"), records(), outcome_portfolio)

@@ -23,28 +23,16 @@ from classifier_service.routing.outcome_model import OutcomeModel, OutcomeModelE
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.support.admin import ADMIN, ADMIN_KEY
-from tests.support.outcomes import LOOPBACK, TIERS, portfolio_text, records, train
+from tests.support.outcomes import LOOPBACK, TIERS
 
 Arrays = dict[str, np.ndarray]
 RETRAIN = "retrain with `tier-router train --outcomes`"
 
 
-@pytest.fixture(scope="module")
-def portfolio_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("portfolio") / "portfolio.yaml"
-    path.write_text(portfolio_text(), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, portfolio_file: Path) -> Path:
-    return train(tmp_path_factory.mktemp("models"), records(), portfolio_file)
-
-
-def rewritten(model_dir: Path, out: Path, change: Callable[[Arrays], None]) -> Path:
+def rewritten(outcome_model_dir: Path, out: Path, change: Callable[[Arrays], None]) -> Path:
     """A copy of the folder with ``change`` applied to its arrays and the new weights.npz's
     sha256 written into metadata.json."""
-    shutil.copytree(model_dir, out)
+    shutil.copytree(outcome_model_dir, out)
     with np.load(out / "weights.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     change(arrays)
@@ -63,10 +51,11 @@ def drop_a_tier_column(arrays: Arrays) -> None:
     arrays["router_w"] = arrays["router_w"][:, :-1]
 
 
-def test_a_check_of_another_feature_layout_is_refused(model_dir: Path, tmp_path: Path) -> None:
+def test_a_check_of_another_feature_layout_is_refused(outcome_model_dir: Path,
+                                                      tmp_path: Path) -> None:
     features = len(feature_names(TIERS))
-    assert OutcomeModel.load(model_dir).has_check
-    broken = rewritten(model_dir, tmp_path / "m", truncate_check)
+    assert OutcomeModel.load(outcome_model_dir).has_check
+    broken = rewritten(outcome_model_dir, tmp_path / "m", truncate_check)
     with pytest.raises(OutcomeModelError) as refused:
         OutcomeModel.load(broken)
     assert str(refused.value) == (f"{broken / 'weights.npz'}: the check has {features - 1} "
@@ -76,15 +65,15 @@ def test_a_check_of_another_feature_layout_is_refused(model_dir: Path, tmp_path:
     def short_mean(arrays: Arrays) -> None:
         arrays["check_mean"] = np.append(arrays["check_mean"], 0.0)
 
-    other = rewritten(model_dir, tmp_path / "n", short_mean)
+    other = rewritten(outcome_model_dir, tmp_path / "n", short_mean)
     with pytest.raises(OutcomeModelError, match=rf"the check has {features + 1} features "
                        rf"\(check_mean\), this version computes {features}"):
         OutcomeModel.load(other)
 
 
-def test_router_arrays_that_do_not_fit_are_refused(model_dir: Path, tmp_path: Path) -> None:
-    vocabulary = len(json.loads((model_dir / "vocabulary.json").read_text()))
-    broken = rewritten(model_dir, tmp_path / "w", drop_a_tier_column)
+def test_router_arrays_that_do_not_fit_are_refused(outcome_model_dir: Path, tmp_path: Path) -> None:
+    vocabulary = len(json.loads((outcome_model_dir / "vocabulary.json").read_text()))
+    broken = rewritten(outcome_model_dir, tmp_path / "w", drop_a_tier_column)
     with pytest.raises(OutcomeModelError) as refused:
         OutcomeModel.load(broken)
     assert str(refused.value) == (
@@ -98,43 +87,43 @@ def test_router_arrays_that_do_not_fit_are_refused(model_dir: Path, tmp_path: Pa
     with pytest.raises(OutcomeModelError, match=rf"idf has shape \({vocabulary - 2},\), "
                        rf"expected \({vocabulary},\) for the {vocabulary} features of "
                        "vocabulary.json"):
-        OutcomeModel.load(rewritten(model_dir, tmp_path / "i", short_idf))
+        OutcomeModel.load(rewritten(outcome_model_dir, tmp_path / "i", short_idf))
 
     def no_fill(arrays: Arrays) -> None:
         del arrays["router_dense_fill"]
 
     with pytest.raises(OutcomeModelError,
                        match=f"the array router_dense_fill is missing: {RETRAIN}"):
-        OutcomeModel.load(rewritten(model_dir, tmp_path / "f", no_fill))
+        OutcomeModel.load(rewritten(outcome_model_dir, tmp_path / "f", no_fill))
 
     def one_more_dense(arrays: Arrays) -> None:
         arrays["router_dense_w"] = np.vstack([arrays["router_dense_w"], np.zeros((1, 3))])
 
-    dense = len(OutcomeModel.load(model_dir).metadata["router"]["dense_features"])
+    dense = len(OutcomeModel.load(outcome_model_dir).metadata["router"]["dense_features"])
     with pytest.raises(OutcomeModelError, match=rf"router_dense_w has shape \({dense + 1}, 3\), "
                        rf"expected \({dense}, 3\) for the {dense} dense features by the 3 tiers"):
-        OutcomeModel.load(rewritten(model_dir, tmp_path / "d", one_more_dense))
+        OutcomeModel.load(rewritten(outcome_model_dir, tmp_path / "d", one_more_dense))
 
 
-def test_check_and_start_up_refuse_it(model_dir: Path, portfolio_file: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    broken = rewritten(model_dir, tmp_path / "m", truncate_check)
+def test_check_and_start_up_refuse_it(outcome_model_dir: Path, outcome_portfolio: Path,
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = rewritten(outcome_model_dir, tmp_path / "m", truncate_check)
     with pytest.raises(OutcomeModelError, match="the check has"):
-        Runtime.load(portfolio_file, broken)  # what serve --model DIR loads at start-up
-    assert main(["check", "--portfolio", str(portfolio_file), "--model", str(broken)]) == 2
+        Runtime.load(outcome_portfolio, broken)  # what serve --model DIR loads at start-up
+    assert main(["check", "--portfolio", str(outcome_portfolio), "--model", str(broken)]) == 2
     err = capsys.readouterr().err
     assert f"tier-router: error: {broken / 'weights.npz'}: the check has" in err
     assert "Traceback" not in err
 
 
-def test_reload_refuses_it_and_keeps_the_old_model(model_dir: Path, portfolio_file: Path,
+def test_reload_refuses_it_and_keeps_the_old_model(outcome_model_dir: Path, outcome_portfolio: Path,
                                                    tmp_path: Path) -> None:
     models = tmp_path / "models"
     good = models / "good"
-    shutil.copytree(model_dir, good)
-    broken = rewritten(model_dir, models / "broken", truncate_check)
-    wrong_router = rewritten(model_dir, models / "router", drop_a_tier_column)
-    app = create_app(Settings(portfolio=portfolio_file, model_dir=good,
+    shutil.copytree(outcome_model_dir, good)
+    broken = rewritten(outcome_model_dir, models / "broken", truncate_check)
+    wrong_router = rewritten(outcome_model_dir, models / "router", drop_a_tier_column)
+    app = create_app(Settings(portfolio=outcome_portfolio, model_dir=good,
                               feedback_log=tmp_path / "f.jsonl", admin_keys=ADMIN_KEY,
                               models_dir=models, portfolios_dir=tmp_path))
     with TestClient(app, client=LOOPBACK, headers=ADMIN) as client:

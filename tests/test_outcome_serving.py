@@ -38,29 +38,17 @@ from tests.support.outcomes import (
 
 
 @pytest.fixture(scope="module")
-def portfolio_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("portfolio") / "portfolio.yaml"
-    path.write_text(portfolio_text(), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, portfolio_file: Path) -> Path:
-    return train(tmp_path_factory.mktemp("model"), records(), portfolio_file)
-
-
-@pytest.fixture(scope="module")
-def thin_model(tmp_path_factory: pytest.TempPathFactory, portfolio_file: Path) -> Path:
-    return train(tmp_path_factory.mktemp("thin"), records(simple_only=20), portfolio_file)
+def thin_model(tmp_path_factory: pytest.TempPathFactory, outcome_portfolio: Path) -> Path:
+    return train(tmp_path_factory.mktemp("thin"), records(simple_only=20), outcome_portfolio)
 
 
 def test_the_folder_carries_its_classifier_and_routes_by_outcomes(
-        model_dir: Path, portfolio_file: Path) -> None:
-    model = OutcomeModel.load(model_dir)
-    assert model.classifier_dir == model_dir / "classifier"
+        outcome_model_dir: Path, outcome_portfolio: Path) -> None:
+    model = OutcomeModel.load(outcome_model_dir)
+    assert model.classifier_dir == outcome_model_dir / "classifier"
     assert "classifier/model.joblib" in model.metadata["files"]
     assert model.has_check and model.uses_logprobs
-    runtime = Runtime.load(portfolio_file, model_dir)
+    runtime = Runtime.load(outcome_portfolio, outcome_model_dir)
     assert runtime.model_kind == "outcomes" and runtime.model_version.startswith("outcomes-")
     easy = runtime.route(EASY.format("table")).decision
     assert (easy.tier, easy.reason) == ("simple", "outcome")
@@ -84,8 +72,8 @@ def test_the_folder_carries_its_classifier_and_routes_by_outcomes(
 
 
 def test_a_thinly_covered_tier_falls_back_to_the_classifier(thin_model: Path,
-                                                            portfolio_file: Path) -> None:
-    runtime = Runtime.load(portfolio_file, thin_model)
+                                                            outcome_portfolio: Path) -> None:
+    runtime = Runtime.load(outcome_portfolio, thin_model)
     assert "simple" in OutcomeModel.load(thin_model).fallback
     prompt = "Translate 'cat' into French."
     top = runtime.classifier.score(prompt).top_tier
@@ -96,27 +84,28 @@ def test_a_thinly_covered_tier_falls_back_to_the_classifier(thin_model: Path,
             in decision.reason_detail)
 
 
-def test_tiers_must_match_the_portfolio(model_dir: Path, tmp_path: Path) -> None:
+def test_tiers_must_match_the_portfolio(outcome_model_dir: Path, tmp_path: Path) -> None:
     two = tmp_path / "two.yaml"
     two.write_text(portfolio_text(("simple", "medium")), encoding="utf-8")
     with pytest.raises(ModelArtifactError, match=r"tiers \['complex'\] are missing from the "
                        r"portfolio"):
-        Runtime.load(two, model_dir)
+        Runtime.load(two, outcome_model_dir)
 
 
 def test_readyz_portfolio_and_reload_of_an_outcome_model(
-        model_dir: Path, portfolio_file: Path, tmp_path: Path) -> None:
-    app = create_app(Settings(portfolio=portfolio_file, feedback_log=tmp_path / "f.jsonl",
+        outcome_model_dir: Path, outcome_portfolio: Path, tmp_path: Path) -> None:
+    app = create_app(Settings(portfolio=outcome_portfolio, feedback_log=tmp_path / "f.jsonl",
                               outcomes_dir=tmp_path / "outcomes", admin_keys=ADMIN_KEY,
-                              models_dir=model_dir.parent, portfolios_dir=tmp_path))
+                              models_dir=outcome_model_dir.parent, portfolios_dir=tmp_path))
     with TestClient(app, client=LOOPBACK, headers=ADMIN) as client:
         assert client.get("/readyz").json()["model_kind"] == "classifier"
-        r = client.post("/v1/admin/reload", json={"model_dir": str(model_dir)})
+        r = client.post("/v1/admin/reload", json={"model_dir": str(outcome_model_dir)})
         assert r.status_code == 200, r.text
-        version = OutcomeModel.load(model_dir).model_version
+        version = OutcomeModel.load(outcome_model_dir).model_version
         assert r.json()["model_version"] == version
         ready = client.get("/readyz").json()
-        assert ready["model_kind"] == "outcomes" and ready["model_dir"] == str(model_dir)
+        assert ready["model_kind"] == "outcomes"
+        assert ready["model_dir"] == str(outcome_model_dir)
         assert set(ready["operating_point"]["router_thresholds"]) == set(TIERS)
         model = client.get("/v1/portfolio").json()["model"]
         assert model["kind"] == "outcomes" and model["check"] is True
@@ -127,8 +116,8 @@ def test_readyz_portfolio_and_reload_of_an_outcome_model(
         assert [item["reason"] for item in batch["results"]] == ["outcome", "outcome"]
 
         # a tampered classifier copy is refused; the outcome model keeps serving
-        broken = model_dir.parent / "broken"  # under the models folder reload may read
-        shutil.copytree(model_dir, broken)
+        broken = outcome_model_dir.parent / "broken"  # under the models folder reload may read
+        shutil.copytree(outcome_model_dir, broken)
         with (broken / "classifier" / "model.joblib").open("ab") as fh:
             fh.write(b"x")
         r = client.post("/v1/admin/reload", json={"model_dir": str(broken)})
@@ -148,9 +137,9 @@ def test_readyz_portfolio_and_reload_of_an_outcome_model(
         assert r.status_code == 200 and client.get("/readyz").json()["model_kind"] == "classifier"
 
 
-def test_quality_uses_the_learned_check(model_dir: Path, portfolio_file: Path,
+def test_quality_uses_the_learned_check(outcome_model_dir: Path, outcome_portfolio: Path,
                                         tmp_path: Path) -> None:
-    app = create_app(Settings(portfolio=portfolio_file, model_dir=model_dir,
+    app = create_app(Settings(portfolio=outcome_portfolio, model_dir=outcome_model_dir,
                               feedback_log=tmp_path / "f.jsonl"))
     with TestClient(app) as client:
         bad = client.post("/v1/quality", json={"prompt": EASY.format("door"), "response": "idk",
@@ -172,14 +161,14 @@ def test_quality_without_a_learned_check_answers_as_before(client: TestClient) -
 
 
 @pytest.fixture
-def outcome_stack(tmp_path: Path, model_dir: Path
+def outcome_stack(tmp_path: Path, outcome_model_dir: Path
                   ) -> Iterator[tuple[str, Double, Double, openai.OpenAI]]:
     """The service with an outcome model over real uvicorn, before the gateway doubles."""
     fake_o, fake_a = fake_ollama(), fake_openai()
     with running(fake_o.app) as o_url, running(fake_a.app) as a_url:
         path = tmp_path / "portfolio.yaml"
         path.write_text(gateway_portfolio(o_url, a_url, "http://127.0.0.1:9"), encoding="utf-8")
-        app = create_app(Settings(portfolio=path, model_dir=model_dir,
+        app = create_app(Settings(portfolio=path, model_dir=outcome_model_dir,
                                   feedback_log=tmp_path / "f.jsonl"))
         with running(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
                                                 max_retries=0) as client:
@@ -218,10 +207,10 @@ def test_the_gateway_escalates_by_the_learned_check_and_keeps_logprobs_private(
     assert backend.requests[-1]["top_logprobs"] == 2
 
 
-def test_cli_train_calibrate_evaluate(model_dir: Path, portfolio_file: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_calibrate_evaluate(outcome_model_dir: Path, outcome_portfolio: Path,
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "m"
-    shutil.copytree(model_dir, model)
+    shutil.copytree(outcome_model_dir, model)
     data = write(tmp_path / "ref.jsonl", records(90, seed=9))
     before = OutcomeModel.load(model).model_version
     assert main(["calibrate", "--model", str(model), "--outcomes", str(data),
@@ -245,7 +234,7 @@ def test_cli_train_calibrate_evaluate(model_dir: Path, portfolio_file: Path, tmp
     assert (report / "cost_quality.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_cli_bad_outcome_files(portfolio_file: Path, tmp_path: Path,
+def test_cli_bad_outcome_files(outcome_portfolio: Path, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     rows = records(90)
     lines = [json.dumps(r) for r in rows]
@@ -254,7 +243,7 @@ def test_cli_bad_outcome_files(portfolio_file: Path, tmp_path: Path,
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "m"
-    args = ["train", "--outcomes", str(bad), "--portfolio", str(portfolio_file), "--out",
+    args = ["train", "--outcomes", str(bad), "--portfolio", str(outcome_portfolio), "--out",
             str(out)]
     assert main([*args, "--on-bad-row", "stop"]) == 2
     err = capsys.readouterr().err
@@ -264,7 +253,7 @@ def test_cli_bad_outcome_files(portfolio_file: Path, tmp_path: Path,
     assert f"skipped {bad}:line 5" in err and f"skipped {bad}:line 8" in err
     assert OutcomeModel.load(out).metadata["records"]["complex"]["records"] == 90
     empty = write(tmp_path / "empty.jsonl", [{"prompt": "", "tier": "simple", "score": 1}])
-    assert main(["train", "--outcomes", str(empty), "--portfolio", str(portfolio_file),
+    assert main(["train", "--outcomes", str(empty), "--portfolio", str(outcome_portfolio),
                  "--out", str(tmp_path / "e")]) == 2
     assert "no usable outcome records" in capsys.readouterr().err
     assert main(["calibrate", "--model", str(out), "--outcomes", str(bad)]) == 2

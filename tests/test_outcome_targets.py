@@ -15,25 +15,13 @@ from classifier_service.cli import main
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.routing.classifier import TierClassifier
 from classifier_service.routing.outcome_model import OutcomeModel
-from tests.support.outcomes import TIERS, portfolio_text, records, train, write
-
-
-@pytest.fixture(scope="module")
-def portfolio_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("portfolio") / "portfolio.yaml"
-    path.write_text(portfolio_text(), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, portfolio_file: Path) -> Path:
-    return train(tmp_path_factory.mktemp("model"), records(), portfolio_file)
+from tests.support.outcomes import TIERS, records, train, write
 
 
 @pytest.fixture
-def model(trained: Path, tmp_path: Path) -> Path:
+def model(outcome_model_dir: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "m"
-    shutil.copytree(trained, copy)
+    shutil.copytree(outcome_model_dir, copy)
     return copy
 
 
@@ -42,10 +30,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(tmp_path_factory.mktemp("ref") / "ref.jsonl", records(90, seed=9))
 
 
-def served_shares(model_dir: Path, rows: list[dict[str, object]]) -> dict[str, float]:
+def served_shares(outcome_model_dir: Path, rows: list[dict[str, object]]) -> dict[str, float]:
     """The share of prompts each tier answers when the saved model routes them as the service
     does: its decision, then the learned check on the recorded answer, escalating as it says."""
-    model = OutcomeModel.load(model_dir)
+    model = OutcomeModel.load(outcome_model_dir)
     assert model.classifier_dir is not None
     score = TierClassifier(load_artifact(model.classifier_dir)).score
     by_prompt: dict[str, dict[str, dict[str, object]]] = {}
@@ -118,10 +106,10 @@ def test_calibrate_min_share_with_match_tier_objective_and_margin(
     assert point["target_met"] is False and "target met: no" in out
 
 
-def test_train_min_share_and_match_options(portfolio_file: Path, tmp_path: Path,
+def test_train_min_share_and_match_options(outcome_portfolio: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a").mkdir()
-    floor = train(tmp_path / "a", records(), portfolio_file, "--min-share", "simple=0.8")
+    floor = train(tmp_path / "a", records(), outcome_portfolio, "--min-share", "simple=0.8")
     out = capsys.readouterr().out
     point = OutcomeModel.load(floor).metadata["operating_point"]
     assert point["target"]["min_share"] == {"simple": 0.8}
@@ -129,7 +117,7 @@ def test_train_min_share_and_match_options(portfolio_file: Path, tmp_path: Path,
     assert "target: at least simple 80.0%" in out and "target met: yes" in out
 
     (tmp_path / "b").mkdir()
-    matched = train(tmp_path / "b", records(), portfolio_file, "--match-tier", "medium",
+    matched = train(tmp_path / "b", records(), outcome_portfolio, "--match-tier", "medium",
                     "--objective", "cost", "--margin", "0.5", "--max-share", "complex=0.5")
     point = OutcomeModel.load(matched).metadata["operating_point"]
     assert point["target"]["objective"] == "cost" and point["target"]["margin"] == 0.5
@@ -156,7 +144,7 @@ BAD = [
 
 @pytest.mark.parametrize(("flags", "message"), BAD)
 def test_bad_targets_are_refused_by_both_commands(
-        flags: list[str], message: str, model: Path, reference: Path, portfolio_file: Path,
+        flags: list[str], message: str, model: Path, reference: Path, outcome_portfolio: Path,
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (model / "metadata.json").read_text()
     assert main(["calibrate", "--model", str(model), "--outcomes", str(reference),
@@ -164,7 +152,7 @@ def test_bad_targets_are_refused_by_both_commands(
     assert f"tier-router: error: {message}" in capsys.readouterr().err
     assert (model / "metadata.json").read_text() == before
     out = tmp_path / "new"
-    assert main(["train", "--outcomes", str(reference), "--portfolio", str(portfolio_file),
+    assert main(["train", "--outcomes", str(reference), "--portfolio", str(outcome_portfolio),
                  "--out", str(out), *flags]) == 2
     assert f"tier-router: error: {message}" in capsys.readouterr().err
     assert not out.exists()

@@ -71,3 +71,4 @@ def outcome_lines(folder: Path) -> list[dict[str, Any]]:
         assert problems == []
         rows.extend(r for _, r in records)
     return rows
+
