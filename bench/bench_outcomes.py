@@ -1,6 +1,7 @@
 """Learning from outcomes, measured on the development outcome sets in ../shared/data/outcomes.
 
     python bench/bench_outcomes.py [--splits 20] [--sets mmlu,gsm8k,alpaca] [--data DIR]
+                                   [--gateway N] [--no-timing]
 
 Each set is split in halves by prompt, ``--splits`` times at random. The outcome model is trained
 and calibrated on one half (hyperparameters by cross-validation inside it; thresholds on its
@@ -14,7 +15,9 @@ on the training half). Relative costs: weak 1 / strong 10 (MMLU, GSM8K); 7B 1, 1
 (params_b).
 
 Rows are read into memory and turned into outcome records there; nothing is written to the repo.
-Also times the decision and the check in-process and `train` on 20,000 records.
+Also times the decision and the check in-process and `train` on 20,000 records. ``--gateway N``
+replays the first N AlpacaEval splits through ``tier-router serve`` as well (the shared
+replay tool's doubles answer with the held-out half's recorded answers).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -258,12 +262,64 @@ def timings(mmlu: list[dict[str, Any]], alpaca: list[dict[str, Any]],
           f"cut to 2,400): {statistics.median(checks) * 1e3:.3f} ms")
 
 
+REPLAY = DATA.parents[1] / "tools" / "replay_alpaca.py"
+REPLAY_LINE = re.compile(r"always-13B (?P<m>[\d.]+).*?answered by (?P<shares>\{[^}]*\}).*?"
+                         r"quality (?P<q>[\d.]+); random router with the same mix (?P<r>[\d.]+)",
+                         re.DOTALL)
+
+
+def gateway_splits(alpaca: list[dict[str, Any]], splits: int,
+                   clf: Callable[[str], ClassifierScores], replay: Path) -> None:
+    """The first ``splits`` random halves again, through the real gateway: a model folder
+    trained and calibrated (``--match-tier medium``) on one half, served by ``tier-router
+    serve`` in front of three doubles that replay the other half's recorded answers
+    (../shared/tools/replay_alpaca.py), every prompt sent once with ``model: auto``."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    binary = shutil.which("tier-router")
+    if binary is None or not replay.is_file():
+        print(f"\nthrough the gateway: skipped (needs tier-router on PATH and {replay})")
+        return
+    runs: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(splits):
+            order = np.random.default_rng(seed).permutation(len(alpaca))
+            half = len(alpaca) // 2
+            train_rows = [alpaca[i] for i in order[:half]]
+            rows = Path(tmp) / f"rows-{seed}.jsonl"
+            rows.write_text("".join(json.dumps(alpaca[i]) + "\n" for i in order[half:]))
+            model = Path(tmp) / f"model-{seed}"
+            train_model([r for g in alpaca_records(train_rows) for r in g], tuple(THREE_COSTS),
+                        THREE_COSTS, model, classifier=clf, match_tier="medium",
+                        classifier_dir=bundled_model_dir())
+            out = subprocess.run([sys.executable, str(replay), "--rows", str(rows), "--model",
+                                  str(model), "--bin", binary], capture_output=True, text=True,
+                                 timeout=600, check=False).stdout
+            found = REPLAY_LINE.search(out)
+            if found is None:
+                print(f"split {seed}: the replay printed no figures:\n{out}")
+                continue
+            shares = json.loads(found["shares"].replace("'", '"'))
+            quality = float(found["q"])
+            runs.append({"vs_always13B": quality - float(found["m"]), "cheap_share": shares["7b"],
+                         "delta_random": quality - float(found["r"]), "quality": quality})
+    if runs:
+        summarise(f"alpaca --match-tier medium through the gateway (replay_alpaca.py), first "
+                  f"{len(runs)} splits", [{"outcome model": r} for r in runs],
+                  ["quality", "vs_always13B", "cheap_share", "delta_random"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--sets", default="mmlu,gsm8k,alpaca")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--gateway", type=int, default=0, metavar="N",
+                    help="also replay the first N AlpacaEval splits through tier-router serve")
     a = ap.parse_args()
     clf = TierClassifier(load_artifact(bundled_model_dir())).score
     sets = a.sets.split(",")
@@ -307,6 +363,8 @@ def main() -> None:
                       "delta_random >= +0.05", runs,
                       ["quality", "vs_always13B", "cheap_share", "delta_random", "cost",
                        "check_auc"])
+    if "alpaca" in sets and a.gateway:
+        gateway_splits(alpaca, a.gateway, clf, REPLAY)
     if not a.no_timing:
         import tempfile
 
