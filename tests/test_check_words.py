@@ -132,3 +132,25 @@ def test_the_outcome_router_reads_the_classifiers_features_as_it_would_the_promp
         bare = Scores(scores.tiers, scores.categories)  # the same scores, no features
         with_features = model._router_logits(prompt, scores)
         assert np.allclose(with_features, model._router_logits(prompt, bare), atol=1e-12)
+
+
+def test_word_arrays_that_do_not_fit_the_check_vocabulary_are_refused(tmp_path: Path) -> None:
+    from tests.test_outcome_layout import RETRAIN, rewritten
+
+    train_model(lecture_records(), TWO, COSTS, tmp_path / "m", match_tier="large")
+    assert OutcomeModel.load(tmp_path / "m").weighs_words
+    terms = len(json.loads((tmp_path / "m" / "check_vocabulary.json").read_text()))
+
+    def shorten(arrays: dict[str, np.ndarray]) -> None:
+        arrays["check_word_w"] = arrays["check_word_w"][:-1]
+
+    def drop(arrays: dict[str, np.ndarray]) -> None:
+        del arrays["check_word_idf"]
+
+    with pytest.raises(OutcomeModelError, match=rf"the array check_word_w has shape "
+                       rf"\({terms - 1},\), expected \({terms},\) for the {terms} terms of "
+                       rf"check_vocabulary.json.*{RETRAIN}"):
+        OutcomeModel.load(rewritten(tmp_path / "m", tmp_path / "short", shorten))
+    with pytest.raises(OutcomeModelError, match="the array check_word_idf is missing "
+                       r"\(the check weighs words\)"):
+        OutcomeModel.load(rewritten(tmp_path / "m", tmp_path / "dropped", drop))

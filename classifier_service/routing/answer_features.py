@@ -93,9 +93,8 @@ def answer_vector(
     n = len(text)
     log_chars = math.log1p(n)
     min_chars = DEFAULT_MIN_CHARS.get(kind or "", 1)
-    shared = words if words is not None and n <= REPETITION_WINDOW else None
     signals = check(text, _policy(), kind=kind, finish_reason=finish_reason,
-                    avg_logprob=avg_logprob, words=shared).reasons
+                    avg_logprob=avg_logprob, words=words).reasons
     lists = headings = fences = 0
     for item, heading, fence in LINE_START.findall(text):
         if item:

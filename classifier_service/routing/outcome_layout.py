@@ -40,14 +40,7 @@ def check_layout(metadata: Mapping[str, Any], arrays: Mapping[str, Any], vocabul
         "router_dense_w": ((nd, nt), f"the {nd} dense features by the {nt} tiers"),
         "router_dense_fill": ((nd,), f"the {nd} dense features"),
     }
-    for name, (shape, what) in expected.items():
-        if name not in arrays:
-            raise OutcomeModelError(weights, f"the array {name} is missing: {RETRAIN}")
-        got = np.shape(arrays[name])
-        if got != shape:
-            raise OutcomeModelError(weights, f"the array {name} has shape {got}, expected "
-                                    f"{shape} for {what}: the files do not belong together; "
-                                    f"{RETRAIN}")
+    _shapes(arrays, expected, weights, "")
     if not metadata.get("check"):
         return
     nf = len(feature_names(tiers))
@@ -64,14 +57,21 @@ def check_layout(metadata: Mapping[str, Any], arrays: Mapping[str, Any], vocabul
     if np.size(arrays["check_b"]) != 1:
         raise OutcomeModelError(weights, "the array check_b has shape "
                                 f"{np.shape(arrays['check_b'])}, expected one number: {RETRAIN}")
-    if check_vocabulary_size is None:
-        return
-    for name in ("check_word_idf", "check_word_w"):
+    if check_vocabulary_size is not None:
+        terms = f"the {check_vocabulary_size} terms of check_vocabulary.json"
+        _shapes(arrays, {"check_word_idf": ((check_vocabulary_size,), terms),
+                         "check_word_w": ((check_vocabulary_size,), terms)},
+                weights, " (the check weighs words)")
+
+
+def _shapes(arrays: Mapping[str, Any], expected: Mapping[str, tuple[tuple[int, ...], str]],
+            weights: Path, why: str) -> None:
+    """Each named array present (``why``: why it must be) and of its shape, or the error."""
+    for name, (shape, what) in expected.items():
         if name not in arrays:
-            raise OutcomeModelError(weights, f"the array {name} is missing (the check weighs "
-                                    f"words): {RETRAIN}")
+            raise OutcomeModelError(weights, f"the array {name} is missing{why}: {RETRAIN}")
         got = np.shape(arrays[name])
-        if got != (check_vocabulary_size,):
+        if got != shape:
             raise OutcomeModelError(weights, f"the array {name} has shape {got}, expected "
-                                    f"({check_vocabulary_size},) for the terms of "
-                                    f"check_vocabulary.json: {RETRAIN}")
+                                    f"{shape} for {what}: the files do not belong together; "
+                                    f"{RETRAIN}")

@@ -69,9 +69,9 @@ def check(
 ) -> QualityResult:
     """Judge one answer; ``kind`` / ``tier`` tell how long a good answer must be.
 
-    ``words``: the answer's words (:data:`WORD` tokens of the stripped, lowercased text) when
-    the caller has them already and the text is at most :data:`REPETITION_WINDOW` long; saves
-    tokenising it twice."""
+    ``words``: the answer's words (:data:`WORD` tokens of the stripped, lowercased text's first
+    :data:`REPETITION_WINDOW` characters) when the caller has them already; they stand in for
+    the repetition signal's own when the text is no longer than that."""
     reasons: list[Signal] = []
     text = response.strip()
     lowered = text.lower()

@@ -34,6 +34,7 @@ from classifier_service.routing.answer_features import (
     answer_vector,
     feature_names,
 )
+from classifier_service.routing.learned_check import sigmoid
 from classifier_service.routing.outcome_model import ClassifierScores
 from tier_router_training.outcomes.records import OutcomeTable
 
@@ -54,8 +55,8 @@ FOLDS = 4
 # The answer's words: TF-IDF columns beside the dense features, scaled by one of these factors
 # (0: no words), chosen with C by cross-validation. The dense columns are standardised and the
 # TF-IDF rows l2-normalised, so the words need the larger scale to be weighed at all under the
-# same C. On AlpacaEval halves the words lift the held-out AUC of "7B lost" from 0.73 (length
-# and signals) to 0.82 (README, "Outcome models").
+# same C. On AlpacaEval halves the words lift the held-out AUC of "7B lost" from 0.743 (the
+# same check without them) to 0.807 (bench/bench_outcomes.py; README, "Outcome models").
 WORD_SCALES = (0.0, 1.0, 3.0)
 WORDS_MIN_DF = 3
 WORDS_MAX_TERMS = 5000
@@ -275,11 +276,11 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
     bad = np.array([1.0 - table.scores[i, t] for i, t in cells])
     cell_fold = np.array([fold[i] for i, _ in cells], dtype=np.intp)
     answers = [table.answers[i][t] or "" for i, t in cells]
-    words, vec = _answer_tfidf(answers) if word_scales != (0.0,) else (None, None)
+    word_rows, vec = _answer_tfidf(answers) if word_scales != (0.0,) else (None, None)
     best: tuple[float, float, float, FloatArray, LogisticRegression] | None = None
-    for scale in word_scales if words is not None else (0.0,):
-        x_fit: Any = z if scale == 0.0 or words is None else sp.hstack(
-            [sp.csr_matrix(z), words * scale], format="csr")
+    for scale in word_scales if word_rows is not None else (0.0,):
+        x_fit: Any = z if scale == 0.0 or word_rows is None else sp.hstack(
+            [sp.csr_matrix(z), word_rows * scale], format="csr")
         c, oof, model, loss = _cv_fit(x_fit, bad, cell_fold, grid, seed)
         if best is None or loss < best[0] - 1e-9:
             best = (loss, scale, c, oof, model)
@@ -291,15 +292,15 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
     arrays = {"check_w": w, "check_b": np.array(b), "check_mean": mean, "check_std": std}
     word_meta: dict[str, Any] | None = None
     vocabulary: list[str] | None = None
-    if scale > 0.0 and words is not None and vec is not None:
+    if scale > 0.0 and word_rows is not None and vec is not None:
         word_w = coef[len(names):] * scale * vec.idf_
-        full = full + (words @ (coef[len(names):] * scale))
+        full = full + (word_rows @ (coef[len(names):] * scale))
         arrays.update(check_word_idf=vec.idf_, check_word_w=word_w)
         vocabulary = [""] * len(vec.vocabulary_)
         for term, j in vec.vocabulary_.items():
             vocabulary[j] = term
         # Ranked by weight times the answers they occur in: the terms that move most verdicts.
-        impact = word_w * np.asarray((words > 0).sum(axis=0)).ravel()
+        impact = word_w * np.asarray((word_rows > 0).sum(axis=0)).ravel()
         order = np.argsort(-impact)
         word_meta = {"terms": len(vocabulary), "scale": scale, "min_df": WORDS_MIN_DF,
                      "towards_not_good": [vocabulary[j] for j in order[:10]],
@@ -307,8 +308,8 @@ def _fit_check(table: OutcomeTable, kinds: list[str | None], router_logit: Float
     p_bad = np.full((len(table), len(tiers)), np.nan)
     p_fit = np.full((len(table), len(tiers)), np.nan)
     for (i, t), v, u in zip(cells, oof, full, strict=True):
-        p_bad[i, t] = 1 / (1 + math.exp(-v))
-        p_fit[i, t] = 1 / (1 + math.exp(-u))
+        p_bad[i, t] = sigmoid(float(v))
+        p_fit[i, t] = sigmoid(float(u))
     weights = sorted(zip(names, w.tolist(), strict=True), key=lambda kv: -abs(kv[1]))
     meta = {"C": c, "answers": len(cells), "features": names,
             "weighed": [n for n, u in zip(names, use, strict=True) if u],
