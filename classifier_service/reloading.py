@@ -121,9 +121,8 @@ class Reloader:
         need not).
         """
         with self._lock:
-            current = self.runtime
-            sources = (Path(portfolio or current.portfolio_path),
-                       Path(model_dir or current.model_dir))
+            current = self._current_paths()
+            sources = (Path(portfolio or current[0]), Path(model_dir or current[1]))
             snapshot = None
             try:
                 if self._snapshots is not None:
@@ -142,6 +141,19 @@ class Reloader:
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
                  new.model_version, new.model_dir, new.portfolio_path, self.generation)
         return new
+
+    def _current_paths(self) -> tuple[Path, Path]:
+        """The (portfolio, model folder) this worker should be serving: its own, or those of a
+        newer generation another worker published and this one has not followed yet.
+
+        A SIGHUP reaches every worker at once; one that had not caught up with an admin reload
+        would otherwise re-read its old paths and publish them, and every worker would follow
+        it back to the model the reload replaced.
+        """
+        shared = read_state(self._state_file)
+        if shared is not None and shared.generation > self.generation:
+            return shared.portfolio, shared.model_dir
+        return self.runtime.portfolio_path, self.runtime.model_dir
 
     def follow(self) -> None:
         """Catch up with a reload another worker published."""

@@ -18,7 +18,10 @@ from fastapi.testclient import TestClient
 
 from classifier_service.app import create_app
 from classifier_service.feedback import read_records
+from classifier_service.portfolio.model import bundled_portfolio_path
+from classifier_service.reloading import Reloader, publish_initial
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
+from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
 from tests.conftest import portfolio_yaml
 from tests.support.admin import ADMIN, ADMIN_KEY
@@ -121,6 +124,31 @@ def test_bad_feedback_is_422(app_client: TestClient, body: dict[str, object], ne
     assert needle in response.text
 
 
+class Holder:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+
+def test_a_sighup_before_a_worker_followed_a_reload_keeps_the_reloaded_model(
+    tmp_path: Path, other_model: Path
+) -> None:
+    """Worker B gets the SIGHUP before its watcher saw worker A's admin reload: B reloads A's
+    paths, not the ones A replaced (else every worker would follow B back to the old model)."""
+    state_file = tmp_path / "state" / "reload.json"
+    portfolio, shipped = bundled_portfolio_path(), bundled_model_dir()
+    publish_initial(state_file, portfolio, shipped)
+    a, b = (Reloader(Holder(Runtime.load(portfolio, shipped)), state_file) for _ in range(2))
+    a.reload(model_dir=other_model)
+    expected = load_artifact(other_model).model_version
+    b.reload()  # what a SIGHUP does, with B's watcher a second behind
+    assert b.runtime.model_version == expected and b.runtime.model_dir == other_model
+    a.follow()
+    assert a.runtime.model_version == expected and a.generation == b.generation == 2
+    # a SIGHUP once both are on one generation re-reads that generation's paths, as before
+    b.reload()
+    assert b.runtime.model_dir == other_model and b.generation == 3
+
+
 # -- real processes ---------------------------------------------------------------------
 
 
@@ -193,9 +221,10 @@ def test_every_worker_follows_a_reload(tmp_path: Path, other_model: Path) -> Non
         response = httpx.post(f"{url}/v1/admin/reload", json={"model_dir": str(other_model)},
                               headers=ADMIN, timeout=30)
         assert response.status_code == 200, response.text
-        # fresh connections land on both workers; all of them serve the new model
+        # fresh connections spread over the workers (not evenly: all 12 may reach one)
         assert wait_for(lambda: fresh_versions(url, 12) == {expected}, timeout=20)
-        # SIGHUP to the parent reaches every worker, which reloads its current paths in place
+        # SIGHUP to the parent reaches every worker, which reloads its current paths in place,
+        # including a worker whose watcher has not followed the admin reload yet
         os.kill(proc.pid, signal.SIGHUP)
         assert wait_for(lambda: (tmp_path / "serve.log").read_text().count("reloaded: model")
                         >= 3, timeout=30)
