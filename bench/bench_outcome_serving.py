@@ -14,6 +14,7 @@ gateway checks an answer right after its decision, so it finds the decision's lo
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -30,13 +31,26 @@ T = TypeVar("T")
 
 
 def median_ms(fn: Callable[[T], object], items: Sequence[T], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        for item in items:
-            start = time.perf_counter()
-            fn(item)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return medians_ms([fn], items, repeat)[0]
+
+
+def medians_ms(fns: Sequence[Callable[[T], object]], items: Sequence[T], repeat: int
+               ) -> list[float]:
+    """Each function's median time per call, the functions taking turns on every item (so
+    that the machine's drift during the run falls on all of them alike), with the cyclic
+    garbage collector paused as ``timeit`` pauses it."""
+    times: list[list[float]] = [[] for _ in fns]
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for item in items:
+                for fn, spent in zip(fns, times, strict=True):
+                    start = time.perf_counter()
+                    fn(item)
+                    spent.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return [statistics.median(spent) * 1e3 for spent in times]
 
 
 def main() -> None:
@@ -80,9 +94,9 @@ def main() -> None:
     n, r = len(prompts), args.repeat
     print(f"{n} prompts, answers of {args.chars} characters ({n - repeated} cut from longer "
           f"ones, {repeated} repeated to length), {r} repeats; median per call")
-    print(f"route (classifier + outcome model + policy): "
-          f"{median_ms(fresh(runtime.route), prompts, r):.3f} ms; "
-          f"the classifier alone: {median_ms(base.route, prompts, r):.3f} ms")
+    whole, alone = medians_ms([fresh(runtime.route), base.route], prompts, r)
+    print(f"route (classifier + outcome model + policy): {whole:.3f} ms; "
+          f"the classifier alone: {alone:.3f} ms")
     print(f"outcome decision given the classifier's scores: "
           f"{median_ms(fresh(lambda p: outcome.choose(p, scores[p])), prompts, r):.3f} ms")
     print(f"learned check, router logit computed (/v1/quality): "

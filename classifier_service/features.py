@@ -41,6 +41,9 @@ TAIL_TOKENS = 64
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens of ``text``; a CJK run becomes its character bigrams."""
+    if text.isascii():  # no CJK run to split: the pattern's tokens as they are
+        tokens: list[str] = WORD.findall(text.lower())
+        return tokens
     toks: list[str] = []
     for tok in WORD.findall(text.lower()):
         if len(tok) > 1 and CJK_RUN.fullmatch(tok):
@@ -52,6 +55,12 @@ def words(text: str) -> list[str]:
 
 def analyze(text: str) -> list[str]:
     """All features of one prompt, in a stable order."""
+    return analyze_words(text)[0]
+
+
+def analyze_words(text: str) -> tuple[list[str], list[str]]:
+    """:func:`analyze`'s features, and the words they were made of (the unigram features:
+    the prompt's words, or its head and tail when it is long)."""
     toks = words(text)
     n = len(toks)
     if n > HEAD_TOKENS + TAIL_TOKENS:
@@ -74,7 +83,7 @@ def analyze(text: str) -> list[str]:
         feats.append("__fields")
     if any(q in text for q in QUOTES):
         feats.append("__quoted")
-    return feats
+    return feats, toks
 
 
 def _length_band(n_words: int) -> int:

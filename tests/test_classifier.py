@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 
 from classifier_service.errors import DataError, ModelArtifactError
-from classifier_service.features import analyze
+from classifier_service.features import analyze, analyze_words
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact, save_artifact
-from classifier_service.routing.classifier import TierClassifier, known_share, temper, temper_factor
+from classifier_service.routing.classifier import (
+    TierClassifier,
+    known_share,
+    known_words_share,
+    temper,
+    temper_factor,
+)
 from classifier_service.runtime import Runtime
 from tier_router_training.dataset import Example, bundled_corpus_files, load_examples
 from tier_router_training.pipeline import (
@@ -119,6 +125,16 @@ def test_unknown_words_flatten_the_probabilities(runtime: Runtime) -> None:
     half = "Write a haiku about autumn rain " + " ".join(f"qzx{i}v" for i in range(10))
     assert 0 < known_share(analyze(half), vocab) < 0.5
     assert 1 / 3 < max(clf.score(half).tiers.values()) < max(clf.score(prompt).tiers.values())
+
+
+def test_known_share_from_the_words_is_known_share(runtime: Runtime) -> None:
+    """score() counts the known share from the words analyze_words() read, not all features."""
+    vocab = load_artifact(bundled_model_dir()).bundle["vectorizer"].vocabulary_
+    prompts = corpus_prompts(200) + ODD_PROMPTS + [
+        "__init__ and __len3 are not words here", "what does __ mean", "__first write"]
+    for prompt in prompts:
+        feats, read = analyze_words(prompt)
+        assert known_words_share(read, vocab) == known_share(feats, vocab), prompt
 
 
 def test_temper() -> None:

@@ -56,3 +56,35 @@ def test_cjk_runs_become_character_bigrams() -> None:
 def test_other_scripts_stay_words() -> None:
     assert words("Почему небо голубое?") == ["почему", "небо", "голубое"]
     assert words("¿Cuál es la capital?") == ["cuál", "es", "la", "capital"]
+
+
+def test_ascii_fast_path_gives_the_general_paths_words() -> None:
+    """ASCII text skips the CJK split; the words must be those of the general loop."""
+    from itertools import pairwise
+
+    from classifier_service import features
+
+    def general(text: str) -> list[str]:
+        toks: list[str] = []
+        for tok in features.WORD.findall(text.lower()):
+            if len(tok) > 1 and features.CJK_RUN.fullmatch(tok):
+                toks.extend(a + b for a, b in pairwise(tok))
+            else:
+                toks.append(tok)
+        return toks
+
+    texts = ["What's the size of Sao Paulo?", "don't __init__ a_b x'y 'quoted' 3.14 --flag",
+             "MiXeD CaSe\tTabs\nnew-lines", "", "   ", "it's O'Brien's",
+             "東京 and 文章的主要 words", "naïve café"]
+    for text in texts:
+        assert words(text) == general(text), text
+
+
+def test_analyze_words_returns_the_unigram_features() -> None:
+    from classifier_service.features import analyze_words
+
+    long = " ".join(f"w{i}" for i in range(HEAD_TOKENS + TAIL_TOKENS + 50))
+    for text in ["Is this review positive?", long, "東京 tower", "__len3 __init__ x", ""]:
+        feats, read = analyze_words(text)
+        assert feats == analyze(text)
+        assert feats[: len(read)] == read and (not read or " " not in "".join(read))

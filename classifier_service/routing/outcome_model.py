@@ -170,6 +170,10 @@ class OutcomeModel:
         self._dense_fill = arrays["router_dense_fill"]
         self._b = arrays["router_b"]
         self._dense_names: list[str] = list(metadata["router"]["dense_features"])
+        # each dense feature as (reads the tier head?, label, value when the label is absent)
+        self._dense_keys = [(head == "tier", label, fill) for (head, _, label), fill in zip(
+            (name.partition(":") for name in self._dense_names), self._dense_fill.tolist(),
+            strict=True)]
         point = metadata.get("operating_point") or {}
         self.router_thresholds: dict[str, float] = dict(
             point.get("router_thresholds") or {t: 0.5 for t in self.tiers})
@@ -225,14 +229,9 @@ class OutcomeModel:
     def _dense(self, scores: ClassifierScores | None) -> FloatArray:
         if scores is None or not self._dense_names:
             return self._dense_fill
-        out = self._dense_fill.copy()
-        cats = scores.categories or {}
-        for i, name in enumerate(self._dense_names):
-            head, _, label = name.partition(":")
-            source = scores.tiers if head == "tier" else cats
-            if label in source:
-                out[i] = source[label]
-        return out
+        tiers, kinds = scores.tiers, scores.categories or {}
+        return np.array([(tiers if tier else kinds).get(label, fill)
+                         for tier, label, fill in self._dense_keys])
 
     def router_logits(self, prompt: str, scores: ClassifierScores | None = None) -> FloatArray:
         """One logit of P(good) per tier (fallback tiers' entries are meaningless zeros); the
@@ -289,10 +288,10 @@ class OutcomeModel:
         """The cheapest tier from ``lowest`` to ``highest`` (default: all) that the model
         accepts; the most expensive of them when none does. A thinly covered tier accepts when
         the classifier's top tier is at or below it (reason ``classifier``)."""
-        z = self.router_logits(prompt, scores)
+        z = self.router_logits(prompt, scores).tolist()
         lo = self.tiers.index(lowest) if lowest else 0
         hi = self.tiers.index(highest) if highest else len(self.tiers) - 1
-        p = {t: _sigmoid(float(z[i])) for i, t in enumerate(self.tiers) if self._learned[i]}
+        p = {t: _sigmoid(z[i]) for i, t in enumerate(self.tiers) if self._learned[i]}
         top = None
         if scores is not None and scores.tiers:
             top = max(scores.tiers, key=scores.tiers.__getitem__)

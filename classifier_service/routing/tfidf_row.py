@@ -39,8 +39,12 @@ def tfidf_row(keys: Iterable[K], vocabulary: Mapping[K, int], idf: FloatArray, *
     n = len(counts)
     columns = np.fromiter(counts.keys(), dtype=np.intp, count=n)
     found = np.fromiter(counts.values(), dtype=np.float64, count=n)
-    tf: FloatArray = np.log(found) + 1.0 if sublinear else found
+    tf: FloatArray = found
+    if sublinear:  # in place: each numpy call on a row this short costs more than its sums
+        np.log(tf, out=tf)
+        tf += 1.0
     if l2:
-        weighted = tf * idf[columns]
-        tf = tf / math.sqrt(float(weighted @ weighted))
+        weighted = idf[columns]
+        weighted *= tf
+        tf /= math.sqrt(float(weighted @ weighted))
     return columns, tf
