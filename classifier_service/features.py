@@ -66,7 +66,7 @@ def analyze_words(text: str) -> tuple[list[str], list[str]]:
     if n > HEAD_TOKENS + TAIL_TOKENS:
         toks = toks[:HEAD_TOKENS] + toks[-TAIL_TOKENS:]
     feats = list(toks)
-    feats.extend([a + " " + b for a, b in pairwise(toks)])
+    feats.extend(map(" ".join, pairwise(toks)))
     feats.append(f"__len{_length_band(n)}")
     if toks:
         feats.append("__first " + toks[0])

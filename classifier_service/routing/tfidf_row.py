@@ -6,7 +6,7 @@ twice counts twice), and returns their columns and ``tf / ||tf * idf||`` (tf sub
 ``1 + log(count)``, unless ``sublinear=False``; without the l2 norm unless ``l2=True``). A
 model's logits are then ``values @ weights[columns]`` with ``weights`` already multiplied by
 idf: the classifier's heads, the outcome model's routers and the learned check's words all
-score this way. The lookups and the counting run in C (``map``, ``filter``, ``Counter``).
+score this way. The lookups and the counting run in C (``map``, ``Counter``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
-from functools import partial
-from operator import is_not
 from typing import TypeVar
 
 import numpy as np
@@ -25,7 +23,6 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 NO_COLUMNS: IndexArray = np.zeros(0, dtype=np.intp)
 NO_VALUES: FloatArray = np.zeros(0)
-_found = partial(is_not, None)
 K = TypeVar("K", bound=Hashable)
 
 
@@ -33,7 +30,8 @@ def tfidf_row(keys: Iterable[K], vocabulary: Mapping[K, int], idf: FloatArray, *
               sublinear: bool = True, l2: bool = True) -> tuple[IndexArray, FloatArray]:
     """The columns the keys hit (in order of first hit) and their values; empty arrays when
     none hit."""
-    counts = Counter(filter(_found, map(vocabulary.get, keys)))
+    counts: Counter[int | None] = Counter(map(vocabulary.get, keys))
+    counts.pop(None, None)  # the keys the vocabulary lacks
     if not counts:
         return NO_COLUMNS, NO_VALUES
     n = len(counts)
