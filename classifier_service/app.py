@@ -199,8 +199,10 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory classifier_service.app:app_from_env``.
 
     ``serve --workers N`` builds each worker's app here. A SIGHUP that reaches a worker before
-    its lifespan installs the reload handler would kill it (the default action); ignoring it
-    until then loses nothing, since the lifespan loads the current files afterwards.
+    its lifespan installs the reload handler would kill it (the default action), so it is
+    ignored until then. That worker then loads the current generation (the state file's
+    snapshot); what the signal asked for reaches it when another worker's SIGHUP reload
+    publishes. Only a SIGHUP that finds every worker starting is lost: send it again.
     """
     with contextlib.suppress(ValueError, AttributeError):  # not the main thread / no SIGHUP
         signal.signal(signal.SIGHUP, signal.SIG_IGN)

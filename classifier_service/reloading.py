@@ -9,8 +9,11 @@ Triggers: ``POST /v1/admin/reload`` and SIGHUP. With several worker processes, t
 reloads writes the new paths and a generation number to a shared state file; every other
 worker checks that file once a second and follows, and a worker (re)started later reads it at
 start-up. SIGHUP sent to the ``tier-router serve`` parent is passed on to every worker, which
-reloads its current paths in place (no process restarts, no dropped connections) and publishes
-the result, so that the workers end on one generation.
+reloads the service's current paths in place (no process restarts, no dropped connections) and
+publishes the result, so that the workers end on one generation. "Current" is the last published
+generation's, which a worker whose watcher lags has not loaded yet; and publishing is
+compare-and-set (:meth:`Reloader.reload`), so that a slow reload cannot publish paths that a
+reload finished meanwhile has replaced.
 
 With a state file, what is loaded is first copied into a snapshot next to it
 (:mod:`classifier_service.snapshots`) and the state file names the snapshot: followers and
@@ -26,7 +29,9 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +42,17 @@ from classifier_service.snapshots import Snapshot
 
 log = logging.getLogger("tier_router")
 WATCH_INTERVAL_S = 1.0
+PUBLISH_TRIES = 3
+"""Loads one reload may make when other workers keep publishing meanwhile; the last one
+publishes whatever is on file by then."""
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload swapped in, and the generation it published."""
+
+    runtime: Runtime
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -113,47 +129,70 @@ class Reloader:
         runtime: Runtime = self._state.runtime
         return runtime
 
-    def reload(self, model_dir: Path | None = None, portfolio: Path | None = None,
-               *, publish: bool = True) -> Runtime:
+    def reload(self, model_dir: Path | None = None, portfolio: Path | None = None) -> Reloaded:
         """Load and swap in; on any error raise it and keep the current runtime.
 
-        ``publish``: tell the other workers (a SIGHUP reaches each worker itself, so it
-        need not).
+        A path left ``None`` is the one the service serves now: with several workers, the last
+        published generation's, whether or not this worker's watcher has followed it yet (a
+        SIGHUP reaches every worker at once; one that re-read its own old paths would publish
+        them, and every worker would follow it back to the model a reload had replaced).
+
+        Publishing is compare-and-set: when another worker published while this one was
+        loading, and that changes what this reload means (paths it left to the service), what
+        it loaded is thrown away and the reload runs again on top of that generation. So a
+        reload never publishes paths older than the last ones published.
         """
         with self._lock:
-            current = self._current_paths()
-            sources = (Path(portfolio or current[0]), Path(model_dir or current[1]))
-            snapshot = None
-            try:
-                if self._snapshots is not None:
-                    new, snapshot = snapshots.take_and_load(*sources, self._snapshots)
-                else:
-                    new = Runtime.load(*sources)
-            except Exception:
-                self._count("refused")
-                raise
+            for attempt in range(1, PUBLISH_TRIES + 1):
+                base = read_state(self._state_file)
+                sources = self._sources(base, model_dir, portfolio)
+                snapshot = None
+                try:
+                    if self._snapshots is not None:
+                        new, snapshot = snapshots.take_and_load(*sources, self._snapshots)
+                    else:
+                        new = Runtime.load(*sources)
+                except Exception:
+                    self._count("refused")
+                    raise
+                if self._state_file is None:
+                    self.generation += 1
+                    break
+
+                still_valid = (None if attempt == PUBLISH_TRIES else
+                               partial(self._unchanged, base, sources, model_dir, portfolio))
+                if self._publish(new, snapshot, still_valid):
+                    break
+                if snapshot is not None:
+                    snapshots.discard(snapshot)
+                log.info("another worker published a reload while this one loaded %s and %s; "
+                         "reloading on top of it", *sources)
             self._state.runtime = new
             self._count("ok")
-            if self._state_file is not None and publish:
-                self._publish(new, snapshot)
-            elif self._state_file is None:
-                self.generation += 1
+            generation = self.generation
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
-                 new.model_version, new.model_dir, new.portfolio_path, self.generation)
-        return new
+                 new.model_version, new.model_dir, new.portfolio_path, generation)
+        return Reloaded(new, generation)
 
-    def _current_paths(self) -> tuple[Path, Path]:
-        """The (portfolio, model folder) this worker should be serving: its own, or those of a
-        newer generation another worker published and this one has not followed yet.
+    def _unchanged(self, base: SharedState | None, sources: tuple[Path, Path],
+                   model_dir: Path | None, portfolio: Path | None,
+                   shared: SharedState | None) -> bool:
+        """Whether a reload that read ``base`` and loaded ``sources`` may publish over the
+        generation now on file, ``shared``: nobody published since, or what they published
+        leaves this reload's paths as they were."""
+        return (shared is None
+                or (base is not None and shared.generation == base.generation)
+                or self._sources(shared, model_dir, portfolio) == sources)
 
-        A SIGHUP reaches every worker at once; one that had not caught up with an admin reload
-        would otherwise re-read its old paths and publish them, and every worker would follow
-        it back to the model the reload replaced.
-        """
-        shared = read_state(self._state_file)
-        if shared is not None and shared.generation > self.generation:
-            return shared.portfolio, shared.model_dir
-        return self.runtime.portfolio_path, self.runtime.model_dir
+    def _sources(self, shared: SharedState | None, model_dir: Path | None,
+                 portfolio: Path | None) -> tuple[Path, Path]:
+        """(portfolio, model folder) to load: those given, else the service's current ones
+        (the shared state's where there is one, else this worker's own)."""
+        if shared is not None:
+            current = (shared.portfolio, shared.model_dir)
+        else:
+            current = (self.runtime.portfolio_path, self.runtime.model_dir)
+        return Path(portfolio or current[0]), Path(model_dir or current[1])
 
     def follow(self) -> None:
         """Catch up with a reload another worker published."""
@@ -179,8 +218,12 @@ class Reloader:
         if metrics is not None:
             metrics.reloads.labels(outcome).inc()
 
-    def _publish(self, runtime: Runtime, snapshot: Snapshot | None) -> None:
-        """Write the next generation; an flock keeps two workers' reloads in one order."""
+    def _publish(self, runtime: Runtime, snapshot: Snapshot | None,
+                 still_valid: Callable[[SharedState | None], bool] | None = None) -> bool:
+        """Write the next generation, unless ``still_valid`` of the generation on file says
+        the reload must be redone (False then; ``None``: write over whatever is on file). An
+        flock makes the test and the write one step across processes, and keeps two workers'
+        reloads in one order."""
         assert self._state_file is not None
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self._state_file.with_name(self._state_file.name + ".lock")
@@ -188,6 +231,8 @@ class Reloader:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 shared = read_state(self._state_file)
+                if still_valid is not None and not still_valid(shared):
+                    return False
                 self.generation = max(self.generation + 1,
                                       (shared.generation + 1) if shared else 1)
                 write_state(self._state_file, SharedState(
@@ -196,6 +241,7 @@ class Reloader:
                     snapshots.prune(self._snapshots, snapshot)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
 
     async def watch(self) -> None:
         """Poll the shared state file (cheap: one small read a second) until cancelled."""

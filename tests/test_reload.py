@@ -16,13 +16,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from classifier_service import snapshots
 from classifier_service.app import create_app
 from classifier_service.feedback import read_records
 from classifier_service.portfolio.model import bundled_portfolio_path
-from classifier_service.reloading import Reloader, publish_initial
+from classifier_service.reloading import Reloader, publish_initial, read_state
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
+from classifier_service.snapshots import Snapshot
 from tests.conftest import portfolio_yaml
 from tests.support.admin import ADMIN, ADMIN_KEY
 from tests.support.processes import fresh_versions, serve, stop, wait_for
@@ -129,15 +131,20 @@ class Holder:
         self.runtime = runtime
 
 
+def two_workers(state_file: Path) -> tuple[Reloader, Reloader]:
+    """Two workers' reloaders on one state file, both on generation 0 (the shipped model)."""
+    portfolio, shipped = bundled_portfolio_path(), bundled_model_dir()
+    publish_initial(state_file, portfolio, shipped)
+    a, b = (Reloader(Holder(Runtime.load(portfolio, shipped)), state_file) for _ in range(2))
+    return a, b
+
+
 def test_a_sighup_before_a_worker_followed_a_reload_keeps_the_reloaded_model(
     tmp_path: Path, other_model: Path
 ) -> None:
     """Worker B gets the SIGHUP before its watcher saw worker A's admin reload: B reloads A's
     paths, not the ones A replaced (else every worker would follow B back to the old model)."""
-    state_file = tmp_path / "state" / "reload.json"
-    portfolio, shipped = bundled_portfolio_path(), bundled_model_dir()
-    publish_initial(state_file, portfolio, shipped)
-    a, b = (Reloader(Holder(Runtime.load(portfolio, shipped)), state_file) for _ in range(2))
+    a, b = two_workers(tmp_path / "state" / "reload.json")
     a.reload(model_dir=other_model)
     expected = load_artifact(other_model).model_version
     b.reload()  # what a SIGHUP does, with B's watcher a second behind
@@ -147,6 +154,63 @@ def test_a_sighup_before_a_worker_followed_a_reload_keeps_the_reloaded_model(
     # a SIGHUP once both are on one generation re-reads that generation's paths, as before
     b.reload()
     assert b.runtime.model_dir == other_model and b.generation == 3
+
+
+def test_a_reload_published_while_another_was_loading_is_not_undone(
+    tmp_path: Path, other_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B's SIGHUP reload reads generation 0 and loads the shipped model; meanwhile A's admin
+    reload publishes generation 1. B must not publish the shipped model over it: it reloads on
+    top of generation 1. An explicit reload that overlaps one is the latest request, and wins."""
+    state_file = tmp_path / "state" / "reload.json"
+    a, b = two_workers(state_file)
+    real = snapshots.take_and_load
+    loads: list[Path] = []
+
+    def meanwhile(portfolio: Path, model_dir: Path, root: Path) -> tuple[Runtime, Snapshot]:
+        loads.append(model_dir)
+        if len(loads) == 1:  # B is loading...
+            a.reload(model_dir=other_model)  # ...when A's reload publishes
+        return real(portfolio, model_dir, root)
+
+    monkeypatch.setattr(snapshots, "take_and_load", meanwhile)
+    b.reload()
+    shipped = bundled_model_dir()
+    assert loads == [shipped, other_model, other_model]  # B's, A's, B's again on top of A's
+    state = read_state(state_file)
+    assert state is not None and (state.generation, state.model_dir) == (2, other_model)
+    assert b.runtime.model_dir == other_model
+    a.follow()
+    assert a.runtime.model_dir == other_model and a.generation == b.generation == 2
+
+    loads.clear()
+    b.reload(model_dir=shipped, portfolio=bundled_portfolio_path())  # A reloads meanwhile
+    assert loads == [shipped, other_model]  # not redone: both its paths were given
+    state = read_state(state_file)
+    assert state is not None and (state.generation, state.model_dir) == (4, shipped)
+
+
+def test_a_sighup_after_a_failed_follow_loads_the_published_paths(
+    tmp_path: Path, other_model: Path
+) -> None:
+    """A worker that could not follow a generation (its snapshot and its folder were gone)
+    still serves the old model; a SIGHUP once the folder is back loads the published paths,
+    not the worker's own, which would take every worker back."""
+    state_file = tmp_path / "state" / "reload.json"
+    a, b = two_workers(state_file)
+    deployed = tmp_path / "deployed"
+    shutil.copytree(other_model, deployed)
+    a.reload(model_dir=deployed)
+    state = read_state(state_file)
+    assert state is not None and state.snapshot is not None
+    state.snapshot.model_dir.parent.rename(tmp_path / "snapshot-gone")
+    deployed.rename(tmp_path / "folder-gone")
+    b.follow()
+    assert b.runtime.model_dir == bundled_model_dir() and b.generation == 1  # did not follow
+    (tmp_path / "folder-gone").rename(deployed)
+    b.reload()  # what a SIGHUP does
+    assert b.runtime.model_dir == deployed
+    assert b.runtime.model_version == load_artifact(other_model).model_version
 
 
 # -- real processes ---------------------------------------------------------------------
@@ -243,7 +307,8 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(
     proc, url = serve("--workers", str(workers), "--feedback-log", str(log),
                       log=tmp_path / "serve.log")
     acked: list[str] = []
-    stop_at = time.monotonic() + 1.5
+    # kill once writes are under way on every path: a few dozen acknowledged (or 30 s)
+    stop_at = time.monotonic() + 30
 
     def writer(n: int) -> None:
         with httpx.Client(base_url=url, timeout=5) as client:
@@ -263,7 +328,7 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_record(
                for n in range(writers)]
     for t in threads:
         t.start()
-    while time.monotonic() < stop_at:
+    while len(acked) < 4 * writers and time.monotonic() < stop_at:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)

@@ -25,10 +25,18 @@ from tests.support.processes import fresh_versions, serve, stop, wait_for
 
 
 def workers(parent: int, port: int) -> set[int]:
-    """Children of ``parent`` listening on ``port`` (uvicorn's workers, not helpers)."""
-    return {child.pid for child in psutil.Process(parent).children()
-            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                   for c in child.net_connections(kind="tcp"))}
+    """Children of ``parent`` listening on ``port`` (uvicorn's workers, not helpers); a child
+    that is gone by the time it is asked (a killed worker being reaped) is none."""
+    found = set()
+    for child in psutil.Process(parent).children():
+        try:
+            connections = child.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in connections):
+            found.add(child.pid)
+    return found
 
 
 def answers_by_worker(url: str, pids: set[int], connections: int) -> dict[int, set[str]]:

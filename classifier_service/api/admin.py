@@ -78,15 +78,16 @@ def reload(
     model_dir = reload_paths.model_dir(settings, body.model_dir) if body.model_dir else None
     portfolio = reload_paths.portfolio(settings, body.portfolio) if body.portfolio else None
     try:
-        runtime = reloader.reload(model_dir=model_dir, portfolio=portfolio)
+        reloaded = reloader.reload(model_dir=model_dir, portfolio=portfolio)
     except ConfigError as exc:
         raise reload_paths.refusal(exc) from None
+    runtime = reloaded.runtime
     return ReloadResponse(
         model_version=runtime.model_version,
         model_dir=str(runtime.model_dir),
         portfolio=str(runtime.portfolio_path),
         tiers=runtime.portfolio.tier_names,
-        generation=reloader.generation,
+        generation=reloaded.generation,
     )
 
 
