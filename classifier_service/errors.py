@@ -147,6 +147,13 @@ class NoBackendError(RequestError):
     status_code = 503
 
 
+class ReloadNotPublished(RequestError):
+    """A reload loaded, but could not be shared with the other workers (HTTP 503); the
+    previous model keeps serving."""
+
+    status_code = 503
+
+
 class UpstreamRejected(RequestError):
     """The endpoint refused the request itself (a 4xx): the client's to fix, no failover."""
 

@@ -31,11 +31,11 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 from classifier_service import snapshots
+from classifier_service.errors import ReloadNotPublished
 from classifier_service.routing.artifact import atomic_write
 from classifier_service.runtime import Runtime
 from classifier_service.snapshots import Snapshot
@@ -43,13 +43,14 @@ from classifier_service.snapshots import Snapshot
 log = logging.getLogger("tier_router")
 WATCH_INTERVAL_S = 1.0
 PUBLISH_TRIES = 3
-"""Loads one reload may make when other workers keep publishing meanwhile; the last one
-publishes whatever is on file by then."""
+"""Loads one reload may make while other workers keep publishing reloads that change what it
+loads; after that it follows the newest generation."""
 
 
 @dataclass(frozen=True)
 class Reloaded:
-    """What a reload swapped in, and the generation it published."""
+    """What a reload swapped in, and its generation (the one it published, or followed; a
+    count of reloads without a state file)."""
 
     runtime: Runtime
     generation: int
@@ -138,51 +139,69 @@ class Reloader:
         them, and every worker would follow it back to the model a reload had replaced).
 
         Publishing is compare-and-set: when another worker published while this one was
-        loading, and that changes what this reload means (paths it left to the service), what
-        it loaded is thrown away and the reload runs again on top of that generation. So a
-        reload never publishes paths older than the last ones published.
+        loading, and that changes what this reload loads (a path it left to the service), what
+        it loaded is thrown away and the reload runs again on top of that generation; after
+        :data:`PUBLISH_TRIES` such turns it follows the newest generation instead. So a reload
+        never publishes paths older than the last ones published. Two reloads that name their
+        paths and overlap are both as asked: the one that finishes last is the service's.
         """
         with self._lock:
-            for attempt in range(1, PUBLISH_TRIES + 1):
-                base = read_state(self._state_file)
-                sources = self._sources(base, model_dir, portfolio)
-                snapshot = None
-                try:
-                    if self._snapshots is not None:
-                        new, snapshot = snapshots.take_and_load(*sources, self._snapshots)
-                    else:
-                        new = Runtime.load(*sources)
-                except Exception:
-                    self._count("refused")
-                    raise
-                if self._state_file is None:
-                    self.generation += 1
-                    break
-
-                still_valid = (None if attempt == PUBLISH_TRIES else
-                               partial(self._unchanged, base, sources, model_dir, portfolio))
-                if self._publish(new, snapshot, still_valid):
-                    break
-                if snapshot is not None:
-                    snapshots.discard(snapshot)
-                log.info("another worker published a reload while this one loaded %s and %s; "
-                         "reloading on top of it", *sources)
+            if self._state_file is None:
+                new = self._load(self._sources(None, model_dir, portfolio))[0]
+                self._count("ok")
+                self.generation += 1
+            else:
+                new = self._load_and_publish(model_dir, portfolio)
             self._state.runtime = new
-            self._count("ok")
             generation = self.generation
         log.info("reloaded: model %s from %s, portfolio %s (generation %d)",
                  new.model_version, new.model_dir, new.portfolio_path, generation)
         return Reloaded(new, generation)
 
-    def _unchanged(self, base: SharedState | None, sources: tuple[Path, Path],
-                   model_dir: Path | None, portfolio: Path | None,
-                   shared: SharedState | None) -> bool:
-        """Whether a reload that read ``base`` and loaded ``sources`` may publish over the
-        generation now on file, ``shared``: nobody published since, or what they published
-        leaves this reload's paths as they were."""
-        return (shared is None
-                or (base is not None and shared.generation == base.generation)
-                or self._sources(shared, model_dir, portfolio) == sources)
+    def _load(self, sources: tuple[Path, Path]) -> tuple[Runtime, Snapshot | None]:
+        try:
+            if self._snapshots is not None:
+                return snapshots.take_and_load(*sources, self._snapshots)
+            return Runtime.load(*sources), None
+        except Exception:
+            self._count("refused")
+            raise
+
+    def _load_and_publish(self, model_dir: Path | None, portfolio: Path | None) -> Runtime:
+        """With a state file: load, then publish unless a newer generation changed the
+        sources meanwhile (then again on top of it). Holds ``self._lock``."""
+        for _ in range(PUBLISH_TRIES):
+            base = read_state(self._state_file)
+            sources = self._sources(base, model_dir, portfolio)
+            new, snapshot = self._load(sources)
+
+            def still_applies(shared: SharedState | None, base: SharedState | None = base,
+                              sources: tuple[Path, Path] = sources) -> bool:
+                """Nobody published since ``base``, or what they did leaves the sources."""
+                return (shared is None
+                        or (base is not None and shared.generation == base.generation)
+                        or self._sources(shared, model_dir, portfolio) == sources)
+
+            try:
+                published = self._publish(new, snapshot, still_applies)
+            except OSError as exc:
+                if snapshot is not None:
+                    snapshots.discard(snapshot)
+                self._count("refused")
+                raise ReloadNotPublished(
+                    f"the reload loaded, but the state file {self._state_file} that shares it "
+                    f"with the other workers could not be written ({exc}); the previous model "
+                    "keeps serving") from None
+            if published:
+                self._count("ok")
+                return new
+            if snapshot is not None:
+                snapshots.discard(snapshot)
+            log.info("another worker published a reload while this one loaded %s and %s; "
+                     "reloading on top of it", *sources)
+        log.info("other workers kept publishing reloads: following the newest instead")
+        self._catch_up(read_state(self._state_file))
+        return self.runtime
 
     def _sources(self, shared: SharedState | None, model_dir: Path | None,
                  portfolio: Path | None) -> tuple[Path, Path]:
@@ -200,16 +219,20 @@ class Reloader:
         if shared is None or shared.generation <= self.generation:
             return
         with self._lock:
-            if shared.generation <= self.generation:  # a reload of ours got there first
-                return
-            try:
-                new = shared.load()
-            except Exception as exc:
-                log.error("could not follow reload generation %d: %s", shared.generation, exc)
-                self.generation = shared.generation  # don't retry a broken generation forever
-                return
-            self._state.runtime = new
-            self.generation = shared.generation
+            self._catch_up(shared)
+
+    def _catch_up(self, shared: SharedState | None) -> None:
+        """Load ``shared`` if it is newer than what this worker serves. Holds ``self._lock``."""
+        if shared is None or shared.generation <= self.generation:  # ours got there first
+            return
+        try:
+            new = shared.load()
+        except Exception as exc:
+            log.error("could not follow reload generation %d: %s", shared.generation, exc)
+            self.generation = shared.generation  # don't retry a broken generation forever
+            return
+        self._state.runtime = new
+        self.generation = shared.generation
         log.info("followed reload generation %d: model %s", shared.generation,
                  new.model_version)
 
@@ -219,11 +242,12 @@ class Reloader:
             metrics.reloads.labels(outcome).inc()
 
     def _publish(self, runtime: Runtime, snapshot: Snapshot | None,
-                 still_valid: Callable[[SharedState | None], bool] | None = None) -> bool:
-        """Write the next generation, unless ``still_valid`` of the generation on file says
-        the reload must be redone (False then; ``None``: write over whatever is on file). An
-        flock makes the test and the write one step across processes, and keeps two workers'
-        reloads in one order."""
+                 still_applies: Callable[[SharedState | None], bool]) -> bool:
+        """Write the next generation, unless ``still_applies`` of the generation on file says
+        the reload must be redone, or its snapshot was pruned meanwhile by other workers'
+        publishes (False then). An flock makes the test and the write one step across
+        processes, and keeps two workers' reloads in one order. ``self.generation`` moves
+        only once the state is written."""
         assert self._state_file is not None
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self._state_file.with_name(self._state_file.name + ".lock")
@@ -231,12 +255,13 @@ class Reloader:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 shared = read_state(self._state_file)
-                if still_valid is not None and not still_valid(shared):
+                if not still_applies(shared) or (
+                        snapshot is not None and not snapshot.model_dir.is_dir()):
                     return False
-                self.generation = max(self.generation + 1,
-                                      (shared.generation + 1) if shared else 1)
+                generation = max(self.generation + 1, (shared.generation + 1) if shared else 1)
                 write_state(self._state_file, SharedState(
-                    self.generation, runtime.model_dir, runtime.portfolio_path, snapshot))
+                    generation, runtime.model_dir, runtime.portfolio_path, snapshot))
+                self.generation = generation
                 if snapshot is not None and self._snapshots is not None:
                     snapshots.prune(self._snapshots, snapshot)
             finally:

@@ -16,11 +16,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from classifier_service import snapshots
+from classifier_service import reloading, snapshots
 from classifier_service.app import create_app
+from classifier_service.errors import ReloadNotPublished
 from classifier_service.feedback import read_records
 from classifier_service.portfolio.model import bundled_portfolio_path
-from classifier_service.reloading import Reloader, publish_initial, read_state
+from classifier_service.reloading import PUBLISH_TRIES, Reloader, publish_initial, read_state
 from classifier_service.routing.artifact import bundled_model_dir, load_artifact
 from classifier_service.runtime import Runtime
 from classifier_service.settings import Settings
@@ -161,7 +162,8 @@ def test_a_reload_published_while_another_was_loading_is_not_undone(
 ) -> None:
     """B's SIGHUP reload reads generation 0 and loads the shipped model; meanwhile A's admin
     reload publishes generation 1. B must not publish the shipped model over it: it reloads on
-    top of generation 1. An explicit reload that overlaps one is the latest request, and wins."""
+    top of generation 1. Two reloads that name their paths and overlap are both as asked: the
+    one that finishes last is the service's."""
     state_file = tmp_path / "state" / "reload.json"
     a, b = two_workers(state_file)
     real = snapshots.take_and_load
@@ -188,6 +190,87 @@ def test_a_reload_published_while_another_was_loading_is_not_undone(
     assert loads == [shipped, other_model]  # not redone: both its paths were given
     state = read_state(state_file)
     assert state is not None and (state.generation, state.model_dir) == (4, shipped)
+
+
+def test_a_reload_overtaken_again_and_again_follows_the_newest(
+    tmp_path: Path, other_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of B's loads is overtaken by another of A's reloads (X, then Y, then Z): B gives
+    up loading after PUBLISH_TRIES and follows the newest; it never publishes X or Y over Z."""
+    state_file = tmp_path / "state" / "reload.json"
+    a, b = two_workers(state_file)
+    folders = []
+    for name in ("x", "y", "z"):
+        shutil.copytree(other_model, tmp_path / name)
+        folders.append(tmp_path / name)
+    real = snapshots.take_and_load
+    pending, inside_a = list(folders), [False]
+
+    def meanwhile(portfolio: Path, model_dir: Path, root: Path) -> tuple[Runtime, Snapshot]:
+        if not inside_a[0] and pending:  # one of B's loads: A publishes the next folder
+            inside_a[0] = True
+            try:
+                a.reload(model_dir=pending.pop(0))
+            finally:
+                inside_a[0] = False
+        return real(portfolio, model_dir, root)
+
+    monkeypatch.setattr(snapshots, "take_and_load", meanwhile)
+    reloaded = b.reload()
+    assert PUBLISH_TRIES == 3 and not pending
+    state = read_state(state_file)
+    assert state is not None and (state.generation, state.model_dir) == (3, folders[2])
+    assert reloaded.generation == b.generation == 3 and b.runtime.model_dir == folders[2]
+
+
+def test_a_state_file_that_cannot_be_written_refuses_the_reload(
+    tmp_path: Path, other_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full while publishing: the reload is refused (503, not a 500), the worker keeps
+    its model and its generation (so it still follows the next one), no snapshot is left."""
+    state_file = tmp_path / "state" / "reload.json"
+    a, b = two_workers(state_file)
+    taken = set((state_file.parent / "snapshots").iterdir())
+
+    def full(path: Path, state: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reloading, "write_state", full)
+    with pytest.raises(ReloadNotPublished, match="could not be written") as refused:
+        b.reload(model_dir=other_model)
+    assert refused.value.status_code == 503 and "previous model keeps serving" in str(
+        refused.value)
+    assert b.generation == 0 and b.runtime.model_dir == bundled_model_dir()
+    assert set((state_file.parent / "snapshots").iterdir()) == taken
+    monkeypatch.undo()
+    a.reload(model_dir=other_model)
+    b.follow()
+    assert b.generation == 1 and b.runtime.model_dir == other_model
+
+
+def test_a_snapshot_pruned_before_it_was_published_is_taken_again(
+    tmp_path: Path, other_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With many workers reloading at once, the others' publishes can prune a snapshot that is
+    still loading; publishing it would name a folder that is gone (a restarted worker could
+    not load it), so the reload takes it again."""
+    state_file = tmp_path / "state" / "reload.json"
+    _, b = two_workers(state_file)
+    real = snapshots.take_and_load
+    loads = [0]
+
+    def pruned(portfolio: Path, model_dir: Path, root: Path) -> tuple[Runtime, Snapshot]:
+        runtime, snapshot = real(portfolio, model_dir, root)
+        loads[0] += 1
+        if loads[0] == 1:
+            snapshots.discard(snapshot)  # what another worker's prune does
+        return runtime, snapshot
+
+    monkeypatch.setattr(snapshots, "take_and_load", pruned)
+    b.reload(model_dir=other_model)
+    state = read_state(state_file)
+    assert loads[0] == 2 and state is not None and state.snapshot is not None
+    assert state.snapshot.model_dir.is_dir() and state.model_dir == other_model
 
 
 def test_a_sighup_after_a_failed_follow_loads_the_published_paths(

@@ -68,7 +68,10 @@ class ReloadResponse(BaseModel):
         "several workers, every worker follows within about a second."
     ),
     responses=merge(BAD_BODY, ADMIN_KEY, too_large(),
-                    invalid("Refused; the previous model keeps serving.")),
+                    invalid("Refused; the previous model keeps serving."),
+                    {503: detail("Loaded, but the state file that shares the reload with the "
+                                 "other workers could not be written (e.g. disk full); the "
+                                 "previous model keeps serving.")}),
 )
 def reload(
     reloader: Annotated[Reloader, Depends(get_reloader)], settings: SettingsDep,
