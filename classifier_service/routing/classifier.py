@@ -211,11 +211,9 @@ class TierClassifier:
 
 def known_share(features: Sequence[str], vocabulary: Collection[str]) -> float:
     """The fraction of the distinct words (unigram features) of a prompt that are in
-    ``vocabulary``; 0 when the prompt has none."""
-    content = {f for f in features if " " not in f and not f.startswith("__")}
-    if not content:
-        return 0.0
-    return sum(f in vocabulary for f in content) / len(content)
+    ``vocabulary``; 0 when the prompt has none. The features without a space are its words
+    and the ``__`` markers, which :func:`known_words_share` leaves out."""
+    return known_words_share([f for f in features if " " not in f], vocabulary)
 
 
 def known_words_share(words: Sequence[str], vocabulary: Collection[str]) -> float:

@@ -169,11 +169,10 @@ class OutcomeModel:
         self._dense_w = arrays["router_dense_w"]
         self._dense_fill = arrays["router_dense_fill"]
         self._b = arrays["router_b"]
-        self._dense_names: list[str] = list(metadata["router"]["dense_features"])
         # each dense feature as (reads the tier head?, label, value when the label is absent)
         self._dense_keys = [(head == "tier", label, fill) for (head, _, label), fill in zip(
-            (name.partition(":") for name in self._dense_names), self._dense_fill.tolist(),
-            strict=True)]
+            (name.partition(":") for name in metadata["router"]["dense_features"]),
+            self._dense_fill.tolist(), strict=True)]
         point = metadata.get("operating_point") or {}
         self.router_thresholds: dict[str, float] = dict(
             point.get("router_thresholds") or {t: 0.5 for t in self.tiers})
@@ -182,7 +181,6 @@ class OutcomeModel:
         check = metadata.get("check")
         self.learned_check: LearnedCheck | None = (
             LearnedCheck(self.tiers, check, arrays, check_vocabulary) if check else None)
-        self.has_check = self.learned_check is not None
 
     @classmethod
     def load(cls, model_dir: Path | str) -> OutcomeModel:
@@ -227,7 +225,7 @@ class OutcomeModel:
 
     # --- router -------------------------------------------------------------------------
     def _dense(self, scores: ClassifierScores | None) -> FloatArray:
-        if scores is None or not self._dense_names:
+        if scores is None or not self._dense_keys:
             return self._dense_fill
         tiers, kinds = scores.tiers, scores.categories or {}
         return np.array([(tiers if tier else kinds).get(label, fill)
@@ -359,6 +357,11 @@ class OutcomeModel:
         """Whether the check learned from answers with ``avg_logprob`` (then the gateways ask
         the servers for token logprobs)."""
         return self.learned_check is not None and self.learned_check.uses_logprobs
+
+    @property
+    def has_check(self) -> bool:
+        """Whether the model learned an answer check (its records carried answers)."""
+        return self.learned_check is not None
 
     @property
     def weighs_words(self) -> bool:
